@@ -1,0 +1,16 @@
+// Makes the built entry points executable and copies the non-TypeScript assets next to them,
+// so that `npm ci` alone leaves runnable `rack` and `dckinit` binaries.
+import { chmodSync, copyFileSync, existsSync, mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+
+for (const bin of ['dist/cli/main.js', 'dist/dckinit/main.js', 'dist/sim/main.js']) {
+  if (existsSync(bin)) chmodSync(bin, 0o755);
+}
+for (const [from, to] of [
+  ['src/api/openapi.yaml', 'dist/api/openapi.yaml'],
+  ['src/libdck/libdck.sh', 'dist/libdck/libdck.sh'],
+]) {
+  if (!existsSync(from)) continue;
+  mkdirSync(dirname(to), { recursive: true });
+  copyFileSync(from, to);
+}

@@ -1,0 +1,41 @@
+/**
+ * What the kernel needs from a compute service: boot a VM with metadata and user_data, destroy
+ * it, and tell its state. `sim` (local processes) and `nova` (OpenStack) implement it.
+ */
+
+export interface BootRequest {
+  gid: string;
+  pid: number;
+  /** Server name / hostname, e.g. `rack-<gid8>-<pid>`. */
+  name: string;
+  /** The image: a Glance image id (nova) or a template directory name or path (sim). */
+  template: string;
+  /** A Nova flavor id; the sim driver records it only. */
+  flavor: string | null;
+  /** Server metadata (Nova `meta`): the rack_* keys and the user args, all strings. */
+  meta: Record<string, string>;
+  /** Raw user_data (not base64), or null. */
+  userData: string | null;
+}
+
+/** Nova's view, reduced: BUILD -> ACTIVE; ERROR; GONE once it no longer exists (or has stopped). */
+export type VmState = 'BUILD' | 'ACTIVE' | 'ERROR' | 'GONE';
+
+export interface VmInfo {
+  id: string;
+  state: VmState;
+}
+
+export interface ComputeDriver {
+  readonly name: string;
+  /** Starts booting a VM and returns its id as soon as the compute service has accepted it. */
+  boot(req: BootRequest): Promise<string>;
+  /** Destroys a VM at once (no grace); idempotent: an unknown or gone VM is not an error. */
+  destroy(id: string): Promise<void>;
+  state(id: string): Promise<VmState>;
+  /** Every VM this driver manages (for reconciliation after a restart). */
+  list(): Promise<VmInfo[]>;
+  /** Called when the driver learns that a VM died on its own (not through destroy()). */
+  onGone(listener: (id: string) => void): void;
+  close(): Promise<void>;
+}

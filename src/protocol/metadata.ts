@@ -1,0 +1,18 @@
+/**
+ * The keys RACK puts into a VM's Nova metadata (`meta` of meta_data.json). The guest agent reads
+ * them; the kernel writes them through the compute driver. User args sit beside them under their
+ * own names, which therefore may not start with `rack_`.
+ */
+export const META = {
+  gid: 'rack_gid',
+  pid: 'rack_pid',
+  ppid: 'rack_ppid',
+  url: 'rack_url',
+  token: 'rack_token',
+  role: 'rack_role',
+} as const;
+
+export const RESERVED_META_PREFIX = 'rack_';
+
+/** A user arg name: it becomes the environment variable RACK_ARG_<NAME>, so keep it a C identifier. */
+export const ARG_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,63}$/;

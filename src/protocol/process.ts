@@ -1,0 +1,81 @@
+/** The process model, as every part of RACK sees it (kernel, API, libdck, CLI, dckinit). */
+
+export const PROCESS_STATUSES = ['BUILD', 'ACTIVE', 'EXITED', 'KILLED', 'ERROR'] as const;
+export type ProcessStatus = (typeof PROCESS_STATUSES)[number];
+
+/** What the guest agent reports about the app it supervises. */
+export const APP_STATES = ['pending', 'starting', 'running', 'exited'] as const;
+export type AppState = (typeof APP_STATES)[number];
+
+/** Signals a process can be sent. TERM and KILL also end processes through kill(). */
+export const SIGNALS = ['TERM', 'KILL', 'INT', 'HUP', 'USR1', 'USR2', 'STOP', 'CONT'] as const;
+export type SignalName = (typeof SIGNALS)[number];
+
+/** The first PID of a group: the seed's slides show the first VM as PID=100. */
+export const FIRST_PID = 100;
+
+export type Args = Record<string, string>;
+
+export interface Group {
+  gid: string;
+  name: string;
+  description: string;
+  /** Defaults for processes of this group (a root process takes them when it gives none). */
+  template: string | null;
+  flavor: string | null;
+  args: Args;
+  created_at: string;
+}
+
+export interface Process {
+  gid: string;
+  pid: number;
+  /** null for a root process. */
+  ppid: number | null;
+  name: string;
+  template: string | null;
+  flavor: string | null;
+  args: Args;
+  status: ProcessStatus;
+  app_state: AppState;
+  /** Free text the app reports (PUT). */
+  app_status: string;
+  exit_code: number | null;
+  /** The signal that killed it (KILLED), or null. */
+  signal: SignalName | null;
+  /** Why it is in ERROR, or null. */
+  error: string | null;
+  /** The compute driver's handle for the VM (a Nova server id, a sim VM id). */
+  compute_id: string | null;
+  created_at: string;
+  updated_at: string;
+  ended_at: string | null;
+}
+
+export function isTerminal(status: ProcessStatus): boolean {
+  return status === 'EXITED' || status === 'KILLED' || status === 'ERROR';
+}
+
+/** How a child ended, as wait() reports it. */
+export interface WaitResult {
+  gid: string;
+  pid: number;
+  ppid: number | null;
+  status: 'exited' | 'killed' | 'error';
+  code: number | null;
+  signal: SignalName | null;
+  error: string | null;
+}
+
+export function waitResultOf(p: Process): WaitResult | null {
+  if (!isTerminal(p.status)) return null;
+  return {
+    gid: p.gid,
+    pid: p.pid,
+    ppid: p.ppid,
+    status: p.status === 'EXITED' ? 'exited' : p.status === 'KILLED' ? 'killed' : 'error',
+    code: p.exit_code,
+    signal: p.signal,
+    error: p.error,
+  };
+}

@@ -1,0 +1,69 @@
+import Database from 'better-sqlite3';
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+
+export type Db = Database.Database;
+
+/**
+ * Schema migrations, applied in order; `PRAGMA user_version` records how many ran. Parts of the
+ * store that come later (mailboxes, shared memory) append their own steps here.
+ */
+const MIGRATIONS: readonly string[] = [
+  `CREATE TABLE groups (
+     gid TEXT PRIMARY KEY,
+     name TEXT NOT NULL,
+     description TEXT NOT NULL,
+     template TEXT,
+     flavor TEXT,
+     args TEXT NOT NULL,
+     next_pid INTEGER NOT NULL,
+     created_at TEXT NOT NULL
+   );
+   CREATE TABLE processes (
+     gid TEXT NOT NULL REFERENCES groups(gid) ON DELETE CASCADE,
+     pid INTEGER NOT NULL,
+     ppid INTEGER,
+     name TEXT NOT NULL,
+     template TEXT,
+     flavor TEXT,
+     args TEXT NOT NULL,
+     status TEXT NOT NULL,
+     app_state TEXT NOT NULL,
+     app_status TEXT NOT NULL,
+     exit_code INTEGER,
+     signal TEXT,
+     error TEXT,
+     compute_id TEXT,
+     reaped INTEGER NOT NULL DEFAULT 0,
+     created_at TEXT NOT NULL,
+     updated_at TEXT NOT NULL,
+     ended_at TEXT,
+     PRIMARY KEY (gid, pid)
+   );
+   CREATE INDEX processes_ppid ON processes (gid, ppid);
+   CREATE INDEX processes_status ON processes (status);
+   CREATE TABLE tokens (
+     hash TEXT PRIMARY KEY,
+     gid TEXT NOT NULL REFERENCES groups(gid) ON DELETE CASCADE,
+     pid INTEGER NOT NULL
+   );`,
+];
+
+export function openDatabase(file: string, extraMigrations: readonly string[] = []): Db {
+  if (file !== ':memory:') mkdirSync(dirname(file), { recursive: true });
+  const db = new Database(file);
+  // WAL: readers never block the writer, and a kill -9 loses no committed transaction.
+  db.pragma('journal_mode = WAL');
+  db.pragma('synchronous = NORMAL');
+  db.pragma('foreign_keys = ON');
+  db.pragma('busy_timeout = 5000');
+  const all = [...MIGRATIONS, ...extraMigrations];
+  const done = db.pragma('user_version', { simple: true }) as number;
+  for (let i = done; i < all.length; i++) {
+    db.transaction(() => {
+      db.exec(all[i]!);
+      db.pragma(`user_version = ${i + 1}`);
+    })();
+  }
+  return db;
+}

@@ -1,0 +1,202 @@
+import type { Group, Process } from '../../protocol/process.js';
+import type {
+  GroupStore,
+  NewProcess,
+  ProcessFilter,
+  ProcessPatch,
+  ProcessStore,
+  Store,
+  TokenOwner,
+  TokenStore,
+} from '../store.js';
+import { openDatabase, type Db } from './database.js';
+import { FIRST_PID } from '../../protocol/process.js';
+
+interface ProcessRow extends Omit<Process, 'args'> {
+  args: string;
+  reaped: number;
+}
+
+function toProcess(row: ProcessRow | undefined): Process | null {
+  if (!row) return null;
+  const { reaped: _reaped, args, ...rest } = row;
+  return { ...rest, args: JSON.parse(args) as Record<string, string> };
+}
+
+function toGroup(row: (Omit<Group, 'args'> & { args: string; next_pid?: number }) | undefined): Group | null {
+  if (!row) return null;
+  const { next_pid: _n, args, ...rest } = row;
+  return { ...rest, args: JSON.parse(args) as Record<string, string> };
+}
+
+const now = (): string => new Date().toISOString();
+
+const PATCHABLE = new Set([
+  'status',
+  'app_state',
+  'app_status',
+  'exit_code',
+  'signal',
+  'error',
+  'compute_id',
+  'ended_at',
+]);
+
+function patchSql(patch: ProcessPatch): { sets: string; values: unknown[] } {
+  const keys = Object.keys(patch).filter((k) => PATCHABLE.has(k));
+  const sets = [...keys.map((k) => `${k} = ?`), 'updated_at = ?'].join(', ');
+  const values = [...keys.map((k) => (patch as Record<string, unknown>)[k] ?? null), now()];
+  return { sets, values };
+}
+
+class SqliteGroups implements GroupStore {
+  constructor(private readonly db: Db) {}
+
+  async create(g: Group): Promise<void> {
+    this.db
+      .prepare(
+        `INSERT INTO groups (gid, name, description, template, flavor, args, next_pid, created_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+      )
+      .run(g.gid, g.name, g.description, g.template, g.flavor, JSON.stringify(g.args), FIRST_PID, g.created_at);
+  }
+
+  async get(gid: string): Promise<Group | null> {
+    return toGroup(this.db.prepare('SELECT * FROM groups WHERE gid = ?').get(gid) as never);
+  }
+
+  async list(): Promise<Group[]> {
+    const rows = this.db.prepare('SELECT * FROM groups ORDER BY created_at, gid').all() as never[];
+    return rows.map((r) => toGroup(r)!);
+  }
+
+  async delete(gid: string): Promise<void> {
+    this.db.prepare('DELETE FROM groups WHERE gid = ?').run(gid);
+  }
+}
+
+class SqliteProcesses implements ProcessStore {
+  private readonly insertTx: (gid: string, rows: readonly NewProcess[]) => Process[];
+
+  constructor(private readonly db: Db) {
+    const bump = db.prepare('UPDATE groups SET next_pid = next_pid + ? WHERE gid = ? RETURNING next_pid');
+    const ins = db.prepare(
+      `INSERT INTO processes (gid, pid, ppid, name, template, flavor, args, status, app_state, app_status,
+         exit_code, signal, error, compute_id, created_at, updated_at, ended_at)
+       VALUES (@gid, @pid, @ppid, @name, @template, @flavor, @args, @status, @app_state, @app_status,
+         @exit_code, @signal, @error, @compute_id, @created_at, @updated_at, NULL)`,
+    );
+    this.insertTx = db.transaction((gid: string, rows: readonly NewProcess[]) => {
+      const bumped = bump.get(rows.length, gid) as { next_pid: number } | undefined;
+      if (!bumped) throw new Error(`group ${gid} does not exist`);
+      const first = bumped.next_pid - rows.length;
+      const t = now();
+      return rows.map((r, i) => {
+        const p: Process = { ...r, gid, pid: first + i, created_at: t, updated_at: t, ended_at: null };
+        ins.run({ ...p, args: JSON.stringify(p.args) });
+        return p;
+      });
+    });
+  }
+
+  async insert(gid: string, rows: readonly NewProcess[]): Promise<Process[]> {
+    return this.insertTx(gid, rows);
+  }
+
+  async get(gid: string, pid: number): Promise<Process | null> {
+    return toProcess(this.db.prepare('SELECT * FROM processes WHERE gid = ? AND pid = ?').get(gid, pid) as never);
+  }
+
+  async list(gid: string, filter: ProcessFilter = {}): Promise<Process[]> {
+    const where = ['gid = ?'];
+    const values: unknown[] = [gid];
+    if (filter.ppid !== undefined) {
+      if (filter.ppid === null) where.push('ppid IS NULL');
+      else {
+        where.push('ppid = ?');
+        values.push(filter.ppid);
+      }
+    }
+    if (filter.status && filter.status.length > 0) {
+      where.push(`status IN (${filter.status.map(() => '?').join(', ')})`);
+      values.push(...filter.status);
+    }
+    const rows = this.db
+      .prepare(`SELECT * FROM processes WHERE ${where.join(' AND ')} ORDER BY pid`)
+      .all(...values) as ProcessRow[];
+    return rows.map((r) => toProcess(r)!);
+  }
+
+  async listLive(): Promise<Process[]> {
+    const rows = this.db
+      .prepare(`SELECT * FROM processes WHERE status IN ('BUILD', 'ACTIVE') ORDER BY gid, pid`)
+      .all() as ProcessRow[];
+    return rows.map((r) => toProcess(r)!);
+  }
+
+  async update(gid: string, pid: number, patch: ProcessPatch): Promise<Process | null> {
+    const { sets, values } = patchSql(patch);
+    const row = this.db
+      .prepare(`UPDATE processes SET ${sets} WHERE gid = ? AND pid = ? RETURNING *`)
+      .get(...values, gid, pid) as ProcessRow | undefined;
+    return toProcess(row);
+  }
+
+  async finish(gid: string, pid: number, patch: ProcessPatch): Promise<Process | null> {
+    const { sets, values } = patchSql(patch);
+    const row = this.db
+      .prepare(
+        `UPDATE processes SET ${sets} WHERE gid = ? AND pid = ? AND status IN ('BUILD', 'ACTIVE') RETURNING *`,
+      )
+      .get(...values, gid, pid) as ProcessRow | undefined;
+    return toProcess(row);
+  }
+
+  async reapAny(gid: string, ppid: number): Promise<Process | null> {
+    const row = this.db
+      .prepare(
+        `UPDATE processes SET reaped = 1 WHERE rowid = (
+           SELECT rowid FROM processes WHERE gid = ? AND ppid = ? AND reaped = 0
+             AND status IN ('EXITED', 'KILLED', 'ERROR') ORDER BY ended_at, pid LIMIT 1)
+         RETURNING *`,
+      )
+      .get(gid, ppid) as ProcessRow | undefined;
+    return toProcess(row);
+  }
+
+  async markReaped(gid: string, pid: number): Promise<void> {
+    this.db.prepare('UPDATE processes SET reaped = 1 WHERE gid = ? AND pid = ?').run(gid, pid);
+  }
+}
+
+class SqliteTokens implements TokenStore {
+  constructor(private readonly db: Db) {}
+
+  async put(hash: string, owner: TokenOwner): Promise<void> {
+    this.db.prepare('INSERT INTO tokens (hash, gid, pid) VALUES (?, ?, ?)').run(hash, owner.gid, owner.pid);
+  }
+
+  async owner(hash: string): Promise<TokenOwner | null> {
+    const row = this.db.prepare('SELECT gid, pid FROM tokens WHERE hash = ?').get(hash) as TokenOwner | undefined;
+    return row ?? null;
+  }
+}
+
+/** The embedded default: one SQLite file (WAL) in the kernel's data dir. */
+export class SqliteStore implements Store {
+  readonly db: Db;
+  readonly groups: GroupStore;
+  readonly processes: ProcessStore;
+  readonly tokens: TokenStore;
+
+  constructor(file: string) {
+    this.db = openDatabase(file);
+    this.groups = new SqliteGroups(this.db);
+    this.processes = new SqliteProcesses(this.db);
+    this.tokens = new SqliteTokens(this.db);
+  }
+
+  async close(): Promise<void> {
+    if (this.db.open) this.db.close();
+  }
+}
