@@ -40,13 +40,15 @@ export interface ProcessStore {
   /** Applies the patch; `updated_at` is set by the store. Returns the new row (null if unknown). */
   update(gid: string, pid: number, patch: ProcessPatch): Promise<Process | null>;
   /**
-   * Terminal-state transition that happens at most once: applies the patch only if the process
-   * is not already terminal. Returns the new row, or null when it was already terminal.
+   * Applies the patch only if the process is still live (BUILD or ACTIVE): a terminal state is
+   * final, and so a transition into one happens at most once. Returns null when not applied.
    */
-  finish(gid: string, pid: number, patch: ProcessPatch): Promise<Process | null>;
+  updateLive(gid: string, pid: number, patch: ProcessPatch): Promise<Process | null>;
   /** wait(any): the oldest ended child of ppid not yet reaped, marked reaped in the same step. */
   reapAny(gid: string, ppid: number): Promise<Process | null>;
   markReaped(gid: string, pid: number): Promise<void>;
+  /** The process (any status) whose VM has this compute id, if any. */
+  byComputeId(computeId: string): Promise<Process | null>;
 }
 
 export interface TokenOwner {

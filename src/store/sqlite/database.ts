@@ -42,6 +42,7 @@ const MIGRATIONS: readonly string[] = [
    );
    CREATE INDEX processes_ppid ON processes (gid, ppid);
    CREATE INDEX processes_status ON processes (status);
+   CREATE INDEX processes_compute ON processes (compute_id);
    CREATE TABLE tokens (
      hash TEXT PRIMARY KEY,
      gid TEXT NOT NULL REFERENCES groups(gid) ON DELETE CASCADE,

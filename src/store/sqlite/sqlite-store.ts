@@ -142,7 +142,7 @@ class SqliteProcesses implements ProcessStore {
     return toProcess(row);
   }
 
-  async finish(gid: string, pid: number, patch: ProcessPatch): Promise<Process | null> {
+  async updateLive(gid: string, pid: number, patch: ProcessPatch): Promise<Process | null> {
     const { sets, values } = patchSql(patch);
     const row = this.db
       .prepare(
@@ -166,6 +166,10 @@ class SqliteProcesses implements ProcessStore {
 
   async markReaped(gid: string, pid: number): Promise<void> {
     this.db.prepare('UPDATE processes SET reaped = 1 WHERE gid = ? AND pid = ?').run(gid, pid);
+  }
+
+  async byComputeId(computeId: string): Promise<Process | null> {
+    return toProcess(this.db.prepare('SELECT * FROM processes WHERE compute_id = ?').get(computeId) as never);
   }
 }
 

@@ -1,0 +1,302 @@
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+import type { Group, Process, WaitResult } from '../protocol/process.js';
+import { RestClient } from './client.js';
+import { drawTree } from './tree.js';
+
+export class UsageError extends Error {}
+
+export interface Command {
+  summary: string;
+  usage: string;
+  run(argv: string[]): Promise<number>;
+}
+
+type Options = NonNullable<ParseArgsConfig['options']>;
+
+const CONNECT: Options = {
+  url: { type: 'string' },
+  token: { type: 'string' },
+  json: { type: 'boolean', default: false },
+};
+
+function parse(argv: string[], options: Options, allowPositionals = 0) {
+  let parsed;
+  try {
+    parsed = parseArgs({ args: argv, options: { ...CONNECT, ...options }, allowPositionals: allowPositionals > 0, strict: true });
+  } catch (err) {
+    throw new UsageError((err as Error).message.split('\n')[0]!);
+  }
+  if (parsed.positionals.length > allowPositionals) {
+    throw new UsageError(`unexpected argument "${parsed.positionals[allowPositionals]}"`);
+  }
+  return parsed as { values: Record<string, string | boolean | string[] | undefined>; positionals: string[] };
+}
+
+function client(values: Record<string, unknown>): RestClient {
+  const url = (values.url as string | undefined) ?? process.env.RACK_URL;
+  const token = (values.token as string | undefined) ?? process.env.RACK_TOKEN;
+  if (!url) throw new UsageError('no kernel URL: set RACK_URL or pass --url http://HOST:PORT');
+  if (!token) throw new UsageError('no token: set RACK_TOKEN or pass --token (the admin token is in DATA/admin-token)');
+  try {
+    new URL(url);
+  } catch {
+    throw new UsageError(`--url is not a URL: "${url}"`);
+  }
+  return new RestClient(url, token);
+}
+
+function gidOf(values: Record<string, unknown>): string {
+  const gid = (values.gid as string | undefined) ?? process.env.RACK_GID;
+  if (!gid) throw new UsageError('no group: pass --gid GID or set RACK_GID');
+  return gid;
+}
+
+export function int(value: string | undefined, what: string): number {
+  if (value === undefined || !/^[0-9]{1,10}$/.test(value)) throw new UsageError(`${what} must be a non-negative integer, got "${value ?? ''}"`);
+  return Number(value);
+}
+
+function seconds(value: string | undefined, what: string): number | undefined {
+  if (value === undefined) return undefined;
+  if (!/^[0-9]+(\.[0-9]+)?$/.test(value)) throw new UsageError(`${what} must be a number of seconds, got "${value}"`);
+  return Number(value);
+}
+
+function argsOf(list: string[] | undefined): Record<string, string> | undefined {
+  if (!list || list.length === 0) return undefined;
+  const out: Record<string, string> = {};
+  for (const item of list) {
+    const eq = item.indexOf('=');
+    if (eq <= 0) throw new UsageError(`--arg must be NAME=VALUE, got "${item}"`);
+    out[item.slice(0, eq)] = item.slice(eq + 1);
+  }
+  return out;
+}
+
+function print(json: boolean, data: unknown, text: () => string): void {
+  process.stdout.write(json ? JSON.stringify(data) + '\n' : text() + '\n');
+}
+
+const processLine = (p: Process): string =>
+  `${String(p.pid).padEnd(6)} ${String(p.ppid ?? '-').padEnd(6)} ${p.status.padEnd(7)} ${p.app_state.padEnd(8)} ${String(p.exit_code ?? p.signal ?? '').padEnd(5)} ${p.name}`;
+
+/** Shell convention: the exit code, or 128 + signal number for a killed child. */
+const SIGNUM: Record<string, number> = { HUP: 1, INT: 2, KILL: 9, USR1: 10, USR2: 12, TERM: 15, STOP: 19, CONT: 18 };
+export function shellStatus(w: WaitResult): number {
+  if (w.status === 'exited') return w.code ?? 0;
+  if (w.status === 'killed') return 128 + (SIGNUM[w.signal ?? 'KILL'] ?? 9);
+  return 125;
+}
+
+export const COMMANDS: Record<string, Command> = {
+  kernel: {
+    summary: 'run the RACK kernel',
+    usage: 'rack kernel [--listen HOST:PORT] [--data DIR] [--driver sim|nova] [--templates DIR]... [--public-url URL] [--fork-limit N]',
+    async run(argv) {
+      const { values } = parse(argv, {
+        listen: { type: 'string', default: '127.0.0.1:8088' },
+        data: { type: 'string', default: '.rack' },
+        driver: { type: 'string', default: 'sim' },
+        templates: { type: 'string', multiple: true },
+        'public-url': { type: 'string' },
+        'fork-limit': { type: 'string' },
+      });
+      if (values.driver !== 'sim' && values.driver !== 'nova') throw new UsageError(`--driver must be sim or nova, got "${String(values.driver)}"`);
+      const { startKernel } = await import('../kernel/start.js');
+      const k = await startKernel({
+        listen: values.listen as string,
+        dataDir: values.data as string,
+        driver: values.driver,
+        templates: (values.templates as string[] | undefined) ?? [],
+        publicUrl: values['public-url'] as string | undefined,
+        forkLimit: values['fork-limit'] === undefined ? undefined : int(values['fork-limit'] as string, '--fork-limit'),
+      });
+      process.stdout.write(`RACK kernel at ${k.url} (admin token in ${k.dataDir}/admin-token unless RACK_ADMIN_TOKEN is set)\n`);
+      await new Promise<void>((resolve) => {
+        const stop = (): void => {
+          process.off('SIGINT', stop);
+          process.off('SIGTERM', stop);
+          void k.close().then(resolve);
+        };
+        process.on('SIGINT', stop);
+        process.on('SIGTERM', stop);
+      });
+      return 0;
+    },
+  },
+
+  group: {
+    summary: 'create, list or delete groups (admin)',
+    usage: 'rack group create NAME [--template T] [--flavor F] [--arg K=V]... | rack group ls | rack group rm GID',
+    async run(argv) {
+      const [sub, ...rest] = argv;
+      if (sub === 'create') {
+        const { values, positionals } = parse(rest, {
+          template: { type: 'string' },
+          flavor: { type: 'string' },
+          description: { type: 'string' },
+          arg: { type: 'string', multiple: true },
+        }, 1);
+        if (!positionals[0]) throw new UsageError('rack group create needs a NAME');
+        const group: Record<string, unknown> = { name: positionals[0] };
+        for (const k of ['template', 'flavor', 'description']) if (values[k] !== undefined) group[k] = values[k];
+        const args = argsOf(values.arg as string[] | undefined);
+        if (args) group.args = args;
+        const res = await client(values).call<{ group: Group }>('POST', '/v1/groups', { group });
+        print(values.json as boolean, res.group, () => res.group.gid);
+        return 0;
+      }
+      if (sub === 'ls') {
+        const { values } = parse(rest, {});
+        const res = await client(values).call<{ groups: Group[] }>('GET', '/v1/groups');
+        print(values.json as boolean, res.groups, () => res.groups.map((g) => `${g.gid}  ${g.name}`).join('\n'));
+        return 0;
+      }
+      if (sub === 'rm') {
+        const { values, positionals } = parse(rest, {}, 1);
+        if (!positionals[0]) throw new UsageError('rack group rm needs a GID');
+        await client(values).call('DELETE', `/v1/groups/${encodeURIComponent(positionals[0])}`);
+        return 0;
+      }
+      throw new UsageError('rack group needs create, ls or rm');
+    },
+  },
+
+  ps: {
+    summary: 'list processes; --tree draws the PPID tree',
+    usage: 'rack ps [--gid GID] [--ppid N] [--tree] [--json]',
+    async run(argv) {
+      const { values } = parse(argv, { gid: { type: 'string' }, ppid: { type: 'string' }, tree: { type: 'boolean', default: false } });
+      const c = client(values);
+      const gids = values.gid !== undefined || process.env.RACK_GID ? [gidOf(values)] : (await c.call<{ groups: Group[] }>('GET', '/v1/groups')).groups.map((g) => g.gid);
+      const q = values.ppid === undefined ? '' : `?ppid=${int(values.ppid as string, '--ppid')}`;
+      const all: Process[] = [];
+      for (const gid of gids) all.push(...(await c.call<{ processes: Process[] }>('GET', `/v1/groups/${encodeURIComponent(gid)}/processes${q}`)).processes);
+      print(values.json as boolean, all, () => {
+        if (values.tree) return gids.map((gid) => `group ${gid}\n${drawTree(all.filter((p) => p.gid === gid))}`).join('\n');
+        return ['PID    PPID   STATUS  APP      EXIT  NAME', ...all.map(processLine)].join('\n');
+      });
+      return 0;
+    },
+  },
+
+  fork: {
+    summary: 'fork child processes (or boot a root process with the admin token)',
+    usage: 'rack fork [--gid GID] [--ppid N] [--count N] [--template T] [--flavor F] [--name NAME] [--arg K=V]... [--wait-running SECONDS]',
+    async run(argv) {
+      const { values } = parse(argv, {
+        gid: { type: 'string' },
+        ppid: { type: 'string' },
+        count: { type: 'string' },
+        template: { type: 'string' },
+        flavor: { type: 'string' },
+        name: { type: 'string' },
+        arg: { type: 'string', multiple: true },
+        'wait-running': { type: 'string' },
+      });
+      const c = client(values);
+      const gid = gidOf(values);
+      const body: Record<string, unknown> = {};
+      if (values.ppid !== undefined) body.ppid = int(values.ppid as string, '--ppid');
+      else if (process.env.RACK_PID) body.ppid = int(process.env.RACK_PID, 'RACK_PID');
+      if (values.count !== undefined) body.count = int(values.count as string, '--count');
+      for (const k of ['template', 'flavor', 'name']) if (values[k] !== undefined) body[k] = values[k];
+      const args = argsOf(values.arg as string[] | undefined);
+      if (args) body.args = args;
+      let { processes } = await c.call<{ processes: Process[] }>('POST', `/v1/groups/${encodeURIComponent(gid)}/processes`, { process: body });
+      const wait = seconds(values['wait-running'] as string | undefined, '--wait-running');
+      if (wait !== undefined) {
+        const deadline = Date.now() + wait * 1000;
+        processes = await Promise.all(
+          processes.map(async (p) => {
+            const left = Math.max(0, (deadline - Date.now()) / 1000);
+            const r = await c.call<{ process: Process }>('GET', `/v1/groups/${encodeURIComponent(gid)}/processes/${p.pid}/running?timeout=${left.toFixed(3)}`, undefined, left * 1000 + 10_000);
+            return r.process;
+          }),
+        );
+      }
+      print(values.json as boolean, processes, () => processes.map((p) => String(p.pid)).join('\n'));
+      return 0;
+    },
+  },
+
+  kill: {
+    summary: 'kill a process and its descendants (TERM with a grace period, or KILL)',
+    usage: 'rack kill PID [--gid GID] [--signal TERM|KILL] [--grace SECONDS]',
+    async run(argv) {
+      const { values, positionals } = parse(argv, { gid: { type: 'string' }, signal: { type: 'string' }, grace: { type: 'string' } }, 1);
+      const pid = int(positionals[0], 'PID');
+      const q = new URLSearchParams();
+      if (values.signal !== undefined) q.set('signal', String(values.signal).replace(/^SIG/, ''));
+      const grace = seconds(values.grace as string | undefined, '--grace');
+      if (grace !== undefined) q.set('grace', String(grace));
+      const qs = q.size ? `?${q}` : '';
+      const res = await client(values).call<{ kill: { pids: number[] } }>('DELETE', `/v1/groups/${encodeURIComponent(gidOf(values))}/processes/${pid}${qs}`);
+      print(values.json as boolean, res.kill, () => res.kill.pids.join(' '));
+      return 0;
+    },
+  },
+
+  signal: {
+    summary: "send a signal to a process's app (TERM INT HUP USR1 USR2 STOP CONT)",
+    usage: 'rack signal PID NAME [--gid GID]',
+    async run(argv) {
+      const { values, positionals } = parse(argv, { gid: { type: 'string' } }, 2);
+      const pid = int(positionals[0], 'PID');
+      const name = (positionals[1] ?? '').replace(/^SIG/, '');
+      if (!name) throw new UsageError('rack signal needs PID and a signal NAME');
+      await client(values).call('POST', `/v1/groups/${encodeURIComponent(gidOf(values))}/processes/${pid}/signal`, { signal: { name } });
+      return 0;
+    },
+  },
+
+  wait: {
+    summary: "wait for a child to end; exits with the child's status (128+N when killed by signal N)",
+    usage: 'rack wait [PID] [--gid GID] [--ppid N] [--timeout SECONDS]',
+    async run(argv) {
+      const { values, positionals } = parse(argv, { gid: { type: 'string' }, ppid: { type: 'string' }, timeout: { type: 'string' } }, 1);
+      const ppidRaw = (values.ppid as string | undefined) ?? process.env.RACK_PID;
+      if (ppidRaw === undefined) throw new UsageError('whose children? pass --ppid N or set RACK_PID');
+      const ppid = int(ppidRaw, '--ppid');
+      const q = new URLSearchParams();
+      if (positionals[0] !== undefined) q.set('pid', String(int(positionals[0], 'PID')));
+      const timeout = seconds(values.timeout as string | undefined, '--timeout') ?? 30;
+      q.set('timeout', String(Math.min(timeout, 300)));
+      const res = await client(values).call<{ wait: WaitResult }>('GET', `/v1/groups/${encodeURIComponent(gidOf(values))}/processes/${ppid}/wait?${q}`, undefined, timeout * 1000 + 10_000);
+      print(values.json as boolean, res.wait, () => {
+        const w = res.wait;
+        return `${w.pid} ${w.status}${w.code !== null ? ` ${w.code}` : ''}${w.signal ? ` ${w.signal}` : ''}${w.error ? ` ${w.error}` : ''}`;
+      });
+      return shellStatus(res.wait);
+    },
+  },
+
+  status: {
+    summary: "set this process's app status (free text)",
+    usage: 'rack status TEXT [--gid GID] [--pid N]',
+    async run(argv) {
+      const { values, positionals } = parse(argv, { gid: { type: 'string' }, pid: { type: 'string' } }, 1);
+      const pidRaw = (values.pid as string | undefined) ?? process.env.RACK_PID;
+      const pid = int(pidRaw, '--pid');
+      await client(values).call('PUT', `/v1/groups/${encodeURIComponent(gidOf(values))}/processes/${pid}`, { process: { app_status: positionals[0] ?? '' } });
+      return 0;
+    },
+  },
+};
+
+export function usage(): string {
+  const width = Math.max(...Object.keys(COMMANDS).map((k) => k.length));
+  return [
+    'rack: operate RACK, where VMs behave like processes',
+    '',
+    'Commands:',
+    ...Object.entries(COMMANDS).map(([k, c]) => `  ${k.padEnd(width)}  ${c.summary}\n  ${' '.repeat(width)}  ${c.usage}`),
+    '',
+    'Connection: RACK_URL and RACK_TOKEN (or --url, --token); RACK_GID and RACK_PID set the group and',
+    'the calling process inside a VM. --json prints machine-readable output.',
+    'Exit status: 0 ok, 1 the kernel refused or could not be reached, 2 bad usage; rack wait exits',
+    "with the child's status.",
+    '',
+  ].join('\n');
+}
+

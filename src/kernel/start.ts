@@ -1,0 +1,133 @@
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import type { AddressInfo } from 'node:net';
+import { join, resolve } from 'node:path';
+import { createApi, type Api } from '../api/server.js';
+import { RackError } from '../common/errors.js';
+import { createLogger, type Logger } from '../common/log.js';
+import type { ComputeDriver } from '../compute/driver.js';
+import { SimDriver } from '../compute/sim/sim-driver.js';
+import { SqliteStore } from '../store/sqlite/sqlite-store.js';
+import { Authenticator, loadAdminToken } from './auth.js';
+import { Kernel } from './kernel.js';
+
+export interface KernelConfig {
+  /** host:port to listen on; port 0 picks a free one. */
+  listen: string;
+  dataDir: string;
+  driver?: 'sim' | 'nova';
+  /** Directories the sim driver searches for template names. */
+  templates?: string[];
+  adminToken?: string;
+  /** The URL VMs use to reach the kernel, when it differs from the listen address. */
+  publicUrl?: string;
+  forkLimit?: number;
+  defaultGraceMs?: number;
+  log?: Logger;
+  /** A ready-made compute driver (tests, embedding); overrides `driver`. */
+  compute?: ComputeDriver;
+}
+
+export interface RunningKernel {
+  url: string;
+  adminToken: string;
+  dataDir: string;
+  kernel: Kernel;
+  api: Api;
+  close(): Promise<void>;
+}
+
+export function parseListen(listen: string): { host: string; port: number } {
+  const m = /^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+):([0-9]{1,5})$/.exec(listen);
+  if (!m || Number(m[2]) > 65535) {
+    throw new RackError('bad_request', `--listen must be HOST:PORT (e.g. 127.0.0.1:8088), got "${listen}"`);
+  }
+  return { host: m[1]!.replace(/^\[|\]$/g, ''), port: Number(m[2]) };
+}
+
+/**
+ * One kernel per data dir: a second one on the same dir would corrupt the process table. A lock
+ * left by a kernel that died (kill -9) names a dead pid and is taken over.
+ */
+function lockDataDir(dataDir: string): () => void {
+  const file = join(dataDir, 'kernel.pid');
+  if (existsSync(file)) {
+    const pid = Number(readFileSync(file, 'utf8').trim());
+    let alive = false;
+    if (Number.isInteger(pid) && pid > 0 && pid !== process.pid) {
+      try {
+        process.kill(pid, 0);
+        alive = true;
+      } catch (err) {
+        alive = (err as NodeJS.ErrnoException).code === 'EPERM';
+      }
+    }
+    if (alive) throw new RackError('conflict', `another kernel (pid ${pid}) uses ${dataDir}; stop it or choose another --data`);
+  }
+  writeFileSync(file, `${process.pid}\n`, { mode: 0o600 });
+  return () => rmSync(file, { force: true });
+}
+
+async function createCompute(cfg: KernelConfig, dataDir: string, log: Logger): Promise<ComputeDriver> {
+  if (cfg.compute) return cfg.compute;
+  if ((cfg.driver ?? 'sim') === 'nova') {
+    const { NovaDriver } = await import('../compute/nova/nova-driver.js');
+    const nova = NovaDriver.fromEnv({ log: log.child({ component: 'nova' }) });
+    return nova;
+  }
+  const sim = new SimDriver({ dataDir, templates: cfg.templates ?? [], log: log.child({ component: 'sim' }) });
+  await sim.start();
+  return sim;
+}
+
+/** Starts a kernel: store, compute driver, reconciliation, then the API. */
+export async function startKernel(cfg: KernelConfig): Promise<RunningKernel> {
+  const { host, port } = parseListen(cfg.listen);
+  const dataDir = resolve(cfg.dataDir);
+  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+  const log = cfg.log ?? createLogger({ name: 'rack-kernel' });
+  const unlock = lockDataDir(dataDir);
+  const adminToken = loadAdminToken(dataDir, cfg.adminToken ?? process.env.RACK_ADMIN_TOKEN);
+  const store = new SqliteStore(join(dataDir, 'rack.db'));
+  let compute: ComputeDriver;
+  try {
+    compute = await createCompute(cfg, dataDir, log);
+  } catch (err) {
+    await store.close();
+    unlock();
+    throw err;
+  }
+  let url = cfg.publicUrl ?? '';
+  const auth = new Authenticator(adminToken, store.tokens);
+  const kernel = new Kernel({
+    store,
+    compute,
+    auth,
+    log,
+    url: () => url,
+    forkLimit: cfg.forkLimit,
+    defaultGraceMs: cfg.defaultGraceMs,
+  });
+  await kernel.reconcile();
+  const api = createApi({ kernel, log });
+  await new Promise<void>((ok, fail) => {
+    api.server.once('error', fail);
+    api.server.listen(port, host, () => ok());
+  });
+  const addr = api.server.address() as AddressInfo;
+  const hostPart = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
+  if (!url) url = `http://${hostPart}:${addr.port}`;
+  log.info({ url, data: dataDir, driver: compute.name }, 'kernel listening');
+
+  let closing: Promise<void> | undefined;
+  const close = (): Promise<void> =>
+    (closing ??= (async () => {
+      api.ws.close();
+      api.server.closeAllConnections();
+      await new Promise<void>((ok) => api.server.close(() => ok()));
+      await kernel.close();
+      await compute.close();
+      await store.close();
+      unlock();
+    })());
+  return { url, adminToken, dataDir, kernel, api, close };
+}

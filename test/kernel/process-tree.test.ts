@@ -1,0 +1,99 @@
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Process } from '../../src/protocol/process.js';
+import { osProcessesOfVm, startTestKernel, untilProcess, type TestKernel } from '../support/kernel.js';
+
+const run = promisify(execFile);
+
+describe('process tree: fork, list, ps --tree, kill cascade', () => {
+  let k: TestKernel;
+  let gid: string;
+  const all: Process[] = [];
+
+  beforeAll(async () => {
+    k = await startTestKernel();
+    const g = await k.call('POST', '/v1/groups', { group: { name: 'tree', template: 'idle' } });
+    expect(g.status).toBe(201);
+    gid = g.body.group.gid;
+  });
+  afterAll(() => k.cleanup());
+
+  it('boots a root, 3 children and 2 grandchildren with the right PPIDs', async () => {
+    const root = await k.call('POST', `/v1/groups/${gid}/processes`, { process: { name: 'root' } });
+    expect(root.status).toBe(202);
+    const rootPid = root.body.processes[0].pid;
+    expect(rootPid).toBe(100);
+    expect(root.body.processes[0].ppid).toBeNull();
+    const kids = await k.call('POST', `/v1/groups/${gid}/processes`, { process: { ppid: rootPid, count: 3, name: 'child', args: { role: 'worker' } } });
+    expect(kids.status).toBe(202);
+    expect(kids.body.processes.map((p: Process) => p.pid)).toEqual([101, 102, 103]);
+    const grand = await k.call('POST', `/v1/groups/${gid}/processes`, { process: { ppid: 101, count: 2, name: 'grandchild' } });
+    expect(grand.body.processes.map((p: Process) => [p.pid, p.ppid])).toEqual([[104, 101], [105, 101]]);
+    // Children inherit template and args from the parent.
+    expect(grand.body.processes[0].args).toEqual({ role: 'worker' });
+    expect(grand.body.processes[0].template).toBe('idle');
+    for (const pid of [100, 101, 102, 103, 104, 105]) all.push(await untilProcess(k, gid, pid, (p) => p.status === 'ACTIVE'));
+
+    const list = await k.call('GET', `/v1/groups/${gid}/processes`);
+    expect(list.body.processes.map((p: Process) => [p.pid, p.ppid])).toEqual([
+      [100, null], [101, 100], [102, 100], [103, 100], [104, 101], [105, 101],
+    ]);
+    const filtered = await k.call('GET', `/v1/groups/${gid}/processes?ppid=101`);
+    expect(filtered.body.processes.map((p: Process) => p.pid)).toEqual([104, 105]);
+    for (const p of all) expect(osProcessesOfVm(p.compute_id!).length).toBeGreaterThan(0);
+  });
+
+  it('rack ps --tree draws the tree', async () => {
+    const { stdout } = await run(process.execPath, ['dist/cli/main.js', 'ps', '--tree', '--gid', gid], {
+      env: { ...process.env, RACK_URL: k.url, RACK_TOKEN: k.adminToken },
+    });
+    const lines = stdout.trim().split('\n').slice(1).map((l) => l.replace(/\s+ACTIVE.*$/, ''));
+    expect(lines).toEqual([
+      '100 root',
+      '├─ 101 child',
+      '│  ├─ 104 grandchild',
+      '│  └─ 105 grandchild',
+      '├─ 102 child',
+      '└─ 103 child',
+    ]);
+  });
+
+  it('killing the root ends all 6, descendants first, and leaves no OS process', async () => {
+    const order: number[] = [];
+    const onEvent = (p: Process): void => {
+      if (p.gid === gid && p.status === 'KILLED') order.push(p.pid);
+    };
+    k.kernel.on('process', onEvent);
+    const res = await k.call('DELETE', `/v1/groups/${gid}/processes/100?signal=KILL`);
+    expect(res.status).toBe(202);
+    expect(res.body.kill.pids).toEqual([105, 104, 103, 102, 101, 100]);
+    await untilProcess(k, gid, 100, (p) => p.status === 'KILLED');
+    k.kernel.off('process', onEvent);
+    expect(order).toEqual([105, 104, 103, 102, 101, 100]);
+    for (const p of all) {
+      expect(osProcessesOfVm(p.compute_id!)).toEqual([]);
+      const shown = await k.call('GET', `/v1/groups/${gid}/processes/${p.pid}`);
+      expect(shown.body.process).toMatchObject({ status: 'KILLED', signal: 'KILL' });
+    }
+  });
+
+  it('TERM without an agent destroys after the grace period', async () => {
+    const root = await k.call('POST', `/v1/groups/${gid}/processes`, { process: { name: 'term' } });
+    const p = await untilProcess(k, gid, root.body.processes[0].pid, (x) => x.status === 'ACTIVE');
+    const started = Date.now();
+    const res = await k.call('DELETE', `/v1/groups/${gid}/processes/${p.pid}?grace=0.5`);
+    expect(res.status).toBe(202);
+    const ended = await untilProcess(k, gid, p.pid, (x) => x.status === 'KILLED');
+    expect(ended.signal).toBe('TERM');
+    expect(Date.now() - started).toBeGreaterThanOrEqual(450);
+    expect(osProcessesOfVm(p.compute_id!)).toEqual([]);
+  });
+
+  it('PIDs are never reused in a group', async () => {
+    const res = await k.call('POST', `/v1/groups/${gid}/processes`, { process: { name: 'later' } });
+    expect(res.body.processes[0].pid).toBe(107);
+    await k.call('DELETE', `/v1/groups/${gid}/processes/107?signal=KILL`);
+    await untilProcess(k, gid, 107, (x) => x.status === 'KILLED');
+  });
+});

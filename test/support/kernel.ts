@@ -1,0 +1,100 @@
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { silentLogger } from '../../src/common/log.js';
+import { startKernel, type KernelConfig, type RunningKernel } from '../../src/kernel/start.js';
+import type { Process } from '../../src/protocol/process.js';
+
+export const FIXTURES = join(import.meta.dirname, '..', 'fixtures', 'templates');
+
+export interface TestKernel extends RunningKernel {
+  /** A REST call; answers status and parsed body, never throws on 4xx. */
+  call(method: string, path: string, body?: unknown, token?: string, headers?: Record<string, string>): Promise<{ status: number; body: any }>;
+  /** Reads a process's token where its VM gets it: the sim VM's metadata on disk. */
+  tokenOf(p: Process): string;
+  cleanup(): Promise<void>;
+}
+
+export async function startTestKernel(cfg: Partial<KernelConfig> = {}, dataDir?: string): Promise<TestKernel> {
+  const dir = dataDir ?? mkdtempSync(join(tmpdir(), 'rack-test-'));
+  const k = await startKernel({
+    listen: '127.0.0.1:0',
+    dataDir: dir,
+    templates: [FIXTURES],
+    adminToken: 'test-admin-token-0123456789',
+    log: silentLogger(),
+    ...cfg,
+  });
+  const call: TestKernel['call'] = async (method, path, body, token = k.adminToken, headers = {}) => {
+    const res = await fetch(k.url + path, {
+      method,
+      headers: { authorization: `Bearer ${token}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }), ...headers },
+      body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
+    });
+    const text = await res.text();
+    let parsed: unknown = text;
+    try {
+      parsed = text ? JSON.parse(text) : undefined;
+    } catch {
+      /* keep text */
+    }
+    return { status: res.status, body: parsed };
+  };
+  const tokenOf = (p: Process): string => {
+    const vm = JSON.parse(readFileSync(join(dir, 'vms', p.compute_id!, 'vm.json'), 'utf8'));
+    const meta = vm.meta ?? vm.request?.meta ?? vm.boot?.meta;
+    return meta.rack_token as string;
+  };
+  return {
+    ...k,
+    call,
+    tokenOf,
+    cleanup: async () => {
+      await k.close();
+      if (!dataDir) rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** Processes of the sim VM `id` still in the OS process table (by the marker every VM process inherits). */
+export function osProcessesOfVm(id: string): number[] {
+  const out: number[] = [];
+  for (const entry of readdirSafe('/proc')) {
+    if (!/^[0-9]+$/.test(entry)) continue;
+    try {
+      const env = readFileSync(`/proc/${entry}/environ`, 'latin1');
+      if (env.split('\0').includes(`RACK_SIM_VM=${id}`)) out.push(Number(entry));
+    } catch {
+      /* gone meanwhile */
+    }
+  }
+  return out;
+}
+
+function readdirSafe(dir: string): string[] {
+  try {
+    return readdirSync(dir);
+  } catch {
+    return [];
+  }
+}
+
+/** Resolves with the first state of the process that satisfies `pred` (checked now, then on each event). */
+export function untilProcess(k: RunningKernel, gid: string, pid: number, pred: (p: Process) => boolean, ms = 30_000): Promise<Process> {
+  return new Promise((resolve, reject) => {
+    const onEvent = (p: Process): void => {
+      if (p.gid === gid && p.pid === pid && pred(p)) finish(null, p);
+    };
+    const finish = (err: Error | null, p?: Process): void => {
+      clearTimeout(timer);
+      k.kernel.off('process', onEvent);
+      if (err) reject(err);
+      else resolve(p!);
+    };
+    const timer = setTimeout(() => finish(new Error(`process ${pid} did not reach the expected state in ${ms} ms`)), ms);
+    k.kernel.on('process', onEvent);
+    void k.kernel.store.processes.get(gid, pid).then((p) => {
+      if (p && pred(p)) finish(null, p);
+    });
+  });
+}
