@@ -12,13 +12,19 @@ export async function readJson(req: IncomingMessage, limit = MAX_BODY): Promise<
   }
   const chunks: Buffer[] = [];
   let size = 0;
-  for await (const chunk of req as AsyncIterable<Buffer>) {
+  // A client that stops half-way through its body must not hold the request open for ever.
+  const timer = setTimeout(() => req.destroy(new RackError('timeout', 'the request body did not arrive in time')), 30_000);
+  try {
+    for await (const chunk of req as AsyncIterable<Buffer>) {
     size += chunk.length;
-    if (size > limit) {
-      req.resume();
-      throw new RackError('payload_too_large', `body is larger than ${limit} bytes`);
+      if (size > limit) {
+        req.resume();
+        throw new RackError('payload_too_large', `body is larger than ${limit} bytes`);
+      }
+      chunks.push(chunk);
     }
-    chunks.push(chunk);
+  } finally {
+    clearTimeout(timer);
   }
   if (size === 0) throw new RackError('invalid_json', 'body is empty: send a JSON object');
   try {

@@ -21,7 +21,7 @@ export interface Reply {
 }
 
 export interface Route {
-  method: 'GET' | 'POST' | 'PUT' | 'DELETE';
+  method: 'GET' | 'HEAD' | 'POST' | 'PUT' | 'DELETE';
   /** The path exactly as in openapi.yaml, e.g. `/v1/groups/{gid}/processes/{pid}`. */
   path: string;
   auth?: boolean;
@@ -43,9 +43,10 @@ export class Router {
 
   add(route: Route): void {
     const names: string[] = [];
+    // A parameter named `path` spans segments (file paths); every other one is a single segment.
     const source = route.path.replace(/[.*+?^$()|[\]\\]/g, '\\$&').replace(/\{(\w+)\}/g, (_m, name: string) => {
       names.push(name);
-      return '([^/]+)';
+      return name === 'path' ? '(.+)' : '([^/]+)';
     });
     this.compiled.push({ route, regex: new RegExp(`^${source}$`), names });
   }
@@ -64,7 +65,11 @@ export class Router {
       if (c.route.method !== method) continue;
       const params: Record<string, string> = {};
       c.names.forEach((n, i) => {
-        params[n] = decodeURIComponent(m[i + 1]!);
+        try {
+          params[n] = decodeURIComponent(m[i + 1]!);
+        } catch {
+          throw new RackError('bad_request', `the ${n} in the URL is not valid percent-encoding`);
+        }
       });
       return { route: c.route, params };
     }

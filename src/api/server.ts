@@ -6,7 +6,7 @@ import { sendError, sendJson } from './http.js';
 import { Metrics } from './metrics.js';
 import { groupRoutes, processRoutes } from './process-routes.js';
 import { bodyReader, Router, type Route } from './router.js';
-import { KernelWebSocketServer, processOps, type OpHandler, type Connection } from './websocket.js';
+import { KernelWebSocketServer, processOps, type OpHandler } from './websocket.js';
 
 export interface ApiOptions {
   kernel: Kernel;
@@ -14,7 +14,6 @@ export interface ApiOptions {
   /** More REST routes and WebSocket ops (IPC) beside the process table's. */
   routes?: Route[];
   ops?: Map<string, OpHandler>;
-  onBinary?: (conn: Connection, data: Buffer) => void;
 }
 
 export interface Api {
@@ -68,7 +67,6 @@ export function createApi(opts: ApiOptions): Api {
     ops: new Map([...processOps(kernel), ...(opts.ops ?? [])]),
     log,
     onConnection: (d) => (wsClients += d),
-    onBinary: opts.onBinary,
   });
 
   const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
@@ -90,9 +88,11 @@ export function createApi(opts: ApiOptions): Api {
   };
 
   const server = createServer((req, res) => void handle(req, res));
-  // A slow client gets 30 s to send its request; long-polls answer later, which is fine.
-  server.requestTimeout = 30_000;
+  // Headers must arrive within 20 s; bodies may be file uploads of any size, so there is no
+  // whole-request limit, but a socket idle for longer than the longest long-poll is closed.
+  server.requestTimeout = 0;
   server.headersTimeout = 20_000;
+  server.timeout = 330_000;
   server.on('upgrade', (req, socket, head) => ws.handleUpgrade(req, socket, head));
   server.on('clientError', (_err, socket) => {
     if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n');

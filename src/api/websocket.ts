@@ -5,6 +5,7 @@ import { RackError, isRackError } from '../common/errors.js';
 import type { Logger } from '../common/log.js';
 import type { Principal } from '../kernel/auth.js';
 import type { Kernel } from '../kernel/kernel.js';
+import { decodeBinaryFrame } from '../protocol/binary-frame.js';
 import { WS_PATH, type ReplyFrame, type RequestFrame } from '../protocol/channel.js';
 import { APP_STATES, SIGNALS, type AppState, type Process } from '../protocol/process.js';
 import { validateBody } from './openapi.js';
@@ -86,7 +87,7 @@ export function seconds(frame: RequestFrame, key: string, fallback: number, max:
 /** Rejects fields an op does not know, as the REST API does. */
 export function only(frame: RequestFrame, keys: readonly string[]): void {
   for (const k of Object.keys(frame)) {
-    if (k !== 'id' && k !== 'op' && !keys.includes(k)) throw new RackError('bad_request', `unknown field "${k.slice(0, 40)}" for op ${frame.op}`);
+    if (k !== 'id' && k !== 'op' && k !== '$payload' && !keys.includes(k)) throw new RackError('bad_request', `unknown field "${k.slice(0, 40)}" for op ${frame.op}`);
   }
 }
 
@@ -213,8 +214,6 @@ export interface WsServerOptions {
   ops: Map<string, OpHandler>;
   log: Logger;
   onConnection?: (delta: number) => void;
-  /** Binary frames go here (IPC payloads); without it they are refused. */
-  onBinary?: (conn: Connection, data: Buffer) => void;
 }
 
 /** The `/v1/ws` endpoint: authenticates the upgrade, then dispatches request frames to ops. */
@@ -256,13 +255,8 @@ export class KernelWebSocketServer {
     this.opts.onConnection?.(1);
     ws.on('pong', () => this.alive.add(ws));
     ws.on('message', (data: RawData, isBinary: boolean) => {
-      const buf = Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data as ArrayBuffer);
-      if (isBinary) {
-        if (this.opts.onBinary) this.opts.onBinary(conn, buf);
-        else reply(ws, { id: null, ok: false, error: { code: 'bad_request', message: 'binary frames are not accepted here' } });
-        return;
-      }
-      void this.dispatch(conn, buf.toString('utf8'));
+      const buf = Array.isArray(data) ? Buffer.concat(data) : Buffer.isBuffer(data) ? data : Buffer.from(data);
+      void this.dispatch(conn, buf, isBinary);
     });
     ws.on('error', (err) => this.opts.log.debug({ err: err.message }, 'websocket error'));
     ws.on('close', () => {
@@ -271,12 +265,30 @@ export class KernelWebSocketServer {
     });
   }
 
-  private async dispatch(conn: Connection, text: string): Promise<void> {
+  /**
+   * Text frames are JSON requests; binary frames are a JSON header plus payload bytes, which the
+   * op finds as `$payload` (a name no JSON request may use).
+   */
+  private async dispatch(conn: Connection, buf: Buffer, isBinary: boolean): Promise<void> {
     let frame: RequestFrame;
     try {
-      const parsed: unknown = JSON.parse(text);
+      let parsed: unknown;
+      let payload: Buffer | undefined;
+      if (isBinary) {
+        try {
+          const decoded = decodeBinaryFrame(buf);
+          parsed = decoded.header;
+          payload = decoded.payload;
+        } catch (err) {
+          throw new RackError('bad_request', `bad binary frame: ${(err as Error).message}`);
+        }
+      } else {
+        parsed = JSON.parse(buf.toString('utf8'));
+      }
       if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new RackError('bad_request', 'a frame must be a JSON object');
       frame = parsed as RequestFrame;
+      delete frame.$payload;
+      if (payload) frame.$payload = payload;
     } catch (err) {
       const e = isRackError(err) ? err : new RackError('invalid_json', `frame is not valid JSON: ${(err as Error).message}`);
       return reply(conn.ws, { id: null, ok: false, error: e.toJSON() });

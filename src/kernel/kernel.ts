@@ -134,6 +134,7 @@ export class Kernel extends EventEmitter {
     for (const root of roots) await this.terminate(gid, root.pid, { signal: 'KILL' });
     await this.store.groups.delete(gid);
     this.auth.forget(gid);
+    this.emit('group-deleted', gid);
     this.log.info({ gid }, 'group deleted');
   }
 

@@ -1,7 +1,10 @@
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { join, resolve } from 'node:path';
+import { ipcOps } from '../api/ipc-ops.js';
+import { ipcRoutes } from '../api/ipc-routes.js';
 import { createApi, type Api } from '../api/server.js';
+import { createIpc, type Ipc } from '../ipc/index.js';
 import { RackError } from '../common/errors.js';
 import { createLogger, type Logger } from '../common/log.js';
 import type { ComputeDriver } from '../compute/driver.js';
@@ -32,6 +35,7 @@ export interface RunningKernel {
   adminToken: string;
   dataDir: string;
   kernel: Kernel;
+  ipc: Ipc;
   api: Api;
   close(): Promise<void>;
 }
@@ -108,7 +112,8 @@ export async function startKernel(cfg: KernelConfig): Promise<RunningKernel> {
     defaultGraceMs: cfg.defaultGraceMs,
   });
   await kernel.reconcile();
-  const api = createApi({ kernel, log });
+  const ipc = createIpc(kernel, { dataDir });
+  const api = createApi({ kernel, log, routes: ipcRoutes(kernel, ipc), ops: ipcOps(ipc) });
   await new Promise<void>((ok, fail) => {
     api.server.once('error', fail);
     api.server.listen(port, host, () => ok());
@@ -125,9 +130,10 @@ export async function startKernel(cfg: KernelConfig): Promise<RunningKernel> {
       api.server.closeAllConnections();
       await new Promise<void>((ok) => api.server.close(() => ok()));
       await kernel.close();
+      ipc.close();
       await compute.close();
       await store.close();
       unlock();
     })());
-  return { url, adminToken, dataDir, kernel, api, close };
+  return { url, adminToken, dataDir, kernel, ipc, api, close };
 }

@@ -62,9 +62,61 @@ export interface TokenStore {
   owner(hash: string): Promise<TokenOwner | null>;
 }
 
+export interface StoredMessage {
+  seq: number;
+  from: number;
+  data: Buffer;
+  /** true: opaque bytes; false: UTF-8 JSON text. */
+  binary: boolean;
+}
+
+export interface MailboxLimits {
+  maxCount: number;
+  maxBytes: number;
+}
+
+export interface MailboxStore {
+  /**
+   * Appends a message to `to`'s mailbox. A message with the same (from, mid) as one stored before
+   * is not stored again (the sender's resend after a lost reply): its first seq is answered.
+   * Throws mailbox_full when the mailbox is at its limits.
+   */
+  append(gid: string, to: number, from: number, mid: string | null, data: Buffer, binary: boolean, limits: MailboxLimits): Promise<number>;
+  /** Unacknowledged messages of `to` with seq > after, oldest first. */
+  after(gid: string, to: number, after: number, limit: number): Promise<StoredMessage[]>;
+  /** Acknowledges every message of `to` up to and including seq. */
+  ack(gid: string, to: number, seq: number): Promise<void>;
+  /** Drops a mailbox (its process ended). */
+  clear(gid: string, to: number): Promise<void>;
+}
+
+export interface ShmValue {
+  /** Canonical JSON text (object keys sorted), or null when absent. */
+  json: string | null;
+  version: number;
+}
+
+export interface ShmStore {
+  get(gid: string, key: string): Promise<ShmValue>;
+  set(gid: string, key: string, json: string, ttlMs: number | null): Promise<number>;
+  delete(gid: string, key: string): Promise<boolean>;
+  incr(gid: string, key: string, by: number): Promise<number>;
+  /** Sets `json` only if the current value equals `expect` (null = absent). */
+  cas(gid: string, key: string, expect: string | null, json: string): Promise<{ ok: boolean; current: string | null }>;
+  push(gid: string, key: string, values: readonly string[], left: boolean): Promise<number>;
+  pop(gid: string, key: string, left: boolean): Promise<string | null>;
+  range(gid: string, key: string, start: number, stop: number): Promise<string[]>;
+  len(gid: string, key: string): Promise<number>;
+  keys(gid: string, prefix: string): Promise<string[]>;
+  /** Removes keys whose TTL has passed and returns them. */
+  expire(now: number): Promise<Array<{ gid: string; key: string }>>;
+}
+
 export interface Store {
   readonly groups: GroupStore;
   readonly processes: ProcessStore;
   readonly tokens: TokenStore;
+  readonly mailboxes: MailboxStore;
+  readonly shm: ShmStore;
   close(): Promise<void>;
 }

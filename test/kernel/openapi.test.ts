@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { OPENAPI_DOC } from '../../src/api/openapi.js';
 import { startTestKernel, untilProcess, type TestKernel } from '../support/kernel.js';
 
-const METHODS = ['get', 'post', 'put', 'delete', 'patch'];
+const METHODS = ['get', 'head', 'post', 'put', 'delete', 'patch'];
 
 /** The OpenAPI document and the server must agree: same endpoints, and real answers fit the schemas. */
 describe('openapi.yaml matches the server', () => {

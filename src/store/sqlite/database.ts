@@ -48,6 +48,45 @@ const MIGRATIONS: readonly string[] = [
      gid TEXT NOT NULL REFERENCES groups(gid) ON DELETE CASCADE,
      pid INTEGER NOT NULL
    );`,
+  `CREATE TABLE messages (
+     seq INTEGER PRIMARY KEY AUTOINCREMENT,
+     gid TEXT NOT NULL REFERENCES groups(gid) ON DELETE CASCADE,
+     to_pid INTEGER NOT NULL,
+     from_pid INTEGER NOT NULL,
+     mid TEXT,
+     data BLOB,
+     binary INTEGER NOT NULL,
+     size INTEGER NOT NULL,
+     acked INTEGER NOT NULL DEFAULT 0,
+     created_at INTEGER NOT NULL
+   );
+   CREATE INDEX messages_box ON messages (gid, to_pid, acked, seq);
+   CREATE UNIQUE INDEX messages_mid ON messages (gid, from_pid, mid) WHERE mid IS NOT NULL;
+   CREATE TABLE mailboxes (
+     gid TEXT NOT NULL REFERENCES groups(gid) ON DELETE CASCADE,
+     pid INTEGER NOT NULL,
+     count INTEGER NOT NULL,
+     bytes INTEGER NOT NULL,
+     PRIMARY KEY (gid, pid)
+   );
+   CREATE TABLE shm (
+     gid TEXT NOT NULL REFERENCES groups(gid) ON DELETE CASCADE,
+     key TEXT NOT NULL,
+     kind TEXT NOT NULL,
+     value TEXT,
+     version INTEGER NOT NULL,
+     expires_at INTEGER,
+     PRIMARY KEY (gid, key)
+   );
+   CREATE INDEX shm_expiry ON shm (expires_at) WHERE expires_at IS NOT NULL;
+   CREATE TABLE shm_items (
+     gid TEXT NOT NULL,
+     key TEXT NOT NULL,
+     pos INTEGER NOT NULL,
+     value TEXT NOT NULL,
+     PRIMARY KEY (gid, key, pos),
+     FOREIGN KEY (gid, key) REFERENCES shm(gid, key) ON DELETE CASCADE
+   );`,
 ];
 
 export function openDatabase(file: string, extraMigrations: readonly string[] = []): Db {

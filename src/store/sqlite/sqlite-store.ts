@@ -1,6 +1,8 @@
 import type { Group, Process } from '../../protocol/process.js';
 import type {
   GroupStore,
+  MailboxStore,
+  ShmStore,
   NewProcess,
   ProcessFilter,
   ProcessPatch,
@@ -11,6 +13,8 @@ import type {
 } from '../store.js';
 import { openDatabase, type Db } from './database.js';
 import { FIRST_PID } from '../../protocol/process.js';
+import { SqliteMailboxes } from './mailbox-store.js';
+import { SqliteShm } from './shm-store.js';
 
 interface ProcessRow extends Omit<Process, 'args'> {
   args: string;
@@ -192,12 +196,16 @@ export class SqliteStore implements Store {
   readonly groups: GroupStore;
   readonly processes: ProcessStore;
   readonly tokens: TokenStore;
+  readonly mailboxes: MailboxStore;
+  readonly shm: ShmStore;
 
   constructor(file: string) {
     this.db = openDatabase(file);
     this.groups = new SqliteGroups(this.db);
     this.processes = new SqliteProcesses(this.db);
     this.tokens = new SqliteTokens(this.db);
+    this.mailboxes = new SqliteMailboxes(this.db);
+    this.shm = new SqliteShm(this.db);
   }
 
   async close(): Promise<void> {

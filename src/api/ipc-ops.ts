@@ -1,0 +1,127 @@
+import { RackError } from '../common/errors.js';
+import type { Ipc } from '../ipc/index.js';
+import type { ShmChange } from '../ipc/shared-memory.js';
+import { encodeBinaryFrame } from '../protocol/binary-frame.js';
+import type { RequestFrame } from '../protocol/channel.js';
+import { int, only, seconds, str, type Connection, type OpHandler } from './websocket.js';
+
+function own(conn: Connection): { gid: string; pid: number } {
+  return conn.self();
+}
+
+/** WebSocket ops for messages, shared memory and pipes (see docs/protocol.md). */
+export function ipcOps(ipc: Ipc): Map<string, OpHandler> {
+  const ops = new Map<string, OpHandler>();
+  const receivers = new WeakMap<Connection, { ack(seq: number): Promise<void>; close(): void }>();
+
+  // ---- messages ----
+  ops.set('send', async (conn, f) => {
+    only(f, ['gid', 'to', 'data', 'mid', '$payload']);
+    const gid = conn.gidFor(f);
+    const payload = f.$payload as Buffer | undefined;
+    const binary = payload !== undefined;
+    if (!binary && !('data' in f)) throw new RackError('bad_request', '"data" is required');
+    const data = binary ? payload : Buffer.from(JSON.stringify(f.data));
+    const mid = f.mid === undefined ? null : str(f, 'mid', { max: 64 });
+    return { seq: await ipc.messaging.send(conn.who, gid, int(f, 'to'), data, binary, mid) };
+  });
+
+  ops.set('recv.start', async (conn, f) => {
+    only(f, ['window']);
+    const { gid, pid } = own(conn);
+    const window = f.window === undefined ? 256 : int(f, 'window', 1, 10_000);
+    receivers.get(conn)?.close();
+    const r = await ipc.messaging.receive(conn.who, gid, pid, (m) => {
+      if (m.binary) conn.ws.send(encodeBinaryFrame({ event: 'message', seq: m.seq, from: m.from }, m.data));
+      else conn.ws.send(`{"event":"message","seq":${m.seq},"from":${m.from},"data":${m.data.toString('utf8')}}`);
+    }, window);
+    receivers.set(conn, r);
+    conn.onClose(() => r.close());
+    return {};
+  });
+
+  ops.set('ack', async (conn, f) => {
+    only(f, ['seq']);
+    const r = receivers.get(conn);
+    if (!r) throw new RackError('bad_request', 'send recv.start before ack');
+    await r.ack(int(f, 'seq', 0, Number.MAX_SAFE_INTEGER));
+    return {};
+  });
+
+  // ---- shared memory ----
+  const key = (f: RequestFrame): string => {
+    if (typeof f.key !== 'string') throw new RackError('bad_request', '"key" must be a string');
+    return f.key;
+  };
+  ops.set('shm.get', async (conn, f) => (only(f, ['gid', 'key']), ipc.shm.get(conn.who, conn.gidFor(f), key(f))));
+  ops.set('shm.set', async (conn, f) => {
+    only(f, ['gid', 'key', 'value', 'ttl']);
+    const ttl = f.ttl === undefined ? null : seconds(f, 'ttl', 0, 31_536_000);
+    return ipc.shm.set(conn.who, conn.gidFor(f), key(f), f.value, ttl);
+  });
+  ops.set('shm.delete', async (conn, f) => (only(f, ['gid', 'key']), ipc.shm.delete(conn.who, conn.gidFor(f), key(f))));
+  ops.set('shm.incr', async (conn, f) => {
+    only(f, ['gid', 'key', 'by']);
+    const by = f.by === undefined ? 1 : int(f, 'by', Number.MIN_SAFE_INTEGER, Number.MAX_SAFE_INTEGER);
+    return ipc.shm.incr(conn.who, conn.gidFor(f), key(f), by);
+  });
+  ops.set('shm.cas', async (conn, f) => (only(f, ['gid', 'key', 'expect', 'value']), ipc.shm.cas(conn.who, conn.gidFor(f), key(f), f.expect, f.value)));
+  ops.set('shm.push', async (conn, f) => (only(f, ['gid', 'key', 'values', 'left']), ipc.shm.push(conn.who, conn.gidFor(f), key(f), f.values, f.left === true)));
+  ops.set('shm.pop', async (conn, f) => {
+    only(f, ['gid', 'key', 'left', 'timeout']);
+    return ipc.shm.pop(conn.who, conn.gidFor(f), key(f), f.left !== false, seconds(f, 'timeout', 0, 3600));
+  });
+  ops.set('shm.range', async (conn, f) => {
+    only(f, ['gid', 'key', 'start', 'stop']);
+    const s = f.start === undefined ? 0 : int(f, 'start', Number.MIN_SAFE_INTEGER, Number.MAX_SAFE_INTEGER);
+    const e = f.stop === undefined ? -1 : int(f, 'stop', Number.MIN_SAFE_INTEGER, Number.MAX_SAFE_INTEGER);
+    return ipc.shm.range(conn.who, conn.gidFor(f), key(f), s, e);
+  });
+  ops.set('shm.len', async (conn, f) => (only(f, ['gid', 'key']), ipc.shm.len(conn.who, conn.gidFor(f), key(f))));
+  ops.set('shm.keys', async (conn, f) => (only(f, ['gid', 'prefix']), ipc.shm.keys(conn.who, conn.gidFor(f), (f.prefix as string | undefined) ?? '')));
+  ops.set('shm.watch', async (conn, f) => {
+    only(f, ['gid', 'prefix']);
+    const stop = ipc.shm.watch(conn.who, conn.gidFor(f), (f.prefix as string | undefined) ?? '', (c: ShmChange) =>
+      conn.push({ event: 'shm', key: c.key, op: c.op }),
+    );
+    conn.onClose(stop);
+    return {};
+  });
+
+  // ---- pipes ----
+  ops.set('pipe.create', async (conn, f) => (only(f, ['gid']), { pipe: ipc.pipes.create(conn.who, conn.gidFor(f)) }));
+  ops.set('pipe.list', async (conn, f) => {
+    only(f, []);
+    const { gid, pid } = own(conn);
+    return { pipes: ipc.pipes.list(gid, pid) };
+  });
+  ops.set('fifo.open', async (conn, f) => (only(f, ['gid', 'name']), { pipe: ipc.pipes.fifo(conn.who, conn.gidFor(f), str(f, 'name', { max: 128 })) }));
+  ops.set('pipe.open', async (conn, f) => {
+    only(f, ['gid', 'pipe', 'mode']);
+    const end = ipc.pipes.open(conn.who, conn.gidFor(f), str(f, 'pipe', { max: 140 }), f.mode as 'r' | 'w', conn);
+    conn.onClose(() => ipc.pipes.closeOwner(conn));
+    return { end };
+  });
+  ops.set('pipe.write', async (conn, f) => {
+    only(f, ['end', '$payload']);
+    const payload = f.$payload as Buffer | undefined;
+    if (!payload) throw new RackError('bad_request', 'pipe.write carries its bytes in a binary frame');
+    await ipc.pipes.write(conn.who, int(f, 'end'), payload);
+    return {};
+  });
+  ops.set('pipe.read', async (conn, f) => {
+    only(f, ['end', 'bytes']);
+    const end = int(f, 'end');
+    ipc.pipes.read(conn.who, end, int(f, 'bytes', 0, 64 * 1024 * 1024), {
+      data: (chunk) => conn.ws.send(encodeBinaryFrame({ event: 'pipe.data', end }, chunk)),
+      eof: () => conn.push({ event: 'pipe.eof', end }),
+    });
+    return {};
+  });
+  ops.set('pipe.close', async (conn, f) => {
+    only(f, ['end']);
+    ipc.pipes.close(conn.who, int(f, 'end'));
+    return {};
+  });
+  return ops;
+}

@@ -1,0 +1,139 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { createReadStream, createWriteStream } from 'node:fs';
+import { mkdir, readdir, rename, rm, stat } from 'node:fs/promises';
+import { dirname, join, relative, sep } from 'node:path';
+import type { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { Transform } from 'node:stream';
+import { RackError } from '../common/errors.js';
+
+export interface FileInfo {
+  path: string;
+  size: number;
+  /** sha256 of the content for files written through RACK, else size and mtime. */
+  etag: string;
+  modified: string;
+}
+
+/**
+ * Where a group's files live. The embedded default is a directory; an object store such as
+ * Swift fits the same shape (put a stream, get a range, list a prefix).
+ */
+export interface FileBackend {
+  put(gid: string, path: string, body: Readable): Promise<FileInfo>;
+  /** `end` is inclusive, as in HTTP ranges. */
+  get(gid: string, path: string, range?: { start: number; end: number }): Promise<Readable>;
+  stat(gid: string, path: string): Promise<FileInfo>;
+  list(gid: string, prefix: string): Promise<FileInfo[]>;
+  delete(gid: string, path: string): Promise<void>;
+  deleteGroup(gid: string): Promise<void>;
+}
+
+/**
+ * Checks a file path: `/`-separated names, no `.` or `..` segment, not absolute, no NUL, control
+ * characters or backslash, at most 1024 bytes.
+ */
+export function checkPath(path: string): string {
+  const bad = (why: string): never => {
+    throw new RackError('bad_request', `file path ${JSON.stringify(path.slice(0, 80))} ${why}`);
+  };
+  if (typeof path !== 'string' || path.length === 0) bad('is empty');
+  if (Buffer.byteLength(path) > 1024) bad('is longer than 1024 bytes');
+  if (path.startsWith('/')) bad('is absolute: give it relative to the group root');
+  // eslint-disable-next-line no-control-regex
+  if (/[\u0000-\u001f\u007f\\]/.test(path)) bad('holds a control character or a backslash');
+  for (const seg of path.split('/')) {
+    if (seg === '') bad('has an empty segment');
+    if (seg === '.' || seg === '..') bad('has a "." or ".." segment');
+  }
+  return path;
+}
+
+/** Files in `DATA/files/<gid>/`; a put goes to a temporary file renamed into place when complete. */
+export class LocalFiles implements FileBackend {
+  constructor(private readonly root: string) {}
+
+  private where(gid: string, path: string): string {
+    return join(this.root, gid, 'f', checkPath(path));
+  }
+
+  async put(gid: string, path: string, body: Readable): Promise<FileInfo> {
+    const target = this.where(gid, path);
+    const tmpDir = join(this.root, gid, 'tmp');
+    await mkdir(tmpDir, { recursive: true });
+    await mkdir(dirname(target), { recursive: true }).catch((err: NodeJS.ErrnoException) => {
+      throw err.code === 'EEXIST' || err.code === 'ENOTDIR' ? new RackError('conflict', `a file is in the way of ${path}`) : err;
+    });
+    const tmp = join(tmpDir, randomBytes(8).toString('hex'));
+    const hash = createHash('sha256');
+    let size = 0;
+    const tap = new Transform({
+      transform(chunk: Buffer, _enc, cb) {
+        hash.update(chunk);
+        size += chunk.length;
+        cb(null, chunk);
+      },
+    });
+    try {
+      await pipeline(body, tap, createWriteStream(tmp));
+      await rename(tmp, target).catch((err: NodeJS.ErrnoException) => {
+        throw err.code === 'EISDIR' || err.code === 'ENOTEMPTY' ? new RackError('conflict', `${path} is a directory`) : err;
+      });
+    } catch (err) {
+      await rm(tmp, { force: true });
+      throw err;
+    }
+    const st = await stat(target);
+    return { path, size, etag: hash.digest('hex'), modified: st.mtime.toISOString() };
+  }
+
+  async get(gid: string, path: string, range?: { start: number; end: number }): Promise<Readable> {
+    await this.stat(gid, path);
+    return createReadStream(this.where(gid, path), range ? { start: range.start, end: range.end } : {});
+  }
+
+  async stat(gid: string, path: string): Promise<FileInfo> {
+    try {
+      const st = await stat(this.where(gid, path));
+      if (!st.isFile()) throw new RackError('not_found', `no file ${path}`);
+      return { path, size: st.size, etag: `${st.size.toString(16)}-${Math.floor(st.mtimeMs).toString(16)}`, modified: st.mtime.toISOString() };
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT' || (err as NodeJS.ErrnoException).code === 'ENOTDIR') throw new RackError('not_found', `no file ${path}`);
+      throw err;
+    }
+  }
+
+  async list(gid: string, prefix: string): Promise<FileInfo[]> {
+    const base = join(this.root, gid, 'f');
+    const out: FileInfo[] = [];
+    const walk = async (dir: string): Promise<void> => {
+      let entries;
+      try {
+        entries = await readdir(dir, { withFileTypes: true });
+      } catch {
+        return;
+      }
+      for (const e of entries) {
+        const full = join(dir, e.name);
+        const rel = relative(base, full).split(sep).join('/');
+        if (e.isDirectory()) {
+          if (rel.startsWith(prefix) || prefix.startsWith(rel + '/')) await walk(full);
+        } else if (e.isFile() && rel.startsWith(prefix)) {
+          out.push(await this.stat(gid, rel));
+          if (out.length >= 10_000) return;
+        }
+      }
+    };
+    await walk(base);
+    return out.sort((a, b) => (a.path < b.path ? -1 : 1));
+  }
+
+  async delete(gid: string, path: string): Promise<void> {
+    await this.stat(gid, path);
+    await rm(this.where(gid, path), { force: true });
+  }
+
+  async deleteGroup(gid: string): Promise<void> {
+    await rm(join(this.root, gid), { recursive: true, force: true });
+  }
+}

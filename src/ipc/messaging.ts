@@ -1,0 +1,149 @@
+import { EventEmitter } from 'node:events';
+import { RackError } from '../common/errors.js';
+import type { Kernel } from '../kernel/kernel.js';
+import type { Principal } from '../kernel/auth.js';
+import { requireGroup, requireSelf } from '../kernel/policy.js';
+import { isTerminal, type Process } from '../protocol/process.js';
+import type { MailboxLimits, StoredMessage } from '../store/store.js';
+
+export const MAX_MESSAGE = 1024 * 1024;
+export const DEFAULT_LIMITS: MailboxLimits = { maxCount: 10_000, maxBytes: 64 * 1024 * 1024 };
+
+/** Where a receiver's messages are pushed (a WebSocket connection). */
+export type Deliver = (m: StoredMessage) => void;
+
+interface Session {
+  deliver: Deliver;
+  window: number;
+  /** Highest seq pushed in this session; everything above it is still to send. */
+  sent: number;
+  /** Pushed and not yet acknowledged, in seq order. */
+  inflight: number[];
+  pumping: boolean;
+  again: boolean;
+  closed: boolean;
+}
+
+/**
+ * Mailboxes: messages between processes of a group (the seed's "Signal"). Stored durably before
+ * the sender gets its answer; pushed to the receiver in seq order with a bounded window of
+ * unacknowledged messages; delivered again after a reconnect until acknowledged.
+ */
+export class Messaging {
+  private readonly sessions = new Map<string, Session>();
+  private readonly arrivals = new EventEmitter();
+
+  constructor(
+    private readonly kernel: Kernel,
+    private readonly limits: MailboxLimits = DEFAULT_LIMITS,
+  ) {
+    this.arrivals.setMaxListeners(0);
+    kernel.on('process', (p: Process) => {
+      if (isTerminal(p.status)) void this.kernel.store.mailboxes.clear(p.gid, p.pid);
+    });
+  }
+
+  async send(who: Principal, gid: string, to: number, data: Buffer, binary: boolean, mid: string | null): Promise<number> {
+    requireGroup(who, gid);
+    if (data.length > MAX_MESSAGE) throw new RackError('payload_too_large', `a message is at most ${MAX_MESSAGE} bytes, this one has ${data.length}`);
+    if (mid !== null && (mid.length === 0 || mid.length > 64)) throw new RackError('bad_request', '"mid" must be 1-64 characters');
+    const target = await this.kernel.getProcess(who, gid, to);
+    if (isTerminal(target.status)) throw new RackError('conflict', `process ${to} has ended (${target.status}); nobody will read the message`);
+    const from = who.kind === 'process' ? who.pid : 0;
+    const seq = await this.kernel.store.mailboxes.append(gid, to, from, mid, data, binary, this.limits);
+    this.arrivals.emit(`${gid}/${to}`);
+    const s = this.sessions.get(`${gid}/${to}`);
+    if (s) void this.pump(gid, to, s);
+    return seq;
+  }
+
+  /** Starts pushing `pid`'s messages to `deliver`; a newer session of the same process replaces it. */
+  async receive(who: Principal, gid: string, pid: number, deliver: Deliver, window = 256): Promise<{ ack(seq: number): Promise<void>; close(): void }> {
+    requireSelf(who, gid, pid, 'read the mailbox of');
+    await this.kernel.getProcess(who, gid, pid);
+    const key = `${gid}/${pid}`;
+    const old = this.sessions.get(key);
+    if (old) old.closed = true;
+    const s: Session = { deliver, window: Math.max(1, Math.min(window, 10_000)), sent: 0, inflight: [], pumping: false, again: false, closed: false };
+    this.sessions.set(key, s);
+    void this.pump(gid, pid, s);
+    return {
+      ack: async (seq: number) => {
+        await this.kernel.store.mailboxes.ack(gid, pid, seq);
+        if (s.closed) return;
+        while (s.inflight.length > 0 && s.inflight[0]! <= seq) s.inflight.shift();
+        void this.pump(gid, pid, s);
+      },
+      close: () => {
+        s.closed = true;
+        if (this.sessions.get(key) === s) this.sessions.delete(key);
+      },
+    };
+  }
+
+  private async pump(gid: string, pid: number, s: Session): Promise<void> {
+    if (s.pumping) {
+      s.again = true;
+      return;
+    }
+    s.pumping = true;
+    try {
+      do {
+        s.again = false;
+        while (!s.closed && s.inflight.length < s.window) {
+          const batch = await this.kernel.store.mailboxes.after(gid, pid, s.sent, s.window - s.inflight.length);
+          if (batch.length === 0) break;
+          for (const m of batch) {
+            if (s.closed) return;
+            s.deliver(m);
+            s.sent = m.seq;
+            s.inflight.push(m.seq);
+          }
+        }
+      } while (s.again && !s.closed);
+    } finally {
+      s.pumping = false;
+    }
+  }
+
+  /** REST receive: the oldest unacknowledged message, waiting up to `timeoutMs` for one. */
+  async next(who: Principal, gid: string, pid: number, timeoutMs: number): Promise<StoredMessage> {
+    requireSelf(who, gid, pid, 'read the mailbox of');
+    await this.kernel.getProcess(who, gid, pid);
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      // Listen before looking, so a message stored in between is not missed.
+      const arrival = this.arrival(`${gid}/${pid}`, Math.max(0, deadline - Date.now()));
+      const [m] = await this.kernel.store.mailboxes.after(gid, pid, 0, 1);
+      if (m) {
+        arrival.cancel();
+        return m;
+      }
+      if (Date.now() >= deadline) {
+        arrival.cancel();
+        throw new RackError('timeout', 'no message arrived in time; call again to keep waiting');
+      }
+      await arrival.promise;
+    }
+  }
+
+  private arrival(key: string, ms: number): { promise: Promise<void>; cancel(): void } {
+    let cancel = (): void => {};
+    const promise = new Promise<void>((resolve) => {
+      const done = (): void => {
+        clearTimeout(timer);
+        this.arrivals.off(key, done);
+        resolve();
+      };
+      const timer = setTimeout(done, ms);
+      this.arrivals.on(key, done);
+      cancel = done;
+    });
+    return { promise, cancel };
+  }
+
+  async ack(who: Principal, gid: string, pid: number, seq: number): Promise<void> {
+    requireSelf(who, gid, pid, 'read the mailbox of');
+    await this.kernel.store.mailboxes.ack(gid, pid, seq);
+  }
+}

@@ -1,0 +1,169 @@
+import { RackError } from '../../common/errors.js';
+import type { ShmStore, ShmValue } from '../store.js';
+import type { Db } from './database.js';
+
+interface Row {
+  kind: 'v' | 'l';
+  value: string | null;
+  version: number;
+  expires_at: number | null;
+}
+
+/**
+ * Shared memory on SQLite. better-sqlite3 is synchronous, so each operation runs alone inside one
+ * transaction: incr and compare-and-set are atomic without locks of our own.
+ */
+export class SqliteShm implements ShmStore {
+  private readonly row;
+  private readonly drop;
+  private readonly upsert;
+  private readonly tx: <T>(fn: () => T) => T;
+
+  constructor(private readonly db: Db) {
+    this.row = db.prepare('SELECT kind, value, version, expires_at FROM shm WHERE gid = ? AND key = ?');
+    this.drop = db.prepare('DELETE FROM shm WHERE gid = ? AND key = ?');
+    this.upsert = db.prepare(
+      `INSERT INTO shm (gid, key, kind, value, version, expires_at) VALUES (?, ?, ?, ?, 1, ?)
+       ON CONFLICT (gid, key) DO UPDATE SET kind = excluded.kind, value = excluded.value,
+         version = version + 1, expires_at = excluded.expires_at
+       RETURNING version`,
+    );
+    this.tx = <T>(fn: () => T): T => db.transaction(fn)();
+  }
+
+  /** The live row: an expired key is dropped on sight. */
+  private live(gid: string, key: string): Row | undefined {
+    const r = this.row.get(gid, key) as Row | undefined;
+    if (r && r.expires_at !== null && r.expires_at <= Date.now()) {
+      this.drop.run(gid, key);
+      return undefined;
+    }
+    return r;
+  }
+
+  private value(gid: string, key: string): Row | undefined {
+    const r = this.live(gid, key);
+    if (r && r.kind !== 'v') throw new RackError('conflict', `key "${key}" holds a list, not a value`);
+    return r;
+  }
+
+  private list(gid: string, key: string): Row | undefined {
+    const r = this.live(gid, key);
+    if (r && r.kind !== 'l') throw new RackError('conflict', `key "${key}" holds a value, not a list`);
+    return r;
+  }
+
+  async get(gid: string, key: string): Promise<ShmValue> {
+    return this.tx(() => {
+      const r = this.value(gid, key);
+      return { json: r?.value ?? null, version: r?.version ?? 0 };
+    });
+  }
+
+  async set(gid: string, key: string, json: string, ttlMs: number | null): Promise<number> {
+    return this.tx(() => {
+      // Replacing a list by a value drops its items.
+      if (this.live(gid, key)?.kind === 'l') this.drop.run(gid, key);
+      const r = this.upsert.get(gid, key, 'v', json, ttlMs === null ? null : Date.now() + ttlMs) as { version: number };
+      return r.version;
+    });
+  }
+
+  async delete(gid: string, key: string): Promise<boolean> {
+    return this.tx(() => {
+      const existed = this.live(gid, key) !== undefined;
+      if (existed) this.drop.run(gid, key);
+      return existed;
+    });
+  }
+
+  async incr(gid: string, key: string, by: number): Promise<number> {
+    return this.tx(() => {
+      const r = this.value(gid, key);
+      const cur = r?.value === null || r === undefined ? 0 : (JSON.parse(r.value) as unknown);
+      if (typeof cur !== 'number' || !Number.isSafeInteger(cur)) throw new RackError('conflict', `key "${key}" does not hold an integer`);
+      const next = cur + by;
+      if (!Number.isSafeInteger(next)) throw new RackError('conflict', `incrementing key "${key}" would overflow`);
+      this.upsert.get(gid, key, 'v', String(next), r?.expires_at ?? null);
+      return next;
+    });
+  }
+
+  async cas(gid: string, key: string, expect: string | null, json: string): Promise<{ ok: boolean; current: string | null }> {
+    return this.tx(() => {
+      const r = this.value(gid, key);
+      const current = r?.value ?? null;
+      if (current !== expect) return { ok: false, current };
+      this.upsert.get(gid, key, 'v', json, r?.expires_at ?? null);
+      return { ok: true, current: json };
+    });
+  }
+
+  private bounds(gid: string, key: string): { lo: number | null; hi: number | null; n: number } {
+    return this.db
+      .prepare('SELECT min(pos) AS lo, max(pos) AS hi, count(*) AS n FROM shm_items WHERE gid = ? AND key = ?')
+      .get(gid, key) as { lo: number | null; hi: number | null; n: number };
+  }
+
+  async push(gid: string, key: string, values: readonly string[], left: boolean): Promise<number> {
+    return this.tx(() => {
+      const r = this.list(gid, key);
+      if (!r) this.upsert.get(gid, key, 'l', null, null);
+      else this.db.prepare('UPDATE shm SET version = version + 1 WHERE gid = ? AND key = ?').run(gid, key);
+      const b = this.bounds(gid, key);
+      const ins = this.db.prepare('INSERT INTO shm_items (gid, key, pos, value) VALUES (?, ?, ?, ?)');
+      let lo = b.lo ?? 0;
+      let hi = b.hi ?? -1;
+      for (const v of values) ins.run(gid, key, left ? --lo : ++hi, v);
+      return b.n + values.length;
+    });
+  }
+
+  async pop(gid: string, key: string, left: boolean): Promise<string | null> {
+    return this.tx(() => {
+      if (!this.list(gid, key)) return null;
+      const item = this.db
+        .prepare(`SELECT pos, value FROM shm_items WHERE gid = ? AND key = ? ORDER BY pos ${left ? 'ASC' : 'DESC'} LIMIT 1`)
+        .get(gid, key) as { pos: number; value: string } | undefined;
+      if (!item) return null;
+      this.db.prepare('DELETE FROM shm_items WHERE gid = ? AND key = ? AND pos = ?').run(gid, key, item.pos);
+      // An empty list is no key at all, as in Redis.
+      if (this.bounds(gid, key).n === 0) this.drop.run(gid, key);
+      else this.db.prepare('UPDATE shm SET version = version + 1 WHERE gid = ? AND key = ?').run(gid, key);
+      return item.value;
+    });
+  }
+
+  async range(gid: string, key: string, start: number, stop: number): Promise<string[]> {
+    return this.tx(() => {
+      if (!this.list(gid, key)) return [];
+      const n = this.bounds(gid, key).n;
+      const from = start < 0 ? Math.max(0, n + start) : start;
+      const to = stop < 0 ? n + stop : Math.min(stop, n - 1);
+      if (from > to) return [];
+      const rows = this.db
+        .prepare('SELECT value FROM shm_items WHERE gid = ? AND key = ? ORDER BY pos LIMIT ? OFFSET ?')
+        .all(gid, key, to - from + 1, from) as Array<{ value: string }>;
+      return rows.map((r) => r.value);
+    });
+  }
+
+  async len(gid: string, key: string): Promise<number> {
+    return this.tx(() => (this.list(gid, key) ? this.bounds(gid, key).n : 0));
+  }
+
+  async keys(gid: string, prefix: string): Promise<string[]> {
+    const rows = this.db
+      .prepare(`SELECT key FROM shm WHERE gid = ? AND substr(key, 1, ?) = ? AND (expires_at IS NULL OR expires_at > ?) ORDER BY key LIMIT 10000`)
+      .all(gid, prefix.length, prefix, Date.now()) as Array<{ key: string }>;
+    return rows.map((r) => r.key);
+  }
+
+  async expire(now: number): Promise<Array<{ gid: string; key: string }>> {
+    return this.tx(() => {
+      const rows = this.db.prepare('SELECT gid, key FROM shm WHERE expires_at IS NOT NULL AND expires_at <= ?').all(now) as Array<{ gid: string; key: string }>;
+      this.db.prepare('DELETE FROM shm WHERE expires_at IS NOT NULL AND expires_at <= ?').run(now);
+      return rows;
+    });
+  }
+}

@@ -1,0 +1,215 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Process } from '../../src/protocol/process.js';
+import { startTestKernel, untilProcess, type TestKernel } from '../support/kernel.js';
+import { RawClient } from '../support/ws-client.js';
+
+describe('kernel IPC over the raw protocol', () => {
+  let k: TestKernel;
+  let gid: string;
+  let other: string;
+  let parent: Process;
+  let kids: Process[];
+  let stranger: Process;
+  const tok = (p: Process): string => k.tokenOf(p);
+
+  beforeAll(async () => {
+    k = await startTestKernel();
+    gid = (await k.call('POST', '/v1/groups', { group: { name: 'ipc', template: 'idle' } })).body.group.gid;
+    other = (await k.call('POST', '/v1/groups', { group: { name: 'other', template: 'idle' } })).body.group.gid;
+    const r = await k.call('POST', `/v1/groups/${gid}/processes`, { process: {} });
+    parent = await untilProcess(k, gid, r.body.processes[0].pid, (p) => p.compute_id !== null);
+    const s = await k.call('POST', `/v1/groups/${other}/processes`, { process: {} });
+    stranger = await untilProcess(k, other, s.body.processes[0].pid, (p) => p.compute_id !== null);
+  });
+  afterAll(() => k.cleanup());
+
+  async function fork(n: number): Promise<Process[]> {
+    const res = await k.call('POST', `/v1/groups/${gid}/processes`, { process: { count: n } }, tok(parent));
+    return Promise.all(res.body.processes.map((p: Process) => untilProcess(k, gid, p.pid, (x) => x.compute_id !== null)));
+  }
+
+  it('a message sent before the receiver connects is delivered once it does, and again until acked', async () => {
+    kids = await fork(2);
+    const sender = await RawClient.connect(k.url, tok(parent));
+    const sent = await sender.call('send', { to: kids[0]!.pid, data: { hello: 'child' }, mid: 'm1' });
+    expect(sent.ok).toBe(true);
+    // The same mid again (a resend after a lost reply) is stored once.
+    const again = await sender.call('send', { to: kids[0]!.pid, data: { hello: 'child' }, mid: 'm1' });
+    expect(again.result.seq).toBe(sent.result.seq);
+    const bin = await sender.callBinary('send', { to: kids[0]!.pid }, Buffer.from([0, 1, 2, 255]));
+    expect(bin.ok).toBe(true);
+
+    const recv = await RawClient.connect(k.url, tok(kids[0]!));
+    const got: Array<[any, Buffer | undefined]> = [];
+    const two = new Promise<void>((resolve) => recv.on((e, payload) => e.event === 'message' && got.push([e, payload]) === 2 && resolve()));
+    await recv.call('recv.start');
+    await two;
+    expect(got[0]![0]).toMatchObject({ seq: sent.result.seq, from: parent.pid, data: { hello: 'child' } });
+    expect([...got[1]![1]!]).toEqual([0, 1, 2, 255]);
+    await recv.close();
+
+    // Not acknowledged: delivered again on the next connection; after the ack, never again.
+    const recv2 = await RawClient.connect(k.url, tok(kids[0]!));
+    const again2: any[] = [];
+    const both = new Promise<void>((resolve) => recv2.on((e) => e.event === 'message' && again2.push(e) === 2 && resolve()));
+    await recv2.call('recv.start');
+    await both;
+    expect(again2.map((e) => e.seq)).toEqual(got.map(([e]) => e.seq));
+    expect((await recv2.call('ack', { seq: again2[1].seq })).ok).toBe(true);
+    await recv2.close();
+    const rest = await k.call('GET', `/v1/groups/${gid}/processes/${kids[0]!.pid}/messages?timeout=0.2`, undefined, tok(kids[0]!));
+    expect(rest.status).toBe(408);
+    await sender.close();
+  });
+
+  it('a full mailbox refuses with mailbox_full, never silently', async () => {
+    const [kid] = await fork(1);
+    const m = k.ipc.messaging as any;
+    const saved = m.limits;
+    m.limits = { maxCount: 3, maxBytes: 1 << 20 };
+    try {
+      for (let i = 0; i < 3; i++) expect((await k.call('POST', `/v1/groups/${gid}/processes/${kid!.pid}/messages`, { message: { data: i } }, tok(parent))).status).toBe(202);
+      const full = await k.call('POST', `/v1/groups/${gid}/processes/${kid!.pid}/messages`, { message: { data: 4 } }, tok(parent));
+      expect(full.status).toBe(429);
+      expect(full.body.error.code).toBe('mailbox_full');
+    } finally {
+      m.limits = saved;
+    }
+    const first = await k.call('GET', `/v1/groups/${gid}/processes/${kid!.pid}/messages`, undefined, tok(kid!));
+    expect(first.body.message).toMatchObject({ from: parent.pid, data: 0 });
+  });
+
+  it('shared memory: concurrent incr and compare-and-set lose no update', async () => {
+    const clients = await Promise.all(kids.map((p) => RawClient.connect(k.url, tok(p))));
+    await Promise.all(clients.map(async (c) => {
+      for (let i = 0; i < 500; i++) await c.call('shm.incr', { key: 'counter' });
+    }));
+    expect((await clients[0]!.call('shm.get', { key: 'counter' })).result.value).toBe(1000);
+    // CAS loop: read, compute, swap; retry when another writer got there first.
+    await Promise.all(clients.map(async (c) => {
+      for (let i = 0; i < 200; i++) {
+        for (;;) {
+          const cur = (await c.call('shm.get', { key: 'cas' })).result.value;
+          const r = await c.call('shm.cas', { key: 'cas', expect: cur, value: { n: (cur?.n ?? 0) + 1 } });
+          if (r.result.ok) break;
+        }
+      }
+    }));
+    expect((await clients[1]!.call('shm.get', { key: 'cas' })).result.value).toEqual({ n: 400 });
+    // Lists, blocking pop and watch.
+    const watched: any[] = [];
+    clients[1]!.on((e) => e.event === 'shm' && watched.push(e));
+    await clients[1]!.call('shm.watch', { prefix: 'q' });
+    const popping = clients[0]!.call('shm.pop', { key: 'queue', timeout: 10 });
+    await clients[1]!.call('shm.push', { key: 'queue', values: ['a', 'b', { c: 1 }] });
+    expect((await popping).result.value).toBe('a');
+    expect((await clients[0]!.call('shm.range', { key: 'queue', start: 0, stop: -1 })).result.values).toEqual(['b', { c: 1 }]);
+    expect((await clients[0]!.call('shm.len', { key: 'queue' })).result.length).toBe(2);
+    expect(watched.map((e) => e.op)).toContain('push');
+    const typed = await clients[0]!.call('shm.incr', { key: 'queue' });
+    expect(typed.error.code).toBe('conflict');
+    await Promise.all(clients.map((c) => c.close()));
+  });
+
+  it('a pipe carries bytes in order, with backpressure, then EOF; EPIPE without readers', async () => {
+    const w = await RawClient.connect(k.url, tok(parent));
+    const pipe = (await w.call('pipe.create')).result.pipe;
+    const [child] = await fork(1);
+    const r = await RawClient.connect(k.url, tok(child!));
+    expect((await r.call('pipe.list')).result.pipes).toContain(pipe);
+    const rEnd = (await r.call('pipe.open', { pipe, mode: 'r' })).result.end;
+    const wEnd = (await w.call('pipe.open', { pipe, mode: 'w' })).result.end;
+    const data = randomBytes(8 * 1024 * 1024);
+    const hash = createHash('sha256');
+    let received = 0;
+    const eof = new Promise<void>((resolve) =>
+      r.on((e, payload) => {
+        if (e.event === 'pipe.data' && payload) {
+          hash.update(payload);
+          received += payload.length;
+          void r.call('pipe.read', { end: rEnd, bytes: payload.length });
+        }
+        if (e.event === 'pipe.eof') resolve();
+      }),
+    );
+    // The reader grants only 64 KiB to start: the writer must wait for it (bounded buffer).
+    await r.call('pipe.read', { end: rEnd, bytes: 64 * 1024 });
+    for (let off = 0; off < data.length; off += 256 * 1024) {
+      const res = await w.callBinary('pipe.write', { end: wEnd }, data.subarray(off, off + 256 * 1024));
+      expect(res.ok).toBe(true);
+    }
+    await w.call('pipe.close', { end: wEnd });
+    await eof;
+    expect(received).toBe(data.length);
+    expect(hash.digest('hex')).toBe(createHash('sha256').update(data).digest('hex'));
+    await r.call('pipe.close', { end: rEnd });
+    const w2 = (await w.call('pipe.open', { pipe, mode: 'w' })).result.end;
+    const broken = await w.callBinary('pipe.write', { end: w2 }, Buffer.from('x'));
+    expect(broken.error.code).toBe('epipe');
+    await Promise.all([w.close(), r.close()]);
+  });
+
+  it('killing the only writer gives the reader EOF', async () => {
+    const [writer] = await fork(1);
+    const wc = await RawClient.connect(k.url, tok(writer!));
+    const pipe = (await wc.call('fifo.open', { name: 'logs' })).result.pipe;
+    const wEnd = (await wc.call('pipe.open', { pipe, mode: 'w' })).result.end;
+    const rc = await RawClient.connect(k.url, tok(parent));
+    const rEnd = (await rc.call('pipe.open', { pipe: (await rc.call('fifo.open', { name: 'logs' })).result.pipe, mode: 'r' })).result.end;
+    const eof = new Promise<string>((resolve) => {
+      let text = '';
+      rc.on((e, p) => {
+        if (e.event === 'pipe.data') text += p!.toString();
+        if (e.event === 'pipe.eof') resolve(text);
+      });
+    });
+    await rc.call('pipe.read', { end: rEnd, bytes: 1 << 20 });
+    await wc.callBinary('pipe.write', { end: wEnd }, Buffer.from('last words'));
+    await k.call('DELETE', `/v1/groups/${gid}/processes/${writer!.pid}?signal=KILL`, undefined, tok(parent));
+    expect(await eof).toBe('last words');
+    await Promise.all([wc.close(), rc.close()]);
+  });
+
+  it('files: put, get with a range, list, stat, delete; bad paths refused', async () => {
+    const t = tok(parent);
+    const body = randomBytes(300_000);
+    const put = await fetch(`${k.url}/v1/groups/${gid}/files/data/in.bin`, { method: 'PUT', headers: { authorization: `Bearer ${t}` }, body });
+    expect(put.status).toBe(201);
+    expect((await put.json()).file).toMatchObject({ path: 'data/in.bin', size: 300_000, etag: createHash('sha256').update(body).digest('hex') });
+    const part = await fetch(`${k.url}/v1/groups/${gid}/files/data/in.bin`, { headers: { authorization: `Bearer ${t}`, range: 'bytes=100-199' } });
+    expect(part.status).toBe(206);
+    expect(Buffer.from(await part.arrayBuffer()).equals(body.subarray(100, 200))).toBe(true);
+    const head = await fetch(`${k.url}/v1/groups/${gid}/files/data/in.bin`, { method: 'HEAD', headers: { authorization: `Bearer ${t}` } });
+    expect(head.headers.get('content-length')).toBe('300000');
+    const list = await k.call('GET', `/v1/groups/${gid}/files?prefix=data/`, undefined, t);
+    expect(list.body.files.map((f: any) => f.path)).toEqual(['data/in.bin']);
+    for (const bad of ['..%2Fescape', 'a/../../b', '%2Fetc%2Fpasswd', 'a%00b', 'a%0Ab', 'a//b', 'a%5Cb']) {
+      const res = await fetch(`${k.url}/v1/groups/${gid}/files/${bad}`, { method: 'PUT', headers: { authorization: `Bearer ${t}` }, body: 'x' });
+      expect(res.status, bad).toBe(400);
+    }
+    expect((await fetch(`${k.url}/v1/groups/${gid}/files/data/in.bin`, { headers: { authorization: `Bearer ${t}`, range: 'bytes=400000-' } })).status).toBe(416);
+    expect((await k.call('DELETE', `/v1/groups/${gid}/files/data/in.bin`, undefined, t)).status).toBe(204);
+    expect((await k.call('GET', `/v1/groups/${gid}/files/data/in.bin`, undefined, t)).status).toBe(404);
+  });
+
+  it('a process of group A cannot reach group B: shared memory, files, pipes, mailboxes', async () => {
+    const t = tok(stranger);
+    expect((await k.call('GET', `/v1/groups/${gid}/shm/counter`, undefined, t)).status).toBe(403);
+    expect((await k.call('PUT', `/v1/groups/${gid}/shm/counter`, { value: 0 }, t)).status).toBe(403);
+    expect((await k.call('GET', `/v1/groups/${gid}/files`, undefined, t)).status).toBe(403);
+    expect((await k.call('PUT', `/v1/groups/${gid}/files/x`, 'x', t)).status).toBe(403);
+    expect((await k.call('POST', `/v1/groups/${gid}/pipes`, undefined, t)).status).toBe(403);
+    expect((await k.call('POST', `/v1/groups/${gid}/processes/${parent.pid}/messages`, { message: { data: 1 } }, t)).status).toBe(403);
+    expect((await k.call('GET', `/v1/groups/${gid}/processes/${parent.pid}/messages?timeout=0`, undefined, t)).status).toBe(403);
+    const c = await RawClient.connect(k.url, t);
+    for (const [op, params] of [['shm.get', { gid, key: 'counter' }], ['send', { gid, to: parent.pid, data: 1 }], ['fifo.open', { gid, name: 'logs' }]] as const) {
+      expect((await c.call(op, params)).error.code, op).toBe('forbidden');
+    }
+    // Its own group's key of the same name is a different key.
+    expect((await c.call('shm.get', { key: 'counter' })).result.value).toBeNull();
+    await c.close();
+    // A sibling cannot read another process's mailbox in its own group either.
+    expect((await k.call('GET', `/v1/groups/${gid}/processes/${parent.pid}/messages?timeout=0`, undefined, tok(kids[1]!))).status).toBe(403);
+  });
+});
