@@ -74,9 +74,7 @@ function lockDataDir(dataDir: string): () => void {
 async function createCompute(cfg: KernelConfig, dataDir: string, log: Logger): Promise<ComputeDriver> {
   if (cfg.compute) return cfg.compute;
   if ((cfg.driver ?? 'sim') === 'nova') {
-    const { NovaDriver } = await import('../compute/nova/nova-driver.js');
-    const nova = NovaDriver.fromEnv({ log: log.child({ component: 'nova' }) });
-    return nova;
+    throw new RackError('bad_request', 'the nova driver is not built yet: use --driver sim');
   }
   const sim = new SimDriver({ dataDir, templates: cfg.templates ?? [], log: log.child({ component: 'sim' }) });
   await sim.start();

@@ -1,4 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
+import { request } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Process } from '../../src/protocol/process.js';
 import { startTestKernel, untilProcess, type TestKernel } from '../support/kernel.js';
@@ -184,10 +185,20 @@ describe('kernel IPC over the raw protocol', () => {
     expect(head.headers.get('content-length')).toBe('300000');
     const list = await k.call('GET', `/v1/groups/${gid}/files?prefix=data/`, undefined, t);
     expect(list.body.files.map((f: any) => f.path)).toEqual(['data/in.bin']);
-    for (const bad of ['..%2Fescape', 'a/../../b', '%2Fetc%2Fpasswd', 'a%00b', 'a%0Ab', 'a//b', 'a%5Cb']) {
+    for (const bad of ['..%2Fescape', 'a/x%2F%2E%2E%2F%2E%2E%2Fb', '%2Fetc%2Fpasswd', 'a%00b', 'a%0Ab', 'a//b', 'a%5Cb']) {
       const res = await fetch(`${k.url}/v1/groups/${gid}/files/${bad}`, { method: 'PUT', headers: { authorization: `Bearer ${t}` }, body: 'x' });
       expect(res.status, bad).toBe(400);
     }
+    // fetch() normalises dot segments away; a raw request sends them as they are.
+    const raw = await new Promise<number>((resolve, reject) => {
+      const req = request(`${k.url}/v1/groups/${gid}/files/a/../../../../etc/passwd`, { method: 'GET', headers: { authorization: `Bearer ${t}` } }, (res) => {
+        res.resume();
+        resolve(res.statusCode ?? 0);
+      });
+      req.on('error', reject);
+      req.end();
+    });
+    expect(raw).toBe(400);
     expect((await fetch(`${k.url}/v1/groups/${gid}/files/data/in.bin`, { headers: { authorization: `Bearer ${t}`, range: 'bytes=400000-' } })).status).toBe(416);
     expect((await k.call('DELETE', `/v1/groups/${gid}/files/data/in.bin`, undefined, t)).status).toBe(204);
     expect((await k.call('GET', `/v1/groups/${gid}/files/data/in.bin`, undefined, t)).status).toBe(404);

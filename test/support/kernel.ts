@@ -40,10 +40,15 @@ export async function startTestKernel(cfg: Partial<KernelConfig> = {}, dataDir?:
     }
     return { status: res.status, body: parsed };
   };
+  // Cached: a destroyed VM's metadata is gone from disk, and tests still check its token is unused.
+  const tokens = new Map<string, string>();
   const tokenOf = (p: Process): string => {
-    const vm = JSON.parse(readFileSync(join(dir, 'vms', p.compute_id!, 'vm.json'), 'utf8'));
-    const meta = vm.meta ?? vm.request?.meta ?? vm.boot?.meta;
-    return meta.rack_token as string;
+    const key = `${p.gid}/${p.pid}`;
+    if (!tokens.has(key)) {
+      const vm = JSON.parse(readFileSync(join(dir, 'vms', p.compute_id!, 'vm.json'), 'utf8'));
+      tokens.set(key, vm.meta.rack_token as string);
+    }
+    return tokens.get(key)!;
   };
   return {
     ...k,

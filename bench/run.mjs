@@ -1,0 +1,37 @@
+#!/usr/bin/env node
+// `npm run bench`: runs every benchmark in this folder in one go, each beside its reference, and
+// records the machine and date with the figures in bench/results.json (README quotes them).
+import { spawnSync } from 'node:child_process';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpus, totalmem, release } from 'node:os';
+import { join } from 'node:path';
+
+const here = import.meta.dirname;
+const only = process.argv.slice(2);
+const suites = ['dckinit.mjs', 'ipc.mjs', 'csv.mjs'].filter((s) => existsSync(join(here, s)) && (only.length === 0 || only.some((o) => s.startsWith(o))));
+
+const machine = {
+  cpu: cpus()[0]?.model ?? 'unknown',
+  cores: cpus().length,
+  memory_gib: Math.round(totalmem() / 2 ** 30),
+  kernel: release(),
+  node: process.version,
+};
+console.log(`RACK benchmarks on ${machine.cores} × ${machine.cpu}, ${machine.memory_gib} GiB, Linux ${machine.kernel}, Node ${machine.node}`);
+
+const results = { date: new Date().toISOString(), machine, suites: {} };
+let failed = false;
+for (const suite of suites) {
+  console.log(`\n== ${suite.replace('.mjs', '')} ==`);
+  const out = join(here, `.${suite}.json`);
+  const r = spawnSync(process.execPath, [join(here, suite), '--json-out', out], { stdio: 'inherit' });
+  if (r.status !== 0) {
+    failed = true;
+    console.error(`${suite} failed (exit ${r.status})`);
+    continue;
+  }
+  if (existsSync(out)) results.suites[suite.replace('.mjs', '')] = JSON.parse(readFileSync(out, 'utf8'));
+}
+writeFileSync(join(here, 'results.json'), JSON.stringify(results, null, 2) + '\n');
+console.log(`\nwritten: bench/results.json`);
+process.exitCode = failed ? 1 : 0;

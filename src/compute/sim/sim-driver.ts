@@ -1,0 +1,236 @@
+import { spawn } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { existsSync, mkdirSync, openSync, closeSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { dirname, isAbsolute, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import yaml from 'js-yaml';
+import { RackError } from '../../common/errors.js';
+import { silentLogger, type Logger } from '../../common/log.js';
+import type { BootRequest, ComputeDriver, VmInfo, VmState } from '../driver.js';
+import { MetadataServer } from './metadata-server.js';
+import { findVmProcesses, killVmProcesses, processStartTime } from './os-processes.js';
+
+export interface SimDriverOptions {
+  /** The kernel's data dir; VMs live in DATA/vms/<id>/. */
+  dataDir: string;
+  /** Directories searched for a template given by name; an absolute path is used as it is. */
+  templates: string[];
+  metadataPort?: number;
+  log?: Logger;
+}
+
+/** What DATA/vms/<id>/vm.json records: enough to adopt the VM after a kernel restart. */
+interface VmRecord {
+  id: string;
+  template: string;
+  name: string;
+  flavor: string | null;
+  meta: Record<string, string>;
+  userData: string | null;
+  secret: string;
+  pid: number;
+  startTime: number;
+}
+
+const NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
+
+/** The package root (where package.json names "rack"), for the default init: dist/dckinit/main.js. */
+function packageRoot(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (let i = 0; i < 10; i++) {
+    const pkg = join(dir, 'package.json');
+    if (existsSync(pkg) && (JSON.parse(readFileSync(pkg, 'utf8')) as { name?: string }).name === 'rack') return dir;
+    dir = dirname(dir);
+  }
+  throw new Error('cannot find the rack package root');
+}
+
+/**
+ * The `sim` compute driver: a VM is a local process tree started from a template directory (the
+ * stand-in for a VM image: its etc/dckinit/config.yaml and opt/app), with its own working
+ * directory as its disk and a Nova-compatible metadata service. VMs run detached, so they outlive
+ * a kernel that is killed, and are adopted again when it restarts.
+ */
+export class SimDriver implements ComputeDriver {
+  readonly name = 'sim';
+  private readonly vmsDir: string;
+  private readonly metadata = new MetadataServer();
+  private readonly listeners: Array<(id: string) => void> = [];
+  private readonly destroying = new Set<string>();
+  /** VMs adopted from disk (not our children): watched by polling. */
+  private readonly adopted = new Map<string, VmRecord>();
+  private poller: NodeJS.Timeout | null = null;
+  private readonly log: Logger;
+
+  constructor(private readonly opts: SimDriverOptions) {
+    this.vmsDir = join(opts.dataDir, 'vms');
+    this.log = opts.log ?? silentLogger();
+  }
+
+  async start(): Promise<void> {
+    mkdirSync(this.vmsDir, { recursive: true, mode: 0o700 });
+    const portFile = join(this.vmsDir, 'metadata.port');
+    const previous = existsSync(portFile) ? Number(readFileSync(portFile, 'utf8')) : 0;
+    const port = await this.metadata.listen(this.opts.metadataPort ?? (Number.isInteger(previous) ? previous : 0));
+    writeFileSync(portFile, String(port));
+    for (const rec of this.records()) {
+      this.metadata.register({ secret: rec.secret, uuid: rec.id, name: rec.name, meta: rec.meta, userData: rec.userData });
+      this.adopted.set(rec.id, rec);
+    }
+    // A VM we did not start ourselves (adopted after a restart) is polled for its end.
+    this.poller = setInterval(() => {
+      for (const [id, rec] of this.adopted) {
+        if (!this.alive(rec)) {
+          this.adopted.delete(id);
+          this.gone(id);
+        }
+      }
+    }, 2000);
+    this.poller.unref();
+  }
+
+  private records(): VmRecord[] {
+    const out: VmRecord[] = [];
+    for (const entry of readdirSync(this.vmsDir)) {
+      const file = join(this.vmsDir, entry, 'vm.json');
+      if (!existsSync(file)) continue;
+      try {
+        out.push(JSON.parse(readFileSync(file, 'utf8')) as VmRecord);
+      } catch {
+        this.log.warn({ vm: entry }, 'unreadable vm.json; ignoring the VM');
+      }
+    }
+    return out;
+  }
+
+  private record(id: string): VmRecord | null {
+    if (!/^sim-[0-9a-f-]{36}$/.test(id)) return null;
+    try {
+      return JSON.parse(readFileSync(join(this.vmsDir, id, 'vm.json'), 'utf8')) as VmRecord;
+    } catch {
+      return null;
+    }
+  }
+
+  /** A template name or path -> the template directory. */
+  resolveTemplate(template: string): string {
+    if (isAbsolute(template)) {
+      if (existsSync(template) && statSync(template).isDirectory()) return template;
+      throw new RackError('bad_request', `template directory ${template} does not exist`);
+    }
+    if (!NAME.test(template)) throw new RackError('bad_request', `template name "${template.slice(0, 60)}" is not a plain name`);
+    for (const dir of this.opts.templates) {
+      const candidate = resolve(dir, template);
+      if (existsSync(candidate) && statSync(candidate).isDirectory()) return candidate;
+    }
+    throw new RackError('bad_request', `no template "${template}" in ${this.opts.templates.join(', ') || '(no template directories configured)'}`);
+  }
+
+  /** The command a VM of this template boots: image.yaml's `init`, else the guest agent. */
+  private initCommand(dir: string): string[] {
+    const imageFile = join(dir, 'image.yaml');
+    if (existsSync(imageFile)) {
+      const image = yaml.load(readFileSync(imageFile, 'utf8')) as { init?: unknown } | null;
+      const init = image?.init;
+      if (init !== undefined) {
+        if (!Array.isArray(init) || init.length === 0 || !init.every((a) => typeof a === 'string')) {
+          throw new RackError('bad_request', `${imageFile}: init must be a non-empty list of strings`);
+        }
+        return init.map((a: string) => a.replaceAll('${IMAGE}', dir));
+      }
+    }
+    return [process.execPath, join(packageRoot(), 'dist', 'dckinit', 'main.js')];
+  }
+
+  async boot(req: BootRequest): Promise<string> {
+    const dir = this.resolveTemplate(req.template);
+    const [cmd, ...args] = this.initCommand(dir);
+    const id = `sim-${randomUUID()}`;
+    const vmDir = join(this.vmsDir, id);
+    const disk = join(vmDir, 'disk');
+    mkdirSync(disk, { recursive: true, mode: 0o700 });
+    const secret = MetadataServer.newSecret();
+    this.metadata.register({ secret, uuid: id, name: req.name, meta: req.meta, userData: req.userData });
+    const console = openSync(join(vmDir, 'console.log'), 'a');
+    let child;
+    try {
+      child = spawn(cmd!, args, {
+        cwd: disk,
+        detached: true,
+        stdio: ['ignore', console, console],
+        env: {
+          PATH: process.env.PATH ?? '/usr/local/bin:/usr/bin:/bin',
+          HOME: disk,
+          LANG: 'C.UTF-8',
+          RACK_SIM_VM: id,
+          RACK_METADATA_URL: this.metadata.baseUrl(secret),
+          DCKINIT_ROOT: dir,
+          ...(process.env.RACK_LOG_LEVEL ? { RACK_LOG_LEVEL: process.env.RACK_LOG_LEVEL } : {}),
+        },
+      });
+    } finally {
+      closeSync(console);
+    }
+    const pid = await new Promise<number>((ok, fail) => {
+      child.once('spawn', () => ok(child.pid!));
+      child.once('error', (err) => fail(new RackError('compute_error', `cannot start VM init ${cmd}: ${err.message}`)));
+    }).catch((err: unknown) => {
+      this.metadata.unregister(secret);
+      rmSync(vmDir, { recursive: true, force: true });
+      throw err;
+    });
+    child.unref();
+    const rec: VmRecord = { id, template: dir, name: req.name, flavor: req.flavor, meta: req.meta, userData: req.userData, secret, pid, startTime: processStartTime(pid) ?? 0 };
+    writeFileSync(join(vmDir, 'vm.json'), JSON.stringify(rec, null, 2), { mode: 0o600 });
+    child.once('exit', (code, signal) => {
+      this.log.info({ vm: id, gid: req.gid, pid: req.pid, code, signal }, 'VM init exited');
+      this.gone(id);
+    });
+    this.log.info({ vm: id, gid: req.gid, pid: req.pid, template: dir, os_pid: pid }, 'VM booted');
+    return id;
+  }
+
+  private gone(id: string): void {
+    if (this.destroying.has(id)) return;
+    for (const l of this.listeners) l(id);
+  }
+
+  private alive(rec: VmRecord): boolean {
+    const st = processStartTime(rec.pid);
+    return st !== null && (rec.startTime === 0 || st === rec.startTime);
+  }
+
+  async state(id: string): Promise<VmState> {
+    const rec = this.record(id);
+    if (!rec) return 'GONE';
+    return this.alive(rec) ? 'ACTIVE' : 'GONE';
+  }
+
+  async destroy(id: string): Promise<void> {
+    const rec = this.record(id);
+    this.destroying.add(id);
+    try {
+      // Every process that inherited the VM's marker, including ones that left its session.
+      await killVmProcesses(id);
+      if (rec) this.metadata.unregister(rec.secret);
+      this.adopted.delete(id);
+      if (/^sim-[0-9a-f-]{36}$/.test(id)) rmSync(join(this.vmsDir, id), { recursive: true, force: true });
+    } finally {
+      this.destroying.delete(id);
+    }
+  }
+
+  async list(): Promise<VmInfo[]> {
+    return this.records().map((r) => ({ id: r.id, state: this.alive(r) || findVmProcesses(r.id).length > 0 ? 'ACTIVE' : 'GONE' }));
+  }
+
+  onGone(listener: (id: string) => void): void {
+    this.listeners.push(listener);
+  }
+
+  /** Stops serving metadata and watching; the VMs keep running (a restart adopts them). */
+  async close(): Promise<void> {
+    if (this.poller) clearInterval(this.poller);
+    await this.metadata.close();
+  }
+}
