@@ -191,7 +191,9 @@ describe('kernel IPC over the raw protocol', () => {
     }
     // fetch() normalises dot segments away; a raw request sends them as they are.
     const raw = await new Promise<number>((resolve, reject) => {
-      const req = request(`${k.url}/v1/groups/${gid}/files/a/../../../../etc/passwd`, { method: 'GET', headers: { authorization: `Bearer ${t}` } }, (res) => {
+      const { hostname, port } = new URL(k.url);
+      const path = `/v1/groups/${gid}/files/a/../../../../etc/passwd`;
+      const req = request({ hostname, port, path, method: 'GET', headers: { authorization: `Bearer ${t}` } }, (res) => {
         res.resume();
         resolve(res.statusCode ?? 0);
       });
