@@ -1,4 +1,5 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { RackError } from '../common/errors.js';
 import type { Logger } from '../common/log.js';
 import type { Kernel } from '../kernel/kernel.js';
 import { PROCESS_STATUSES } from '../protocol/process.js';
@@ -72,6 +73,9 @@ export function createApi(opts: ApiOptions): Api {
   const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     let status = 500;
     try {
+      const raw = (req.url ?? '/').split('?')[0]!;
+      // URL parsing would quietly resolve dot segments; a path that has them is refused instead.
+      if (/(^|\/)(\.|%2e){1,2}(\/|$)/i.test(raw)) throw new RackError('bad_request', 'the URL path has a "." or ".." segment');
       const url = new URL(req.url ?? '/', 'http://kernel');
       const { route, params } = router.match(req.method ?? 'GET', url.pathname);
       const who = route.auth === false ? { kind: 'admin' as const } : await kernel.auth.authenticate(req.headers.authorization);
