@@ -75,6 +75,12 @@ export class Kernel extends EventEmitter {
   private readonly log: Logger;
   private readonly url: () => string;
   private readonly agents = new Map<string, AgentLink>();
+
+  /** Is the guest agent of this process connected right now? */
+  agentConnected(gid: string, pid: number): boolean {
+    return this.agents.has(`${gid}/${pid}`);
+  }
+
   /** Signals for agents that are not connected right now; delivered on their next hello. */
   private readonly queuedSignals = new Map<string, SignalEvent[]>();
   private readonly background = new Set<Promise<unknown>>();
@@ -498,10 +504,12 @@ export class Kernel extends EventEmitter {
     this.queuedSignals.delete(key);
     for (const ev of queued) link.send(ev);
     this.log.info({ gid, pid }, 'agent connected');
+    this.emit('agent', { gid, pid, connected: true });
     return () => {
       if (this.agents.get(key) === link) {
         this.agents.delete(key);
         this.log.info({ gid, pid }, 'agent disconnected');
+        this.emit('agent', { gid, pid, connected: false });
       }
     };
   }
