@@ -29,6 +29,8 @@ export async function fetchText(url: string, limits: FetchLimits = DEFAULT_LIMIT
   } catch (err) {
     throw new MetadataError(`${url}: ${deadline.aborted ? `no answer within ${limits.timeoutMs} ms` : (err as Error).message}`, true);
   }
+  // Aborting mid-body makes the stream emit an error; we report our own instead.
+  res.body.on('error', () => {});
   try {
     if (res.statusCode === 404) return null;
     if (res.statusCode >= 500) throw new MetadataError(`${url}: HTTP ${res.statusCode}`, true);

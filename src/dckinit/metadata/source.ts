@@ -41,7 +41,8 @@ async function withRetries(url: string, opts: SourceOptions, signal: AbortSignal
       return await readService(url, limits, signal);
     } catch (err) {
       const e = err instanceof MetadataError ? err : new MetadataError(String(err), true);
-      if (!e.retryable || signal.aborted) throw e;
+      if (signal.aborted) throw new MetadataError(`${url}: gave up after ${opts.deadlineMs} ms and ${attempt} attempts (last: ${e.message})`, false);
+      if (!e.retryable) throw e;
       opts.log.debug({ url, attempt, err: e.message }, 'metadata not ready; retrying');
       await sleep(delay * (0.5 + Math.random()), signal);
       if (signal.aborted) throw e;
