@@ -1,0 +1,67 @@
+import { execFile, spawnSync } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { describe, expect, it } from 'vitest';
+import { MetadataServer } from '../../src/compute/sim/metadata-server.js';
+
+const run = promisify(execFile);
+const has = (cmd: string, args: string[]): boolean => spawnSync(cmd, args, { stdio: 'ignore' }).status === 0;
+
+describe('systemd unit and cloud-init files', () => {
+  it.skipIf(!has('systemd-analyze', ['--version']))('systemd-analyze verify passes on the unit', async () => {
+    const { stderr } = await run('systemd-analyze', ['verify', 'systemd/dckinit.service']);
+    expect(stderr).toBe('');
+  });
+
+  for (const file of ['cloud-init/user-data.yaml', 'cloud-init/template/99-rack.cfg']) {
+    it.skipIf(!has('cloud-init', ['--version']))(`cloud-init schema passes on ${file}`, async () => {
+      const { stdout } = await run('cloud-init', ['schema', '--config-file', file]);
+      expect(stdout).toMatch(/Valid cloud-config/);
+    });
+  }
+});
+
+describe('dckinit binary', () => {
+  async function agentWith(meta: Record<string, string>, config = 'roles: {}\n'): Promise<{ code: number; stderr: string }> {
+    const md = new MetadataServer();
+    await md.listen(0);
+    const secret = MetadataServer.newSecret();
+    md.register({ secret, uuid: 'u', name: 'vm', meta, userData: null });
+    const cfg = join(mkdtempSync(join(tmpdir(), 'dckinit-bin-')), 'config.yaml');
+    writeFileSync(cfg, config);
+    try {
+      const r = await run(process.execPath, ['dist/dckinit/main.js', '--config', cfg, '--metadata-url', md.baseUrl(secret)], { env: { ...process.env, RACK_LOG_LEVEL: 'error' } });
+      return { code: 0, stderr: r.stderr };
+    } catch (err) {
+      const e = err as { code: number; stderr: string };
+      return { code: e.code, stderr: e.stderr };
+    } finally {
+      await md.close();
+    }
+  }
+
+  it('without rack_pid it says "not a RACK VM" and exits 0 without launching', async () => {
+    const r = await agentWith({ purpose: 'plain VM' }, 'roles:\n  parent:\n    command: ["/bin/false"]\n');
+    expect(r.code).toBe(0);
+  });
+
+  it('missing RACK keys: a clear error and a non-zero exit', async () => {
+    const r = await agentWith({ rack_pid: '100', rack_gid: 'g' });
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/metadata has no rack_url/);
+  });
+
+  it('a bad config: the file, line and key, and a non-zero exit', async () => {
+    const r = await agentWith({}, 'roles:\n  parent:\n    command: 42\n');
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/config\.yaml:3: roles\.parent\.command must be a non-empty list of strings/);
+  });
+
+  it('unknown flags: usage and exit 2', async () => {
+    const r = await run(process.execPath, ['dist/dckinit/main.js', '--bogus']).catch((e) => e);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/usage: dckinit/);
+  });
+});
