@@ -49,7 +49,9 @@ export class Supervisor extends EventEmitter {
 
   start(): void {
     this.emit('state', 'starting');
-    const env = { ...process.env, ...this.env, ...this.role.environment };
+    const base = { ...process.env, ...this.env };
+    const extra = Object.fromEntries(Object.entries(this.role.environment).map(([k, v]) => [k, expand(v, base)]));
+    const env = { ...base, ...extra };
     const cwd = this.role.workdir ? expand(this.role.workdir, env) : process.cwd();
     const ids = this.role.user ? userIds(this.role.user) : {};
     const [file, ...args] = typeof this.role.command === 'string' ? ['/bin/sh', '-c', this.role.command] : this.role.command.map((a) => expand(a, env));

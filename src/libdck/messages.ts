@@ -1,0 +1,44 @@
+import type { Connection } from './connection.js';
+
+export interface Message {
+  seq: number;
+  /** The sender's PID (0: an operator). */
+  from: number;
+  /** The JSON value sent, or a Buffer for bytes. */
+  data: unknown;
+}
+
+/**
+ * The process's mailbox as an async iterator. Messages arrive in send order per sender, at least
+ * once from the kernel; seqs already seen are dropped here, so each reaches the app once. A
+ * message is acknowledged when the consumer asks for the next one (it has been handled).
+ */
+export async function* receive(conn: Connection, window = 256): AsyncGenerator<Message> {
+  const queue: Message[] = [];
+  let wake: (() => void) | null = null;
+  let lastSeen = 0;
+  const onEvent = (e: { event?: string; seq?: number; from?: number; data?: unknown }, payload?: Buffer): void => {
+    if (e.event !== 'message' || typeof e.seq !== 'number' || e.seq <= lastSeen) return;
+    lastSeen = e.seq;
+    queue.push({ seq: e.seq, from: e.from ?? 0, data: payload ?? e.data });
+    wake?.();
+  };
+  const restart = (): void => void conn.call('recv.start', { window }).catch(() => {});
+  conn.on('event', onEvent);
+  conn.on('reconnect', restart);
+  try {
+    await conn.call('recv.start', { window });
+    for (;;) {
+      while (queue.length === 0) await new Promise<void>((r) => (wake = r));
+      wake = null;
+      const m = queue.shift()!;
+      yield m;
+      await conn.call('ack', { seq: m.seq }).catch(() => {
+        // Unacknowledged messages come again after a reconnect, and are dropped as seen.
+      });
+    }
+  } finally {
+    conn.off('event', onEvent);
+    conn.off('reconnect', restart);
+  }
+}

@@ -1,0 +1,154 @@
+import { randomBytes } from 'node:crypto';
+import { RackError } from '../common/errors.js';
+import type { Process, SignalName, WaitResult } from '../protocol/process.js';
+import { Connection } from './connection.js';
+import { Files } from './files.js';
+import { receive, type Message } from './messages.js';
+import { Pipe } from './pipes.js';
+import { SharedMemory } from './shm.js';
+
+export interface ConnectOptions {
+  url?: string;
+  token?: string;
+  /** Default per-call timeout in milliseconds (30 s). */
+  timeoutMs?: number;
+}
+
+export interface ForkOptions {
+  count?: number;
+  args?: Record<string, string>;
+  template?: string;
+  flavor?: string;
+  name?: string;
+  /** Wait (up to this many seconds) until every child's app runs. */
+  waitRunning?: number;
+}
+
+/** A process's view of RACK: who it is, and its system calls. Make one with `connect()`. */
+export class Rack {
+  readonly shm: SharedMemory;
+  readonly files: Files;
+  private mids = 0;
+  private readonly client = randomBytes(6).toString('hex');
+
+  constructor(
+    private readonly conn: Connection,
+    readonly self: Process,
+    readonly url: string,
+    token: string,
+  ) {
+    this.shm = new SharedMemory(conn);
+    this.files = new Files(url, token, self.gid);
+  }
+
+  get gid(): string {
+    return this.self.gid;
+  }
+  get pid(): number {
+    return this.self.pid;
+  }
+  get ppid(): number | null {
+    return this.self.ppid;
+  }
+  /** The role the guest agent chose (RACK_ROLE): "parent" when PPID is null, else "child". */
+  get role(): string {
+    return process.env.RACK_ROLE || (this.self.ppid === null ? 'parent' : 'child');
+  }
+  /** This process's args (as given at fork, inherited from its parent). */
+  get args(): Record<string, string> {
+    return this.self.args;
+  }
+
+  async fork(opts: ForkOptions = {}): Promise<Process[]> {
+    const { waitRunning, ...rest } = opts;
+    const params: Record<string, unknown> = { ...rest };
+    if (waitRunning !== undefined) params.wait_running = waitRunning;
+    const r = await this.conn.call('fork', params, { timeoutMs: (waitRunning ?? 0) * 1000 + this.conn.timeoutMs });
+    return r.processes as Process[];
+  }
+
+  /** Ends `pid` and its descendants: TERM with a grace period (seconds), or KILL. */
+  async kill(pid: number, opts: { signal?: 'TERM' | 'KILL'; grace?: number } = {}): Promise<number[]> {
+    return (await this.conn.call('kill', { pid, ...opts })).pids as number[];
+  }
+
+  async signal(pid: number, name: Exclude<SignalName, 'KILL'>): Promise<void> {
+    await this.conn.call('signal', { pid, name });
+  }
+
+  /** How a child ended: `pid`, or any child. Waits as long as it takes unless `timeout` (seconds) is given. */
+  async wait(pid?: number, opts: { timeout?: number } = {}): Promise<WaitResult> {
+    const deadline = opts.timeout === undefined ? Infinity : Date.now() + opts.timeout * 1000;
+    for (;;) {
+      const left = Math.min(300, Math.max(0, (deadline - Date.now()) / 1000));
+      try {
+        return await this.conn.call<WaitResult>('wait', { ...(pid === undefined ? {} : { pid }), timeout: left }, { timeoutMs: left * 1000 + this.conn.timeoutMs });
+      } catch (err) {
+        if (!(err instanceof RackError && err.code === 'timeout') || Date.now() >= deadline) throw err;
+      }
+    }
+  }
+
+  async status(text: string): Promise<void> {
+    await this.conn.call('status', { app_status: text });
+  }
+
+  async list(opts: { ppid?: number } = {}): Promise<Process[]> {
+    return (await this.conn.call('list', opts)).processes as Process[];
+  }
+
+  /** Sends a JSON value or bytes to a process of the group; stored before this resolves. */
+  async send(pid: number, data: unknown): Promise<number> {
+    const mid = `${this.client}-${++this.mids}`;
+    if (Buffer.isBuffer(data) || data instanceof Uint8Array) {
+      return (await this.conn.call('send', { to: pid, mid }, { payload: Buffer.from(data) })).seq as number;
+    }
+    return (await this.conn.call('send', { to: pid, data, mid })).seq as number;
+  }
+
+  /** This process's messages, each once, in send order per sender. */
+  messages(opts: { window?: number } = {}): AsyncGenerator<Message> {
+    return receive(this.conn, opts.window);
+  }
+
+  /** A new anonymous pipe (children forked afterwards inherit it), or an inherited one by id. */
+  async pipe(id?: string): Promise<Pipe> {
+    if (id !== undefined) return new Pipe(this.conn, id);
+    return new Pipe(this.conn, (await this.conn.call('pipe.create')).pipe as string);
+  }
+
+  /** The anonymous pipes this process created or inherited. */
+  async pipes(): Promise<Pipe[]> {
+    const ids = (await this.conn.call('pipe.list')).pipes as string[];
+    return ids.map((id) => new Pipe(this.conn, id));
+  }
+
+  async fifo(name: string): Promise<Pipe> {
+    return new Pipe(this.conn, (await this.conn.call('fifo.open', { name })).pipe as string);
+  }
+
+  close(): void {
+    this.conn.close();
+  }
+
+  /** Ends this app with `code`, as exit(3) does; the guest agent reports it to the kernel. */
+  exit(code: number): never {
+    this.close();
+    process.exit(code);
+  }
+}
+
+/** Connects this process to RACK from its RACK_* environment (or explicit options). */
+export async function connect(opts: ConnectOptions = {}): Promise<Rack> {
+  const url = opts.url ?? process.env.RACK_URL;
+  const token = opts.token ?? process.env.RACK_TOKEN;
+  if (!url) throw new RackError('bad_request', 'no RACK_URL: run inside a RACK VM (dckinit sets it) or pass { url }');
+  if (!token) throw new RackError('bad_request', 'no RACK_TOKEN: run inside a RACK VM (dckinit sets it) or pass { token }');
+  const conn = new Connection({ url, token, timeoutMs: opts.timeoutMs });
+  const hello = (await conn.open()) as { process?: Process };
+  if (!hello.process) {
+    conn.close();
+    throw new RackError('bad_request', 'connect() needs a process token; operators use the rack CLI or the REST API');
+  }
+  return new Rack(conn, hello.process, url, token);
+}
