@@ -1,39 +1,14 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { Process } from '../../src/protocol/process.js';
-import { FIXTURES, osProcessesOfVm } from '../support/kernel.js';
+import { osProcessesOfVm } from '../support/kernel.js';
+import { ADMIN_TOKEN, freePort, startKernelProcess } from '../support/kernel-process.js';
 import { watchGroup } from '../support/watch.js';
 
-const TOKEN = 'restart-admin-token-0123456789';
-
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = createServer().listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
-
-/** Starts `rack kernel` as its own OS process and resolves once it prints its URL. */
-function startKernelProcess(port: number, dataDir: string): Promise<ChildProcess> {
-  const child = spawn(process.execPath, ['dist/cli/main.js', 'kernel', '--listen', `127.0.0.1:${port}`, '--data', dataDir, '--templates', FIXTURES], {
-    env: { ...process.env, RACK_ADMIN_TOKEN: TOKEN, RACK_LOG_LEVEL: 'warn' },
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  return new Promise((resolve, reject) => {
-    let out = '';
-    child.stdout!.on('data', (d) => {
-      out += d;
-      if (out.includes('RACK kernel at')) resolve(child);
-    });
-    child.once('exit', (code) => reject(new Error(`kernel exited early (${code})`)));
-  });
-}
+const TOKEN = ADMIN_TOKEN;
 
 describe('kernel restart after kill -9', () => {
   const dataDir = mkdtempSync(join(tmpdir(), 'rack-restart-'));
