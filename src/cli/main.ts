@@ -1,8 +1,29 @@
 #!/usr/bin/env node
 import { isRackError } from '../common/errors.js';
-import { COMMANDS, UsageError, usage } from './commands.js';
+import { UsageError, type Command } from './args.js';
+import { ipcCommands } from './ipc-commands.js';
+import { PROCESS_COMMANDS } from './process-commands.js';
 
-/** `rack`: thin entry; each command lives in commands.ts. */
+const COMMANDS: Record<string, Command> = { ...PROCESS_COMMANDS, ...ipcCommands() };
+
+
+/** `rack`: thin entry; the commands live in process-commands.ts and ipc-commands.ts. */
+function usage(): string {
+  const width = Math.max(...Object.keys(COMMANDS).map((k) => k.length));
+  return [
+    'rack: operate RACK, where VMs behave like processes',
+    '',
+    'Commands:',
+    ...Object.entries(COMMANDS).map(([k, c]) => `  ${k.padEnd(width)}  ${c.summary}\n  ${' '.repeat(width)}  ${c.usage}`),
+    '',
+    'Connection: RACK_URL and RACK_TOKEN (or --url, --token); RACK_GID and RACK_PID set the group and',
+    'the calling process inside a VM. --json prints machine-readable output.',
+    'Exit status: 0 ok, 1 the kernel refused or could not be reached, 2 bad usage; rack wait exits',
+    "with the child's status.",
+    '',
+  ].join('\n');
+}
+
 async function main(argv: string[]): Promise<number> {
   const [name, ...rest] = argv;
   if (name === undefined || name === '--help' || name === '-h' || name === 'help') {

@@ -1,0 +1,78 @@
+/** What every rack command shares: argument parsing, the kernel client, output. */
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { RestClient } from './client.js';
+
+export class UsageError extends Error {}
+
+export interface Command {
+  summary: string;
+  usage: string;
+  run(argv: string[]): Promise<number>;
+}
+
+type Options = NonNullable<ParseArgsConfig['options']>;
+
+const CONNECT: Options = {
+  url: { type: 'string' },
+  token: { type: 'string' },
+  json: { type: 'boolean', default: false },
+};
+
+export function parse(argv: string[], options: Options, allowPositionals = 0) {
+  let parsed;
+  try {
+    parsed = parseArgs({ args: argv, options: { ...CONNECT, ...options }, allowPositionals: allowPositionals > 0, strict: true });
+  } catch (err) {
+    throw new UsageError((err as Error).message.split('\n')[0]!);
+  }
+  if (parsed.positionals.length > allowPositionals) {
+    throw new UsageError(`unexpected argument "${parsed.positionals[allowPositionals]}"`);
+  }
+  return parsed as { values: Record<string, string | boolean | string[] | undefined>; positionals: string[] };
+}
+
+export function client(values: Record<string, unknown>): RestClient {
+  const url = (values.url as string | undefined) ?? process.env.RACK_URL;
+  const token = (values.token as string | undefined) ?? process.env.RACK_TOKEN;
+  if (!url) throw new UsageError('no kernel URL: set RACK_URL or pass --url http://HOST:PORT');
+  if (!token) throw new UsageError('no token: set RACK_TOKEN or pass --token (the admin token is in DATA/admin-token)');
+  try {
+    new URL(url);
+  } catch {
+    throw new UsageError(`--url is not a URL: "${url}"`);
+  }
+  return new RestClient(url, token);
+}
+
+export function gidOf(values: Record<string, unknown>): string {
+  const gid = (values.gid as string | undefined) ?? process.env.RACK_GID;
+  if (!gid) throw new UsageError('no group: pass --gid GID or set RACK_GID');
+  return gid;
+}
+
+export function int(value: string | undefined, what: string): number {
+  if (value === undefined || !/^[0-9]{1,10}$/.test(value)) throw new UsageError(`${what} must be a non-negative integer, got "${value ?? ''}"`);
+  return Number(value);
+}
+
+export function seconds(value: string | undefined, what: string): number | undefined {
+  if (value === undefined) return undefined;
+  if (!/^[0-9]+(\.[0-9]+)?$/.test(value)) throw new UsageError(`${what} must be a number of seconds, got "${value}"`);
+  return Number(value);
+}
+
+export function argsOf(list: string[] | undefined): Record<string, string> | undefined {
+  if (!list || list.length === 0) return undefined;
+  const out: Record<string, string> = {};
+  for (const item of list) {
+    const eq = item.indexOf('=');
+    if (eq <= 0) throw new UsageError(`--arg must be NAME=VALUE, got "${item}"`);
+    out[item.slice(0, eq)] = item.slice(eq + 1);
+  }
+  return out;
+}
+
+export function print(json: boolean, data: unknown, text: () => string): void {
+  process.stdout.write(json ? JSON.stringify(data) + '\n' : text() + '\n');
+}
+

@@ -1,0 +1,109 @@
+import { execFile, spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Process } from '../../src/protocol/process.js';
+import { startTestKernel, untilProcess, type TestKernel } from '../support/kernel.js';
+
+describe('rack CLI', () => {
+  let k: TestKernel;
+  let gid: string;
+  let root: Process;
+  const dir = mkdtempSync(join(tmpdir(), 'rack-cli-'));
+
+  /** Runs `rack ARGS` asynchronously (the kernel lives in this process) with the admin token. */
+  const rack = (args: string[], env: Record<string, string> = {}, input?: string): Promise<{ code: number; stdout: string; stderr: string }> =>
+    new Promise((resolve) => {
+      const child = execFile(process.execPath, ['dist/cli/main.js', ...args], { env: { ...process.env, RACK_URL: k.url, RACK_TOKEN: k.adminToken, RACK_GID: gid, ...env } }, (err, stdout, stderr) =>
+        resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
+      );
+      if (input !== undefined) child.stdin!.end(input);
+      else child.stdin!.end();
+    });
+
+  beforeAll(async () => {
+    k = await startTestKernel();
+    gid = (await k.call('POST', '/v1/groups', { group: { name: 'cli', template: 'idle' } })).body.group.gid;
+    const r = await rack(['fork', '--json']);
+    root = await untilProcess(k, gid, JSON.parse(r.stdout)[0].pid, (p) => p.compute_id !== null);
+  });
+  afterAll(() => k.cleanup());
+
+  it('bad usage: one line saying what is wrong, exit 2', async () => {
+    for (const args of [['nonsense'], ['kill'], ['kill', '-5'], ['ps', '--bogus'], ['shm', 'get'], ['fork', '--count', 'many']]) {
+      const r = await rack(args);
+      expect(r.code, args.join(' ')).toBe(2);
+      expect(r.stderr.trim().split('\n')).toHaveLength(1);
+      expect(r.stderr).toMatch(/^rack: /);
+    }
+    expect((await rack(['ps'], { RACK_URL: '' })).stderr).toMatch(/set RACK_URL/);
+  });
+
+  it('a refusal or an unreachable kernel: exit 1 with the reason', async () => {
+    const r = await rack(['kill', '999']);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/no process 999 .*\(not_found\)/);
+    const down = await rack(['ps'], { RACK_URL: 'http://127.0.0.1:9' });
+    expect(down.code).toBe(1);
+    expect(down.stderr).toMatch(/cannot reach the kernel/);
+  });
+
+  it('fork, wait (exit status of the child), ps --json', async () => {
+    const f = await rack(['fork', '--ppid', String(root.pid), '--count', '2', '--arg', 'x=1']);
+    const [a, b] = f.stdout.trim().split('\n').map(Number);
+    await k.call('POST', `/v1/groups/${gid}/processes/${a}/exit`, { exit: { code: 5 } });
+    const w = await rack(['wait', String(a), '--ppid', String(root.pid)]);
+    expect(w.code).toBe(5);
+    expect(w.stdout).toMatch(new RegExp(`^${a} exited 5`));
+    await rack(['kill', String(b), '--signal', 'KILL']);
+    const wk = await rack(['wait', String(b), '--ppid', String(root.pid), '--json']);
+    expect(wk.code).toBe(137);
+    expect(JSON.parse(wk.stdout)).toMatchObject({ status: 'killed', signal: 'KILL' });
+    const ps = JSON.parse((await rack(['ps', '--json'])).stdout);
+    expect(ps.map((p: Process) => p.pid)).toEqual([root.pid, a, b]);
+  });
+
+  it('messages, shared memory', async () => {
+    expect((await rack(['send', String(root.pid), '{"n": 1}'])).code).toBe(0);
+    expect((await rack(['send', String(root.pid), 'plain text'])).code).toBe(0);
+    const r = await rack(['recv', '--pid', String(root.pid), '--count', '2']);
+    expect(r.stdout).toBe('{"n":1}\nplain text\n');
+    expect((await rack(['recv', '--pid', String(root.pid), '--timeout', '0.2'])).code).toBe(124);
+    await rack(['shm', 'set', 'greeting', '"hi"']);
+    expect((await rack(['shm', 'get', 'greeting'])).stdout.trim()).toBe('"hi"');
+    expect((await rack(['shm', 'incr', 'c', '5'])).stdout.trim()).toBe('5');
+    expect((await rack(['shm', 'keys'])).stdout.trim().split('\n')).toEqual(['c', 'greeting']);
+    expect((await rack(['shm', 'get', 'absent'])).code).toBe(1);
+  });
+
+  it('files and pipes', async () => {
+    const src = join(dir, 'in.txt');
+    writeFileSync(src, 'file body\n');
+    expect((await rack(['file', 'put', 'docs/in.txt', src])).code).toBe(0);
+    expect((await rack(['file', 'ls', 'docs/'])).stdout).toMatch(/10 {2}docs\/in\.txt/);
+    const out = join(dir, 'out.txt');
+    await rack(['file', 'get', 'docs/in.txt', out]);
+    expect(readFileSync(out, 'utf8')).toBe('file body\n');
+    expect((await rack(['file', 'put', '../x', src])).code).toBe(2);
+    expect((await rack(['file', 'rm', 'docs/in.txt'])).code).toBe(0);
+    const id = (await rack(['pipe', 'create'])).stdout.trim();
+    const reader = new Promise<string>((resolve) => {
+      const child = spawn(process.execPath, ['dist/cli/main.js', 'pipe', 'read', id], { env: { ...process.env, RACK_URL: k.url, RACK_TOKEN: k.adminToken, RACK_GID: gid } });
+      let text = '';
+      child.stdout.on('data', (d) => (text += d));
+      child.on('exit', () => resolve(text));
+    });
+    // The reader must have opened its end before the writer closes: wait for it in the kernel.
+    await new Promise<void>((resolve) => {
+      const check = (): void => {
+        const pipe = [...(k.ipc.pipes as any).pipes.values()].find((p: any) => p.id === id);
+        if (pipe && pipe.everReader) resolve();
+        else setTimeout(check, 10);
+      };
+      check();
+    });
+    expect((await rack(['pipe', 'write', id], {}, 'through the pipe\n')).code).toBe(0);
+    expect(await reader).toBe('through the pipe\n');
+  });
+});
