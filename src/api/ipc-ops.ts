@@ -13,6 +13,8 @@ function own(conn: Connection): { gid: string; pid: number } {
 export function ipcOps(ipc: Ipc): Map<string, OpHandler> {
   const ops = new Map<string, OpHandler>();
   const receivers = new WeakMap<Connection, { ack(seq: number): Promise<void>; close(): void }>();
+  // Sends of one connection are stored in the order they came: per-sender order is a promise.
+  const sendChains = new WeakMap<Connection, Promise<unknown>>();
 
   // ---- messages ----
   ops.set('send', async (conn, f) => {
@@ -23,7 +25,11 @@ export function ipcOps(ipc: Ipc): Map<string, OpHandler> {
     if (!binary && !('data' in f)) throw new RackError('bad_request', '"data" is required');
     const data = binary ? payload : Buffer.from(JSON.stringify(f.data));
     const mid = f.mid === undefined ? null : str(f, 'mid', { max: 64 });
-    return { seq: await ipc.messaging.send(conn.who, gid, int(f, 'to'), data, binary, mid) };
+    const to = int(f, 'to');
+    const previous = sendChains.get(conn) ?? Promise.resolve();
+    const mine = previous.catch(() => {}).then(() => ipc.messaging.send(conn.who, gid, to, data, binary, mid));
+    sendChains.set(conn, mine);
+    return { seq: await mine };
   });
 
   ops.set('recv.start', async (conn, f) => {

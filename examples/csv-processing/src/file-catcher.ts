@@ -1,0 +1,165 @@
+/**
+ * The parent process (PPID == NULL): the seed's File Catcher APP with its Target Database.
+ * It takes CSV files handed to it (put-file), forks one child per chunk from the same image,
+ * stores the rows the children send, and replaces any child that dies before its chunk is done.
+ */
+import { connect, type Rack } from 'rack/libdck';
+import { planChunks, type Plan } from './chunking.js';
+import { TargetDatabase } from './database.js';
+import type { ChunkProgress, JobStatus, Message, PutFile } from './protocol.js';
+import { statusKey } from './protocol.js';
+
+const CHUNK_SIZE = Number(process.env.RACK_ARG_CHUNK_SIZE ?? 4 * 1024 * 1024);
+const MAX_CHILDREN = Number(process.env.RACK_ARG_MAX_CHILDREN ?? 4);
+
+interface Job {
+  status: JobStatus;
+  plan: Plan;
+  db: TargetDatabase;
+  /** Live child pid -> its chunk. */
+  children: Map<number, number>;
+  dirty: boolean;
+}
+
+const log = (msg: string, fields: Record<string, unknown> = {}): void => console.log(JSON.stringify({ msg, ...fields }));
+
+async function main(): Promise<void> {
+  const rack = await connect();
+  const jobs = new Map<string, Job>();
+  const byChild = new Map<number, Job>();
+  log('file catcher ready', { pid: rack.pid, chunk_size: CHUNK_SIZE, max_children: MAX_CHILDREN });
+  await rack.status('ready');
+
+  // Progress goes to shared memory, at most 5 times a second per job.
+  setInterval(() => {
+    for (const job of jobs.values()) if (job.dirty) void publish(rack, job);
+  }, 200).unref();
+
+  const fork = async (job: Job, c: ChunkProgress): Promise<void> => {
+    const chunk = job.plan.chunks[c.index]!;
+    const [child] = await rack.fork({
+      name: `csv-${c.index}`,
+      args: {
+        job: job.status.job,
+        path: `inbox/${job.status.job}.csv`,
+        chunk: String(c.index),
+        start: String(chunk.start),
+        end: String(chunk.end),
+        first_line: String(chunk.firstLine),
+        columns: String(job.plan.header.length),
+      },
+    });
+    c.pid = child!.pid;
+    c.attempts++;
+    c.state = 'running';
+    c.rows = 0;
+    job.status.forks++;
+    job.children.set(child!.pid, c.index);
+    byChild.set(child!.pid, job);
+    job.dirty = true;
+  };
+
+  const finishIfDone = async (job: Job): Promise<void> => {
+    if (job.status.state !== 'running' || job.status.chunks.some((c) => c.state !== 'done')) return;
+    const summary = job.db.summary();
+    Object.assign(job.status, {
+      state: 'done',
+      rows_inserted: summary.rows,
+      rows_rejected: summary.rejects,
+      checksum: summary.checksum,
+      reject_lines: summary.rejects <= 100_000 ? job.db.rejectLines() : null,
+      finished_at: Date.now(),
+    });
+    log('job done', { job: job.status.job, rows: summary.rows, rejects: summary.rejects, forks: job.status.forks });
+    await publish(rack, job);
+  };
+
+  const putFile = async (m: PutFile): Promise<void> => {
+    if (jobs.has(m.job)) return; // the same request again
+    const status: JobStatus = {
+      job: m.job, state: 'planning', size: m.size, chunks: [], forks: 0, rows_inserted: 0, rows_rejected: 0,
+      checksum: null, reject_lines: null, error: null, started_at: Date.now(), finished_at: null,
+    };
+    try {
+      const plan = await planChunks(await rack.files.get(m.path), m.size, { chunkSize: CHUNK_SIZE, max: MAX_CHILDREN });
+      const db = new TargetDatabase(`target-${m.job}.db`);
+      db.prepare(plan.header);
+      const job: Job = { status, plan, db, children: new Map(), dirty: true };
+      status.chunks = plan.chunks.map((c) => ({ index: c.index, pid: null, attempts: 0, rows: 0, bytes: c.end - c.start, state: 'pending' }));
+      status.state = 'running';
+      jobs.set(m.job, job);
+      log('planned', { job: m.job, chunks: plan.chunks.length, size: m.size });
+      for (const c of status.chunks) await fork(job, c);
+      await publish(rack, job);
+    } catch (err) {
+      status.state = 'failed';
+      status.error = (err as Error).message;
+      await rack.shm.set(statusKey(m.job), status);
+    }
+  };
+
+  // Children end: a chunk not done by then is forked again (its rows so far are kept; the
+  // replacement's copies of them are ignored by line number).
+  const reap = async (): Promise<void> => {
+    for (;;) {
+      if (byChild.size === 0) {
+        await new Promise((r) => setTimeout(r, 100)); // nothing forked yet: wait() would say no_child
+        continue;
+      }
+      let w;
+      try {
+        w = await rack.wait(undefined, { timeout: 60 });
+      } catch {
+        continue;
+      }
+      const job = byChild.get(w.pid);
+      byChild.delete(w.pid);
+      if (!job) continue;
+      const index = job.children.get(w.pid)!;
+      job.children.delete(w.pid);
+      const c = job.status.chunks[index]!;
+      // Exit 0 means the child sent "done" first (sends are stored before they return): it is in
+      // the mailbox even if not read yet. Anything else before "done" needs a replacement.
+      if (c.state === 'done' || job.db.committed(index) || (w.status === 'exited' && w.code === 0)) continue;
+      log('child ended before its chunk was done; forking a replacement', { pid: w.pid, chunk: index, status: w.status, code: w.code, signal: w.signal });
+      c.state = 'pending';
+      await fork(job, c);
+    }
+  };
+  void reap();
+
+  for await (const msg of rack.messages()) {
+    const m = msg.data as Message;
+    if (m.type === 'put-file') await putFile(m);
+    else {
+      const job = jobs.get(m.job);
+      if (!job) continue;
+      const c = job.status.chunks[m.chunk];
+      if (!c) continue;
+      if (m.type === 'rows') {
+        job.db.insert(m.chunk, m.rows.map(([line, ...fields]) => ({ line, fields })), m.rejects.map(([line, reason, raw]) => ({ line, reason, raw })));
+        if (msg.from === c.pid) c.rows += m.rows.length + m.rejects.length;
+        job.dirty = true;
+      } else if (m.type === 'done') {
+        job.db.commit(m.chunk, m.rows, m.rejects);
+        c.state = 'done';
+        c.rows = m.rows + m.rejects;
+        job.dirty = true;
+        await finishIfDone(job);
+      }
+    }
+  }
+}
+
+async function publish(rack: Rack, job: Job): Promise<void> {
+  job.dirty = false;
+  if (job.status.state === 'running') {
+    job.status.rows_inserted = job.status.chunks.reduce((n, c) => n + c.rows, 0);
+  }
+  await rack.shm.set(statusKey(job.status.job), job.status).catch(() => (job.dirty = true));
+}
+
+main().catch((err: unknown) => {
+  console.error(err);
+  process.exit(1);
+});

@@ -1,0 +1,56 @@
+/** The messages of the case study, between the operator, the File Catcher and the workers. */
+
+/** Operator -> File Catcher: a CSV is in the group file system at `path`. */
+export interface PutFile {
+  type: 'put-file';
+  job: string;
+  path: string;
+  size: number;
+}
+
+/** Worker -> File Catcher: parsed rows [line, ...fields] and rejects [line, reason, raw]. */
+export interface RowsBatch {
+  type: 'rows';
+  job: string;
+  chunk: number;
+  rows: Array<[number, ...string[]]>;
+  rejects: Array<[number, string, string]>;
+}
+
+/** Worker -> File Catcher: the chunk is complete. */
+export interface ChunkDone {
+  type: 'done';
+  job: string;
+  chunk: number;
+  rows: number;
+  rejects: number;
+}
+
+export type Message = PutFile | RowsBatch | ChunkDone;
+
+export interface ChunkProgress {
+  index: number;
+  pid: number | null;
+  attempts: number;
+  rows: number;
+  bytes: number;
+  state: 'pending' | 'running' | 'done';
+}
+
+/** What the File Catcher publishes in shared memory under `csv:<job>`. */
+export interface JobStatus {
+  job: string;
+  state: 'planning' | 'running' | 'done' | 'failed';
+  size: number;
+  chunks: ChunkProgress[];
+  forks: number;
+  rows_inserted: number;
+  rows_rejected: number;
+  checksum: string | null;
+  reject_lines: number[] | null;
+  error: string | null;
+  started_at: number;
+  finished_at: number | null;
+}
+
+export const statusKey = (job: string): string => `csv:${job}`;

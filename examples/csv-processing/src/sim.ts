@@ -1,0 +1,227 @@
+#!/usr/bin/env node
+/**
+ * `npm run sim`: the seed's CSV case study end to end on one machine. A kernel with the sim
+ * driver, a group, start-daemon, a sample CSV, put-file, live progress, verification against the
+ * input, a report, and a shutdown that leaves no process behind.
+ */
+import { createWriteStream, existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { pino } from 'pino';
+import { drawTimelines, formatCount, formatDuration, LiveBlock, progressBar, Sim } from 'rack/sim';
+import { importFile } from './baseline.js';
+import { putFile, startDaemon, TEMPLATE, type Target } from './commands.js';
+import { generateCsv } from './generate.js';
+import type { JobStatus } from './protocol.js';
+import { statusKey } from './protocol.js';
+
+const USAGE = 'usage: npm run sim -- [--rows N | --csv FILE] [--broken FRACTION] [--chaos] [--max-children N] [--chunk-size BYTES] [--json] [--keep]';
+
+interface Options {
+  rows: number;
+  csv: string | null;
+  broken: number;
+  chaos: boolean;
+  json: boolean;
+  keep: boolean;
+  maxChildren: number;
+  chunkSize: number | null;
+}
+
+function options(argv: string[]): Options {
+  const { values } = parseArgs({
+    args: argv,
+    strict: true,
+    options: {
+      rows: { type: 'string' },
+      csv: { type: 'string' },
+      broken: { type: 'string' },
+      chaos: { type: 'boolean', default: false },
+      json: { type: 'boolean', default: false },
+      keep: { type: 'boolean', default: false },
+      'max-children': { type: 'string' },
+      'chunk-size': { type: 'string' },
+      help: { type: 'boolean', default: false },
+    },
+  });
+  if (values.help) {
+    process.stdout.write(USAGE + '\n');
+    process.exit(0);
+  }
+  const int = (v: string | undefined, name: string, min: number, max: number, d: number): number => {
+    if (v === undefined) return d;
+    if (!/^[0-9]+$/.test(v) || Number(v) < min || Number(v) > max) throw new Error(`--${name} must be an integer from ${min} to ${max}, got "${v}"`);
+    return Number(v);
+  };
+  const broken = values.broken === undefined ? 0 : Number(values.broken);
+  if (!(broken >= 0 && broken < 1)) throw new Error(`--broken must be a fraction from 0 to 1, got "${values.broken}"`);
+  if (values.csv !== undefined && values.rows !== undefined) throw new Error('give --rows or --csv, not both');
+  if (values.csv !== undefined && !existsSync(values.csv)) throw new Error(`--csv ${values.csv}: no such file`);
+  return {
+    rows: int(values.rows, 'rows', 1, 100_000_000, 200_000),
+    csv: values.csv === undefined ? null : resolve(values.csv),
+    broken,
+    chaos: values.chaos,
+    json: values.json,
+    keep: values.keep,
+    maxChildren: int(values['max-children'], 'max-children', 1, 64, 4),
+    chunkSize: values['chunk-size'] === undefined ? null : int(values['chunk-size'], 'chunk-size', 1024, 2 ** 40, 0),
+  };
+}
+
+async function main(): Promise<number> {
+  let opts: Options;
+  try {
+    opts = options(process.argv.slice(2));
+  } catch (err) {
+    process.stderr.write(`sim: ${(err as Error).message}\n${USAGE}\n`);
+    return 2;
+  }
+  // Progress and steps go to stderr with --json, so stdout holds only the report.
+  const out = opts.json ? process.stderr : process.stdout;
+  const say = (line: string): void => void out.write(line + '\n');
+  const live = new LiveBlock(out as NodeJS.WriteStream);
+  const work = mkdtempSync(join(tmpdir(), 'rack-csv-'));
+  const kernelLog = join(work, 'kernel.log');
+  const sim = await Sim.start({ templates: [TEMPLATE], log: pino({ level: 'info' }, createWriteStream(kernelLog)), keepData: opts.keep });
+  const k = sim.kernel;
+  let stopping = false;
+  const stop = async (code: number): Promise<number> => {
+    if (stopping) return code;
+    stopping = true;
+    const left = await sim.shutdown(code === 0 ? 5 : 1);
+    rmSync(work, { recursive: true, force: true });
+    return left === 0 ? code : code || 1;
+  };
+  process.once('SIGINT', () => {
+    say('\ninterrupted: stopping every VM');
+    void stop(130).then((c) => process.exit(c));
+  });
+
+  say(`RACK kernel (sim driver) at ${k.url}`);
+  const group = await k.kernel.createGroup({ kind: 'admin' }, { name: 'csv-processing', template: TEMPLATE });
+  const t: Target = { url: k.url, token: k.adminToken, gid: group.gid };
+  say(`group ${group.gid}`);
+
+  let csv = opts.csv;
+  if (!csv) {
+    csv = join(work, 'sample.csv');
+    const t0 = Date.now();
+    await generateCsv(csv, { rows: opts.rows, broken: opts.broken, onProgress: (n) => live.update([`generating a sample CSV  ${progressBar(n / opts.rows)}  ${formatCount(n)} rows`]) });
+    live.update([`generated ${formatCount(opts.rows)} rows in ${formatDuration(Date.now() - t0)}  (${csv})`], true);
+    live.done();
+  }
+
+  say('$ csv-processing start-daemon');
+  const catcher = await startDaemon(t, { maxChildren: opts.maxChildren, ...(opts.chunkSize ? { chunkSize: opts.chunkSize } : {}) });
+  say(`  File Catcher + Target Database running as PID ${catcher}`);
+  say(`$ csv-processing put-file ${csv}`);
+  const started = Date.now();
+  const job = await putFile(t, catcher, csv);
+  say(`  job ${job}`);
+
+  // Live progress from the File Catcher's status in shared memory, and chaos if asked.
+  let status: JobStatus | null = null;
+  let chaosVictim: number | null = null;
+  const draw = (): void => {
+    if (!status || status.state === 'planning') return;
+    const total = status.chunks.reduce((n, c) => n + c.bytes, 0) || 1;
+    const doneBytes = status.chunks.reduce((n, c) => n + (c.state === 'done' ? c.bytes : 0), 0);
+    const rows = status.chunks.reduce((n, c) => n + c.rows, 0);
+    const secs = (Date.now() - started) / 1000;
+    const lines = status.chunks.map((c) => `  chunk ${String(c.index).padStart(2)}  pid ${String(c.pid ?? '-').padEnd(5)} ${c.state.padEnd(8)} ${formatCount(c.rows).padStart(10)} rows${c.attempts > 1 ? `  (attempt ${c.attempts})` : ''}`);
+    live.update([...lines, `  ${progressBar(doneBytes / total)}  ${formatCount(rows)} rows  ${formatCount(Math.round(rows / Math.max(secs, 0.001)))} rows/s  ${formatDuration(Date.now() - started)}`]);
+  };
+  const finished = new Promise<JobStatus>((resolveJob) => {
+    k.ipc.shm.on('change', (c: { gid: string; key: string }) => {
+      if (c.gid !== group.gid || c.key !== statusKey(job)) return;
+      void k.ipc.shm.get({ kind: 'admin' }, group.gid, c.key).then(async ({ value }) => {
+        status = value as JobStatus;
+        draw();
+        if (opts.chaos && chaosVictim === null && status.state === 'running') {
+          const victim = status.chunks.find((ch) => ch.state === 'running' && ch.rows > 0 && ch.pid !== null);
+          if (victim) {
+            chaosVictim = victim.pid;
+            say(`  chaos: killing child ${victim.pid} (chunk ${victim.index}) mid-way`);
+            await k.kernel.kill({ kind: 'admin' }, group.gid, victim.pid!, { signal: 'KILL' });
+          }
+        }
+        if (status.state === 'done' || status.state === 'failed') resolveJob(status);
+      });
+    });
+  });
+  const ticker = setInterval(draw, 500);
+  const final = await finished;
+  clearInterval(ticker);
+  draw();
+  live.done();
+  const elapsed = Date.now() - started;
+  if (final.state === 'failed') {
+    say(`job failed: ${final.error}`);
+    return stop(1);
+  }
+
+  say('verifying the table against the input...');
+  const expected = await importFile(csv);
+  const verified = final.rows_inserted === expected.rows && final.checksum === expected.checksum && final.rows_rejected === expected.rejects && (final.reject_lines === null || JSON.stringify(final.reject_lines) === JSON.stringify(expected.rejectLines));
+  const lifetimes = [...sim.lifetimes.values()].filter((l) => l.gid === group.gid);
+  const t0 = Math.min(...lifetimes.map((l) => l.start));
+  const t1 = Math.max(...lifetimes.map((l) => l.end ?? Date.now()));
+  const children = final.chunks.length;
+  const report = {
+    verified,
+    job,
+    rows: expected.rows + expected.rejects,
+    rows_expected: expected.rows,
+    rows_inserted: final.rows_inserted,
+    rows_rejected: final.rows_rejected,
+    children,
+    forks: final.forks,
+    replacements: final.forks - children,
+    elapsed_ms: elapsed,
+    rows_per_s: Math.round((final.rows_inserted + final.rows_rejected) / (elapsed / 1000)),
+    checksum: final.checksum,
+    checksum_expected: expected.checksum,
+    chaos_killed: chaosVictim,
+    processes_left: 0,
+  };
+
+  if (!opts.json) {
+    say('');
+    say(`${verified ? '✔ verified' : '✘ NOT verified'}: every row of the input is in the Target Database exactly once`);
+    say(`  rows       ${formatCount(report.rows)} in the CSV: ${formatCount(report.rows_inserted)} inserted, ${formatCount(report.rows_rejected)} rejected (bad rows, with their line numbers)`);
+    say(`  children   ${children} VM${children === 1 ? '' : 's'} for ${children} chunk${children === 1 ? '' : 's'}${report.replacements ? `, ${report.replacements} replacement${report.replacements === 1 ? '' : 's'} after a child died` : ''}`);
+    say(`  elapsed    ${formatDuration(elapsed)}, ${formatCount(report.rows_per_s)} rows/s`);
+    say(`  checksum   table ${final.checksum} / input ${expected.checksum}`);
+    say('');
+    say('process tree and VM lifetimes:');
+    say(drawTimelines(lifetimes, t0, t1, 40));
+  }
+
+  if (opts.keep) {
+    say('');
+    say('--keep: the kernel stays up. Explore it with the rack CLI:');
+    say(`  export RACK_URL=${k.url} RACK_TOKEN=${k.adminToken} RACK_GID=${group.gid}`);
+    say('  npx rack ps --tree; npx rack shm keys; npx rack file ls');
+    say('Ctrl-C stops everything.');
+    if (opts.json) process.stdout.write(JSON.stringify(report) + '\n');
+    await new Promise(() => {});
+  }
+
+  say('shutting down: TERM to the File Catcher, then every VM is destroyed');
+  const left = await sim.shutdown(5);
+  rmSync(work, { recursive: true, force: true });
+  report.processes_left = left;
+  if (opts.json) process.stdout.write(JSON.stringify(report) + '\n');
+  else say(`processes left: ${left}`);
+  return verified && left === 0 ? 0 : 1;
+}
+
+main().then(
+  (code) => process.exit(code),
+  (err: Error) => {
+    process.stderr.write(`sim: ${err.message}\n`);
+    process.exit(1);
+  },
+);

@@ -1,0 +1,115 @@
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { silentLogger, type Logger } from '../common/log.js';
+import { findVmProcesses } from '../compute/sim/os-processes.js';
+import { startKernel, type RunningKernel } from '../kernel/start.js';
+import { isTerminal, type Process } from '../protocol/process.js';
+import type { Lifetime } from './render.js';
+
+export interface SimOptions {
+  /** Directories holding VM templates (images). */
+  templates: string[];
+  log?: Logger;
+  /** Keep the data dir after shutdown (for --keep). */
+  keepData?: boolean;
+}
+
+/**
+ * RACK on one machine: a kernel with the sim driver on a free loopback port and a fresh data dir,
+ * plus what a demo needs around it: every VM's lifetime, and a clean shutdown that proves no
+ * process is left behind.
+ */
+export class Sim {
+  readonly lifetimes = new Map<string, Lifetime & { gid: string; compute: string | null; status: string }>();
+  private readonly computeIds = new Set<string>();
+
+  private constructor(
+    readonly kernel: RunningKernel,
+    private readonly opts: SimOptions,
+  ) {
+    kernel.kernel.on('process', (p: Process) => this.track(p));
+  }
+
+  static async start(opts: SimOptions): Promise<Sim> {
+    const dataDir = mkdtempSync(join(tmpdir(), 'rack-sim-'));
+    const kernel = await startKernel({
+      listen: '127.0.0.1:0',
+      dataDir,
+      templates: opts.templates,
+      adminToken: `rka_${randomBytes(24).toString('base64url')}`,
+      log: opts.log ?? silentLogger(),
+    });
+    return new Sim(kernel, opts);
+  }
+
+  get url(): string {
+    return this.kernel.url;
+  }
+
+  get adminToken(): string {
+    return this.kernel.adminToken;
+  }
+
+  private track(p: Process): void {
+    const key = `${p.gid}/${p.pid}`;
+    const now = Date.now();
+    const t = this.lifetimes.get(key) ?? { gid: p.gid, pid: p.pid, ppid: p.ppid, label: p.name, start: now, end: null, outcome: '', compute: null, status: p.status };
+    t.status = p.status;
+    if (p.compute_id) {
+      t.compute = p.compute_id;
+      this.computeIds.add(p.compute_id);
+    }
+    if (isTerminal(p.status) && t.end === null) {
+      t.end = now;
+      t.outcome = p.status === 'EXITED' ? `exit ${p.exit_code}` : p.status === 'KILLED' ? `killed (${p.signal})` : `error: ${p.error ?? ''}`;
+    }
+    this.lifetimes.set(key, t);
+  }
+
+  /** Waits until every process of the group has ended. */
+  untilAllEnded(gid: string, ms: number): Promise<boolean> {
+    const live = (): Promise<number> => this.kernel.kernel.store.processes.list(gid, { status: ['BUILD', 'ACTIVE'] }).then((l) => l.length);
+    return new Promise((resolve) => {
+      const onEvent = (p: Process): void => {
+        if (p.gid === gid && isTerminal(p.status)) void live().then((n) => n === 0 && finish(true));
+      };
+      const finish = (ok: boolean): void => {
+        clearTimeout(timer);
+        this.kernel.kernel.off('process', onEvent);
+        resolve(ok);
+      };
+      const timer = setTimeout(() => finish(false), ms);
+      this.kernel.kernel.on('process', onEvent);
+      void live().then((n) => n === 0 && finish(true));
+    });
+  }
+
+  /** OS processes still running for any VM this sim booted. */
+  leftovers(): number {
+    let n = 0;
+    for (const id of this.computeIds) n += findVmProcesses(id).length;
+    return n;
+  }
+
+  /**
+   * Ends every group: roots get TERM with `graceSeconds`, then whatever is left is destroyed;
+   * stops the kernel; answers how many OS processes of sim VMs are left (0 when clean).
+   */
+  async shutdown(graceSeconds = 5): Promise<number> {
+    const k = this.kernel.kernel;
+    for (const g of await k.store.groups.list()) {
+      for (const root of await k.store.processes.list(g.gid, { ppid: null })) {
+        await k.kill({ kind: 'admin' }, g.gid, root.pid, { signal: 'TERM', graceMs: graceSeconds * 1000 }).catch(() => {});
+      }
+      await this.untilAllEnded(g.gid, graceSeconds * 1000 + 10_000);
+      // VMs of processes that had already ended but stayed (on_exit: stay) go too.
+      await k.deleteGroup({ kind: 'admin' }, g.gid).catch(() => {});
+    }
+    await this.kernel.close();
+    const left = this.leftovers();
+    if (!this.opts.keepData) rmSync(this.kernel.dataDir, { recursive: true, force: true });
+    return left;
+  }
+}
