@@ -53,6 +53,7 @@ async function main(): Promise<void> {
     c.attempts++;
     c.state = 'running';
     c.rows = 0;
+    c.done_bytes = 0;
     job.status.forks++;
     job.children.set(child!.pid, c.index);
     byChild.set(child!.pid, job);
@@ -85,7 +86,7 @@ async function main(): Promise<void> {
       const db = new TargetDatabase(`target-${m.job}.db`);
       db.prepare(plan.header);
       const job: Job = { status, plan, db, children: new Map(), dirty: true };
-      status.chunks = plan.chunks.map((c) => ({ index: c.index, pid: null, attempts: 0, rows: 0, bytes: c.end - c.start, state: 'pending' }));
+      status.chunks = plan.chunks.map((c) => ({ index: c.index, pid: null, attempts: 0, rows: 0, bytes: c.end - c.start, done_bytes: 0, state: 'pending' }));
       status.state = 'running';
       jobs.set(m.job, job);
       log('planned', { job: m.job, chunks: plan.chunks.length, size: m.size });
@@ -138,12 +139,16 @@ async function main(): Promise<void> {
       if (!c) continue;
       if (m.type === 'rows') {
         job.db.insert(m.chunk, m.rows.map(([line, ...fields]) => ({ line, fields })), m.rejects.map(([line, reason, raw]) => ({ line, reason, raw })));
-        if (msg.from === c.pid) c.rows += m.rows.length + m.rejects.length;
+        if (msg.from === c.pid) {
+          c.rows += m.rows.length + m.rejects.length;
+          c.done_bytes = Math.max(c.done_bytes, m.upto);
+        }
         job.dirty = true;
       } else if (m.type === 'done') {
         job.db.commit(m.chunk, m.rows, m.rejects);
         c.state = 'done';
         c.rows = m.rows + m.rejects;
+        c.done_bytes = c.bytes;
         job.dirty = true;
         await finishIfDone(job);
       }

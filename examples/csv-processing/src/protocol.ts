@@ -15,6 +15,8 @@ export interface RowsBatch {
   chunk: number;
   rows: Array<[number, ...string[]]>;
   rejects: Array<[number, string, string]>;
+  /** How many bytes of the chunk this batch and the ones before it cover (for progress). */
+  upto: number;
 }
 
 /** Worker -> File Catcher: the chunk is complete. */
@@ -34,6 +36,8 @@ export interface ChunkProgress {
   attempts: number;
   rows: number;
   bytes: number;
+  /** Bytes of the chunk whose rows have arrived. */
+  done_bytes: number;
   state: 'pending' | 'running' | 'done';
 }
 

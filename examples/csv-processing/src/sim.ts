@@ -94,10 +94,12 @@ async function main(): Promise<number> {
     rmSync(work, { recursive: true, force: true });
     return left === 0 ? code : code || 1;
   };
-  process.once('SIGINT', () => {
-    say('\ninterrupted: stopping every VM');
-    void stop(130).then((c) => process.exit(c));
-  });
+  for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+    process.once(sig, () => {
+      say(`\n${sig === 'SIGINT' ? 'interrupted' : 'terminated'}: stopping every VM`);
+      void stop(sig === 'SIGINT' ? 130 : 143).then((c) => process.exit(c));
+    });
+  }
 
   say(`RACK kernel (sim driver) at ${k.url}`);
   const group = await k.kernel.createGroup({ kind: 'admin' }, { name: 'csv-processing', template: TEMPLATE });
@@ -127,10 +129,10 @@ async function main(): Promise<number> {
   const draw = (): void => {
     if (!status || status.state === 'planning') return;
     const total = status.chunks.reduce((n, c) => n + c.bytes, 0) || 1;
-    const doneBytes = status.chunks.reduce((n, c) => n + (c.state === 'done' ? c.bytes : 0), 0);
+    const doneBytes = status.chunks.reduce((n, c) => n + c.done_bytes, 0);
     const rows = status.chunks.reduce((n, c) => n + c.rows, 0);
     const secs = (Date.now() - started) / 1000;
-    const lines = status.chunks.map((c) => `  chunk ${String(c.index).padStart(2)}  pid ${String(c.pid ?? '-').padEnd(5)} ${c.state.padEnd(8)} ${formatCount(c.rows).padStart(10)} rows${c.attempts > 1 ? `  (attempt ${c.attempts})` : ''}`);
+    const lines = status.chunks.map((c) => `  chunk ${String(c.index).padStart(2)}  pid ${String(c.pid ?? '-').padEnd(5)} ${c.state.padEnd(8)} ${progressBar(c.done_bytes / (c.bytes || 1), 12)} ${formatCount(c.rows).padStart(10)} rows${c.attempts > 1 ? `  (attempt ${c.attempts})` : ''}`);
     live.update([...lines, `  ${progressBar(doneBytes / total)}  ${formatCount(rows)} rows  ${formatCount(Math.round(rows / Math.max(secs, 0.001)))} rows/s  ${formatDuration(Date.now() - started)}`]);
   };
   const finished = new Promise<JobStatus>((resolveJob) => {
@@ -184,6 +186,7 @@ async function main(): Promise<number> {
     checksum: final.checksum,
     checksum_expected: expected.checksum,
     chaos_killed: chaosVictim,
+    rejected_lines: final.reject_lines,
     processes_left: 0,
   };
 

@@ -21,36 +21,54 @@ async function main(): Promise<void> {
   if (end > start) for await (const b of await rack.files.get(a.path!, { start, end: end - 1 })) parts.push(b as Buffer);
   const bytes = Buffer.concat(parts);
 
-  let batch: RowsBatch = { type: 'rows', job: a.job!, chunk, rows: [], rejects: [] };
+  let batch: RowsBatch = { type: 'rows', job: a.job!, chunk, rows: [], rejects: [], upto: 0 };
   let batchBytes = 0;
   let rows = 0;
   let rejects = 0;
-  const pending: Promise<unknown>[] = [];
+  const batches: RowsBatch[] = [];
   const flush = (): void => {
     if (batch.rows.length === 0 && batch.rejects.length === 0) return;
-    pending.push(rack.send(parent, batch));
-    batch = { type: 'rows', job: a.job!, chunk, rows: [], rejects: [] };
+    batches.push(batch);
+    batch = { type: 'rows', job: a.job!, chunk, rows: [], rejects: [], upto: 0 };
     batchBytes = 0;
   };
+  // The parent's mailbox is bounded: when it is full, wait for the parent to catch up.
+  const send = async (m: RowsBatch | ChunkDone): Promise<void> => {
+    for (let delay = 20; ; delay = Math.min(delay * 2, 1000)) {
+      try {
+        await rack.send(parent, m);
+        return;
+      } catch (err) {
+        if ((err as { code?: string }).code !== 'mailbox_full') throw err;
+        await new Promise((r) => setTimeout(r, delay));
+      }
+    }
+  };
   scan(bytes, { offset: 0, line: Number(a.first_line) }, { final: true, columns }, {
-    row(r, s) {
+    row(r, at) {
       batch.rows.push([r.line, ...r.fields]);
+      batch.upto = at;
       rows++;
       batchBytes += r.fields.reduce((n, f) => n + f.length + 3, 8);
       if (batchBytes >= BATCH_BYTES) flush();
-      void s;
     },
-    reject(r) {
+    reject(r, at) {
+      batch.upto = at;
       batch.rejects.push([r.line, r.reason, r.raw]);
       rejects++;
       batchBytes += r.raw.length + 40;
     },
   });
   flush();
-  // Messages from one sender arrive in order: "done" comes after every batch.
-  await Promise.all(pending);
+  // A few batches in flight at a time; "done" only once every batch is stored.
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: 4 }, async () => {
+      while (next < batches.length) await send(batches[next++]!);
+    }),
+  );
   const done: ChunkDone = { type: 'done', job: a.job!, chunk, rows, rejects };
-  await rack.send(parent, done);
+  await send(done);
   rack.exit(0);
 }
 

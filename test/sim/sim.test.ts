@@ -1,0 +1,61 @@
+import { execFile } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { generateCsv } from '../../examples/csv-processing/src/generate.js';
+
+/** `npm run sim` as a user runs it (the built script), checked through its JSON report. */
+function sim(args: string[]): Promise<{ code: number; report: any; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, ['examples/csv-processing/dist/sim.js', ...args], { maxBuffer: 64 * 1024 * 1024 }, (err, stdout, stderr) => {
+      const last = stdout.trim().split('\n').pop() ?? '';
+      let report: unknown = null;
+      try {
+        report = JSON.parse(last);
+      } catch {
+        /* no report */
+      }
+      resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, report, stderr });
+    });
+  });
+}
+
+describe('npm run sim', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'rack-sim-test-'));
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('runs the case study on a small CSV and reports it verified, with no process left', async () => {
+    const r = await sim(['--rows', '30000', '--chunk-size', '500000', '--json']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.report).toMatchObject({ verified: true, rows: 30000, rows_inserted: 30000, rows_rejected: 0, processes_left: 0 });
+    expect(r.report.children).toBe(4);
+    expect(r.report.elapsed_ms).toBeGreaterThan(0);
+  }, 120_000);
+
+  it('--chaos: a child killed mid-way is replaced and every row still lands exactly once', async () => {
+    const r = await sim(['--rows', '60000', '--chunk-size', '1000000', '--chaos', '--json']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.report).toMatchObject({ verified: true, rows_inserted: 60000, processes_left: 0 });
+    expect(r.report.chaos_killed).toBeGreaterThan(100);
+    expect(r.report.replacements).toBeGreaterThanOrEqual(1);
+  }, 120_000);
+
+  it('a CSV with 1% broken rows: those lines are in rejects, the rest in the table', async () => {
+    const csv = join(dir, 'broken.csv');
+    const gen = await generateCsv(csv, { rows: 20_000, broken: 0.01, seed: 7 });
+    expect(gen.brokenLines.length).toBeGreaterThan(100);
+    const r = await sim(['--csv', csv, '--chunk-size', '400000', '--json']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.report.rows_rejected).toBe(gen.brokenLines.length);
+    expect(r.report.rows_inserted).toBe(20_000 - gen.brokenLines.length);
+    expect(r.report.rejected_lines).toEqual(gen.brokenLines);
+    expect(r.report.verified).toBe(true);
+  }, 120_000);
+
+  it('bad arguments: one line and exit 2', async () => {
+    const r = await sim(['--rows', 'lots']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/^sim: --rows must be an integer/);
+  });
+});
