@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { join, resolve } from 'node:path';
@@ -8,6 +9,7 @@ import { createIpc, type Ipc } from '../ipc/index.js';
 import { RackError } from '../common/errors.js';
 import { createLogger, type Logger } from '../common/log.js';
 import type { ComputeDriver } from '../compute/driver.js';
+import { NovaDriver } from '../compute/nova/nova-driver.js';
 import { SimDriver } from '../compute/sim/sim-driver.js';
 import { SqliteStore } from '../store/sqlite/sqlite-store.js';
 import { Authenticator, loadAdminToken } from './auth.js';
@@ -74,7 +76,10 @@ function lockDataDir(dataDir: string): () => void {
 async function createCompute(cfg: KernelConfig, dataDir: string, log: Logger): Promise<ComputeDriver> {
   if (cfg.compute) return cfg.compute;
   if ((cfg.driver ?? 'sim') === 'nova') {
-    throw new RackError('bad_request', 'the nova driver is not built yet: use --driver sim');
+    // A stable id for this kernel's servers, so a restart finds them and no other kernel's.
+    const idFile = join(dataDir, 'kernel-id');
+    if (!existsSync(idFile)) writeFileSync(idFile, randomUUID() + '\n', { mode: 0o600 });
+    return NovaDriver.fromEnv({ kernelId: readFileSync(idFile, 'utf8').trim(), log: log.child({ component: 'nova' }) });
   }
   const sim = new SimDriver({ dataDir, templates: cfg.templates ?? [], log: log.child({ component: 'sim' }) });
   await sim.start();

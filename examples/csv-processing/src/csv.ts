@@ -161,8 +161,10 @@ class Scanner {
         for (;;) {
           const q = buf.indexOf(QUOTE, j);
           if (q < 0 || q - p > MAX_RECORD_BYTES) {
-            if (q < 0 && !this.final && limit - p <= MAX_RECORD_BYTES) return NEED_MORE;
-            this.reason = q < 0 ? 'unterminated quoted field' : `a quoted field runs past ${MAX_RECORD_BYTES} bytes`;
+            // Decided the same way whether the bytes come whole or in pieces.
+            const long = q >= 0 || limit - p > MAX_RECORD_BYTES;
+            if (!long && !this.final) return NEED_MORE;
+            this.reason = long ? `a record runs past ${MAX_RECORD_BYTES} bytes inside quotes` : 'unterminated quoted field';
             return -2;
           }
           if (q + 1 >= limit && !this.final) return NEED_MORE; // is it "" or the closing quote?
@@ -392,6 +394,10 @@ export interface CsvReaderOptions {
  */
 export class CsvReader {
   header: string[] | null = null;
+  /** Offset (since the first push) of the first record after the header; -1 until the header is read. */
+  headerEnd = -1;
+  /** Line number at `headerEnd`. */
+  headerEndLine = -1;
   /** Bytes consumed (through the last complete record) since the first push. */
   offset = 0;
   /** Line number of the next record. */
@@ -440,6 +446,8 @@ export class CsvReader {
       this.header = h.header;
       if (!this.columns) this.columns = h.header.length;
       p = h.offset;
+      this.headerEnd = this.base + p;
+      this.headerEndLine = h.line;
       this.line = h.line;
     }
     const r = scanRecords(buf, { start: p, line: this.line, final, columns: this.columns, structureOnly: this.structureOnly }, this.sink);
