@@ -1,5 +1,8 @@
+import { createRequire } from 'node:module';
 import { pino, type Logger, type LoggerOptions } from 'pino';
-import pretty from 'pino-pretty';
+
+// pino-pretty is loaded only when a person is watching: daemons (dckinit in a VM) stay lean.
+const require = createRequire(import.meta.url);
 
 export type { Logger };
 
@@ -41,6 +44,7 @@ export function createLogger(opts: LogOptions): Logger {
   const usePretty = opts.pretty ?? Boolean(process.stderr.isTTY);
   const dest = opts.destination ?? process.stderr;
   if (usePretty) {
+    const pretty = require('pino-pretty') as (o: Record<string, unknown>) => NodeJS.WritableStream;
     return pino(options, pretty({ destination: dest as never, colorize: Boolean(process.stderr.isTTY), ignore: 'hostname', sync: true }));
   }
   return pino(options, dest as never);

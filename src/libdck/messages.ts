@@ -28,14 +28,34 @@ export async function* receive(conn: Connection, window = 256): AsyncGenerator<M
   conn.on('reconnect', restart);
   try {
     await conn.call('recv.start', { window });
+    // Acks are cumulative: one in flight at a time, for the newest handled seq, so a fast
+    // consumer is not held to one round trip per message.
+    let handled = 0;
+    let acked = 0;
+    let acking = false;
+    const ack = (): void => {
+      if (acking || handled <= acked) return;
+      acking = true;
+      const seq = handled;
+      void conn.call('ack', { seq }).then(
+        () => {
+          acked = Math.max(acked, seq);
+          acking = false;
+          ack();
+        },
+        () => {
+          // Unacknowledged messages come again after a reconnect, and are dropped as seen.
+          acking = false;
+        },
+      );
+    };
     for (;;) {
       while (queue.length === 0) await new Promise<void>((r) => (wake = r));
       wake = null;
       const m = queue.shift()!;
       yield m;
-      await conn.call('ack', { seq: m.seq }).catch(() => {
-        // Unacknowledged messages come again after a reconnect, and are dropped as seen.
-      });
+      handled = m.seq;
+      ack();
     }
   } finally {
     conn.off('event', onEvent);

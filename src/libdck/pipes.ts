@@ -70,20 +70,37 @@ export class Pipe {
       end ??= (await conn.call('pipe.open', { pipe: this.id, mode: 'w' })).end as number;
       return end;
     };
+    // Up to IN_FLIGHT writes travel at once (the kernel answers each once its bytes are in the
+    // buffer); a failed write fails the next write or the end.
+    const IN_FLIGHT = 4;
+    const flying = new Set<Promise<unknown>>();
+    let failed: Error | null = null;
+    const launch = (e: number, bytes: Buffer): Promise<unknown> => {
+      const p = conn.call('pipe.write', { end: e }, { payload: bytes, timeoutMs: 24 * 3600 * 1000 }).catch((err: Error) => (failed ??= err));
+      flying.add(p);
+      void p.finally(() => flying.delete(p));
+      return p;
+    };
     return new Writable({
       highWaterMark: CHUNK,
       write(chunk: Buffer, _enc, cb) {
         void (async () => {
           const e = await open();
           for (let off = 0; off < chunk.length; off += CHUNK) {
-            await conn.call('pipe.write', { end: e }, { payload: chunk.subarray(off, off + CHUNK), timeoutMs: 24 * 3600 * 1000 });
+            if (failed) throw failed;
+            while (flying.size >= IN_FLIGHT) await Promise.race(flying);
+            void launch(e, chunk.subarray(off, off + CHUNK));
           }
+          if (failed) throw failed;
         })().then(() => cb(), cb);
       },
       final(cb) {
-        void open()
-          .then((e) => conn.call('pipe.close', { end: e }))
-          .then(() => cb(), cb);
+        void (async () => {
+          const e = await open();
+          await Promise.all(flying);
+          if (failed) throw failed;
+          await conn.call('pipe.close', { end: e });
+        })().then(() => cb(), cb);
       },
     });
   }
