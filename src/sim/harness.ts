@@ -4,8 +4,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { silentLogger, type Logger } from '../common/log.js';
 import { findVmProcesses } from '../compute/sim/os-processes.js';
+import { consolePath } from '../compute/sim/sim-driver.js';
 import { startKernel, type RunningKernel } from '../kernel/start.js';
 import { isTerminal, type Process } from '../protocol/process.js';
+import { ConsoleFollower, type AppLine } from './console-follower.js';
 import type { Lifetime } from './render.js';
 
 export interface SimOptions {
@@ -14,6 +16,8 @@ export interface SimOptions {
   log?: Logger;
   /** Keep the data dir after shutdown (for --keep). */
   keepData?: boolean;
+  /** Called with each line an app prints in any VM (read from the VM consoles). */
+  onAppLine?: (line: AppLine) => void;
 }
 
 /**
@@ -24,11 +28,13 @@ export interface SimOptions {
 export class Sim {
   readonly lifetimes = new Map<string, Lifetime & { gid: string; compute: string | null; status: string }>();
   private readonly computeIds = new Set<string>();
+  private readonly consoles: ConsoleFollower | null;
 
   private constructor(
     readonly kernel: RunningKernel,
     private readonly opts: SimOptions,
   ) {
+    this.consoles = opts.onAppLine ? new ConsoleFollower(opts.onAppLine) : null;
     kernel.kernel.on('process', (p: Process) => this.track(p));
   }
 
@@ -60,7 +66,9 @@ export class Sim {
     if (p.compute_id) {
       t.compute = p.compute_id;
       this.computeIds.add(p.compute_id);
+      if (!isTerminal(p.status)) this.consoles?.follow(p.compute_id, consolePath(this.kernel.dataDir, p.compute_id), p.gid, p.pid);
     }
+    if (isTerminal(p.status) && p.compute_id) this.consoles?.end(p.compute_id);
     if (isTerminal(p.status) && t.end === null) {
       t.end = now;
       t.outcome = p.status === 'EXITED' ? `exit ${p.exit_code}` : p.status === 'KILLED' ? `killed (${p.signal})` : `error: ${p.error ?? ''}`;
@@ -107,6 +115,7 @@ export class Sim {
       // VMs of processes that had already ended but stayed (on_exit: stay) go too.
       await k.deleteGroup({ kind: 'admin' }, g.gid).catch(() => {});
     }
+    this.consoles?.close();
     await this.kernel.close();
     const left = this.leftovers();
     if (!this.opts.keepData) rmSync(this.kernel.dataDir, { recursive: true, force: true });

@@ -1,4 +1,5 @@
 /** The one-machine simulation toolkit: a sim kernel harness and the drawings demos use. */
 export { Sim, type SimOptions } from './harness.js';
+export type { AppLine } from './console-follower.js';
 export { drawTimelines, formatCount, formatDuration, LiveBlock, progressBar, type Lifetime } from './render.js';
 export { drawTree } from '../cli/tree.js';

@@ -45,7 +45,8 @@ export function drawTimelines(items: readonly Lifetime[], t0: number, t1: number
   const nameWidth = Math.max(...names.map((n) => n.length), 8);
   const axis = `${' '.repeat(nameWidth)}  0${' '.repeat(Math.max(0, width - 1 - formatDuration(span).length))}${formatDuration(span)}`;
   const lines = ordered.map((i, n) => {
-    const from = Math.floor(((i.start - t0) / span) * width);
+    // Clamped: a VM may have started before the window drawn, or still be running after it.
+    const from = Math.min(width - 1, Math.max(0, Math.floor(((i.start - t0) / span) * width)));
     const to = Math.max(from + 1, Math.ceil((((i.end ?? t1) - t0) / span) * width));
     const bar = ' '.repeat(from) + '━'.repeat(Math.min(width, to) - from);
     return `${names[n]!.padEnd(nameWidth)}  ${bar.padEnd(width)}  ${i.outcome}`;

@@ -45,6 +45,11 @@ function packageRoot(): string {
   throw new Error('cannot find the rack package root');
 }
 
+/** A sim VM's serial console (its init's stdout and stderr), as `nova console-log` would show. */
+export function consolePath(dataDir: string, vmId: string): string {
+  return join(dataDir, 'vms', vmId, 'console.log');
+}
+
 /**
  * The `sim` compute driver: a VM is a local process tree started from a template directory (the
  * stand-in for a VM image: its etc/dckinit/config.yaml and opt/app), with its own working
@@ -151,7 +156,7 @@ export class SimDriver implements ComputeDriver {
     mkdirSync(disk, { recursive: true, mode: 0o700 });
     const secret = MetadataServer.newSecret();
     this.metadata.register({ secret, uuid: id, name: req.name, meta: req.meta, userData: req.userData });
-    const console = openSync(join(vmDir, 'console.log'), 'a');
+    const console = openSync(consolePath(this.opts.dataDir, id), 'a');
     let child;
     try {
       child = spawn(cmd!, args, {
