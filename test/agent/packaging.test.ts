@@ -1,5 +1,5 @@
 import { execFile, spawnSync } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdtempSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -21,6 +21,40 @@ describe('systemd unit and cloud-init files', () => {
       expect(stdout).toMatch(/Valid cloud-config/);
     });
   }
+});
+
+describe('cloud-init/template/install.sh', () => {
+  it('bakes dckinit into a mounted image root (ROOT=...) from an npm pack; the agent runs from there without native modules', async () => {
+    const work = mkdtempSync(join(tmpdir(), 'rack-image-'));
+    try {
+      const { stdout } = await run('npm', ['pack', '--ignore-scripts', '--silent', '--pack-destination', work]);
+      await run('tar', ['-xzf', join(work, stdout.trim().split('\n').pop()!), '-C', work]);
+      // A checkout has the lockfile (npm pack leaves it out): the image gets the tested versions,
+      // and the install works offline from the cache `npm ci` filled.
+      copyFileSync('package-lock.json', join(work, 'package', 'package-lock.json'));
+      const root = join(work, 'root');
+      const r = await run('sh', [join(work, 'package', 'cloud-init', 'template', 'install.sh')], { env: { ...process.env, ROOT: root, npm_config_offline: 'true' } });
+      expect(r.stdout).toContain(`dckinit installed in ${root}`);
+      for (const f of ['opt/rack/dist/dckinit/main.js', 'opt/rack/node_modules/ws/package.json', 'etc/cloud/cloud.cfg.d/99-rack.cfg', 'etc/dckinit/config.yaml', 'etc/systemd/system/dckinit.service']) {
+        expect(existsSync(join(root, f)), f).toBe(true);
+      }
+      expect(readlinkSync(join(root, 'etc/systemd/system/multi-user.target.wants/dckinit.service'))).toBe('/etc/systemd/system/dckinit.service');
+      expect(existsSync(join(root, 'opt/rack/node_modules/typescript'))).toBe(false);
+      // better-sqlite3 was not built (--ignore-scripts): the agent must not need it.
+      const md = new MetadataServer();
+      await md.listen(0);
+      const secret = MetadataServer.newSecret();
+      md.register({ secret, uuid: 'u', name: 'vm', meta: {}, userData: null });
+      try {
+        const a = await run(process.execPath, [join(root, 'opt/rack/dist/dckinit/main.js'), '--config', join(root, 'etc/dckinit/config.yaml'), '--metadata-url', md.baseUrl(secret)]);
+        expect(a.stderr).toMatch(/not a RACK VM/);
+      } finally {
+        await md.close();
+      }
+    } finally {
+      rmSync(work, { recursive: true, force: true });
+    }
+  }, 180_000);
 });
 
 describe('dckinit binary', () => {
