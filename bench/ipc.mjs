@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { WebSocketServer, WebSocket } from 'ws';
-import { jsonOut, percentile, redisServer, resp, root, startKernel, startRedis, table, writeJson } from './lib/common.mjs';
+import { jsonOut, percentile, redisServer, resp, root, spawnKernel, startRedis, table, writeJson } from './lib/common.mjs';
 
 const { connect } = await import(join(root, 'dist/libdck/index.js'));
 const N_LAT = 2000;
@@ -25,7 +25,7 @@ function summary(lat) {
 }
 
 // ---- kernel: processes to talk between ----
-const k = await startKernel([join(root, 'test/fixtures/templates')]);
+const k = await spawnKernel([join(root, 'test/fixtures/templates')]);
 const admin = (method, path, body) =>
   fetch(k.url + path, { method, headers: { authorization: `Bearer ${k.adminToken}`, 'content-type': 'application/json' }, body: body && JSON.stringify(body) }).then((r) => r.json());
 const gid = (await admin('POST', '/v1/groups', { group: { name: 'bench', template: 'idle' } })).group.gid;

@@ -29,6 +29,36 @@ export function jsonOut() {
   return i >= 0 ? process.argv[i + 1] : null;
 }
 
+/** The kernel as its own OS process (`rack kernel`), as it runs in production; beside Redis's own process. */
+export async function spawnKernel(templates = []) {
+  const dataDir = mkdtempSync(join(tmpdir(), 'rack-bench-'));
+  const adminToken = 'bench-admin-token-0123456789';
+  const args = [join(root, 'dist/cli/main.js'), 'kernel', '--listen', '127.0.0.1:0', '--data', dataDir, ...templates.flatMap((t) => ['--templates', t])];
+  const child = spawn(process.execPath, args, { env: { ...process.env, RACK_ADMIN_TOKEN: adminToken, RACK_LOG_LEVEL: 'info' }, stdio: ['ignore', 'ignore', 'pipe'] });
+  const url = await new Promise((resolve, reject) => {
+    let buf = '';
+    const onData = (d) => {
+      buf += d;
+      const line = buf.split('\n').find((l) => l.includes('"kernel listening"'));
+      if (!line) return;
+      child.stderr.off('data', onData);
+      child.stderr.resume(); // later log lines are not read
+      resolve(JSON.parse(line).url);
+    };
+    child.stderr.on('data', onData);
+    child.once('exit', (code) => reject(new Error(`rack kernel exited with ${code}: ${buf.slice(-500)}`)));
+  });
+  return {
+    url,
+    adminToken,
+    dataDir,
+    close: () => new Promise((resolve) => {
+      child.once('exit', resolve);
+      child.kill('SIGTERM');
+    }),
+  };
+}
+
 export async function startKernel(templates = []) {
   const { startKernel } = await import(join(root, 'dist/kernel/start.js'));
   const { silentLogger } = await import(join(root, 'dist/common/log.js'));

@@ -31,6 +31,8 @@ interface Session {
  */
 export class Messaging {
   private readonly sessions = new Map<string, Session>();
+  /** The highest seq stored per mailbox since this kernel started: spares the store a query when nothing is new. */
+  private readonly newest = new Map<string, number>();
   private readonly arrivals = new EventEmitter();
 
   constructor(
@@ -39,7 +41,9 @@ export class Messaging {
   ) {
     this.arrivals.setMaxListeners(0);
     kernel.on('process', (p: Process) => {
-      if (isTerminal(p.status)) void this.kernel.store.mailboxes.clear(p.gid, p.pid);
+      if (!isTerminal(p.status)) return;
+      this.newest.delete(`${p.gid}/${p.pid}`);
+      void this.kernel.store.mailboxes.clear(p.gid, p.pid);
     });
   }
 
@@ -51,6 +55,7 @@ export class Messaging {
     if (isTerminal(target.status)) throw new RackError('conflict', `process ${to} has ended (${target.status}); nobody will read the message`);
     const from = who.kind === 'process' ? who.pid : 0;
     const seq = await this.kernel.store.mailboxes.append(gid, to, from, mid, data, binary, this.limits);
+    this.newest.set(`${gid}/${to}`, Math.max(seq, this.newest.get(`${gid}/${to}`) ?? 0));
     this.arrivals.emit(`${gid}/${to}`);
     const s = this.sessions.get(`${gid}/${to}`);
     if (s) void this.pump(gid, to, s);
@@ -91,6 +96,8 @@ export class Messaging {
       do {
         s.again = false;
         while (!s.closed && s.inflight.length < s.window) {
+          const newest = this.newest.get(`${gid}/${pid}`);
+          if (newest !== undefined && newest <= s.sent) break;
           const batch = await this.kernel.store.mailboxes.after(gid, pid, s.sent, s.window - s.inflight.length);
           if (batch.length === 0) break;
           for (const m of batch) {

@@ -97,6 +97,16 @@ export function openDatabase(file: string, extraMigrations: readonly string[] = 
   db.pragma('synchronous = NORMAL');
   db.pragma('foreign_keys = ON');
   db.pragma('busy_timeout = 5000');
+  // Each SQL text is compiled once: the stores write their statements inline where that reads
+  // best, and compiling on every call cost more than running the statement (mailbox reads).
+  // None of them uses iterate(), pluck() or raw(), so sharing a statement is safe.
+  const compile = db.prepare.bind(db);
+  const compiled = new Map<string, ReturnType<typeof compile>>();
+  db.prepare = ((sql: string) => {
+    let st = compiled.get(sql);
+    if (!st) compiled.set(sql, (st = compile(sql)));
+    return st;
+  }) as typeof db.prepare;
   const all = [...MIGRATIONS, ...extraMigrations];
   const done = db.pragma('user_version', { simple: true }) as number;
   for (let i = done; i < all.length; i++) {
