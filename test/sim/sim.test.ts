@@ -34,9 +34,9 @@ describe('npm run sim', () => {
   }, 120_000);
 
   it('--chaos: a child killed mid-way is replaced and every row still lands exactly once', async () => {
-    const r = await sim(['--rows', '60000', '--chunk-size', '1000000', '--chaos', '--json']);
+    const r = await sim(['--rows', '150000', '--chunk-size', '4000000', '--chaos', '--json']);
     expect(r.code, r.stderr).toBe(0);
-    expect(r.report).toMatchObject({ verified: true, rows_inserted: 60000, processes_left: 0 });
+    expect(r.report).toMatchObject({ verified: true, rows_inserted: 150000, processes_left: 0 });
     expect(r.report.chaos_killed).toBeGreaterThan(100);
     expect(r.report.replacements).toBeGreaterThanOrEqual(1);
   }, 120_000);

@@ -35,6 +35,9 @@ async function main(): Promise<void> {
     for (const job of jobs.values()) if (job.dirty) void publish(rack, job);
   }, 200).unref();
 
+  // Wakes the reaper when the first child is forked (before that, wait() would say no_child).
+  let childForked: (() => void) | null = null;
+
   const fork = async (job: Job, c: ChunkProgress): Promise<void> => {
     const chunk = job.plan.chunks[c.index]!;
     const [child] = await rack.fork({
@@ -57,6 +60,7 @@ async function main(): Promise<void> {
     job.status.forks++;
     job.children.set(child!.pid, c.index);
     byChild.set(child!.pid, job);
+    childForked?.();
     job.dirty = true;
   };
 
@@ -104,7 +108,8 @@ async function main(): Promise<void> {
   const reap = async (): Promise<void> => {
     for (;;) {
       if (byChild.size === 0) {
-        await new Promise((r) => setTimeout(r, 100)); // nothing forked yet: wait() would say no_child
+        await new Promise<void>((r) => (childForked = r));
+        childForked = null;
         continue;
       }
       let w;

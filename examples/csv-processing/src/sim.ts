@@ -142,7 +142,10 @@ async function main(): Promise<number> {
         status = value as JobStatus;
         draw();
         if (opts.chaos && chaosVictim === null && status.state === 'running') {
-          const victim = status.chunks.find((ch) => ch.state === 'running' && ch.rows > 0 && ch.pid !== null);
+          // The child least far along (the status is up to 200 ms old: one nearly done may finish first).
+          const victim = status.chunks
+            .filter((ch) => ch.state === 'running' && ch.rows > 0 && ch.pid !== null && ch.done_bytes < ch.bytes / 2)
+            .sort((x, y) => x.done_bytes / x.bytes - y.done_bytes / y.bytes)[0];
           if (victim) {
             chaosVictim = victim.pid;
             say(`  chaos: killing child ${victim.pid} (chunk ${victim.index}) mid-way`);
