@@ -1,5 +1,5 @@
 import { RackError } from '../common/errors.js';
-import type { Kernel } from '../kernel/kernel.js';
+import type { ForkInput, Kernel } from '../kernel/kernel.js';
 import { PROCESS_STATUSES, type Args } from '../protocol/process.js';
 import { parseId, parseSeconds } from './http.js';
 import { validateBody } from './openapi.js';
@@ -27,23 +27,14 @@ export function queryOf(ctx: Context, allowed: readonly string[]): URLSearchPara
   return ctx.url.searchParams;
 }
 
-function decodeUserdata(b64: string | undefined): string | undefined {
+/** A fork body's `userdata` (base64, as in Nova's API) -> the raw text. */
+export function decodeUserdata(b64: string | undefined): string | undefined {
   if (b64 === undefined) return undefined;
   const buf = Buffer.from(b64, 'base64');
   if (buf.toString('base64').replace(/=+$/, '') !== b64.replace(/=+$/, '')) {
     throw new RackError('bad_request', 'process.userdata must be base64');
   }
   return buf.toString('utf8');
-}
-
-export interface ForkBody {
-  ppid?: number | null;
-  name?: string;
-  template?: string;
-  flavor?: string;
-  args?: Args;
-  userdata?: string;
-  count?: number;
 }
 
 export function groupRoutes(kernel: Kernel): Route[] {
@@ -113,7 +104,7 @@ export function processRoutes(kernel: Kernel): Route[] {
       path: '/v1/groups/{gid}/processes',
       handler: async (ctx) => {
         const gid = gidOf(ctx);
-        const { process: p } = validateBody<{ process: ForkBody }>('ProcessCreate', await ctx.json());
+        const { process: p } = validateBody<{ process: ForkInput }>('ProcessCreate', await ctx.json());
         const processes = await kernel.fork(ctx.who, gid, { ...p, userdata: decodeUserdata(p.userdata) });
         return { status: 202, body: { processes } };
       },

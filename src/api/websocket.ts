@@ -4,12 +4,12 @@ import { WebSocketServer, type RawData, type WebSocket } from 'ws';
 import { RackError, isRackError } from '../common/errors.js';
 import type { Logger } from '../common/log.js';
 import type { Principal } from '../kernel/auth.js';
-import type { Kernel } from '../kernel/kernel.js';
+import type { ForkInput, Kernel } from '../kernel/kernel.js';
 import { decodeBinaryFrame } from '../protocol/binary-frame.js';
 import { WS_PATH, type ReplyFrame, type RequestFrame } from '../protocol/channel.js';
 import { APP_STATES, SIGNALS, type AppState, type Process } from '../protocol/process.js';
 import { validateBody } from './openapi.js';
-import type { ForkBody } from './process-routes.js';
+import { decodeUserdata } from './process-routes.js';
 
 /** Largest frame a client may send: 1 MiB of payload plus room for the envelope. */
 export const MAX_FRAME = 1024 * 1024 + 64 * 1024;
@@ -167,9 +167,8 @@ export function processOps(kernel: Kernel): Map<string, OpHandler> {
   ops.set('fork', async (conn, f) => {
     const { id: _id, op: _op, gid: _gid, wait_running, ...rest } = f;
     const gid = conn.gidFor(f);
-    const { process: p } = validateBody<{ process: ForkBody }>('ProcessCreate', { process: rest });
-    if (p.userdata !== undefined) p.userdata = Buffer.from(p.userdata, 'base64').toString('utf8');
-    const created = await kernel.fork(conn.who, gid, p);
+    const { process: p } = validateBody<{ process: ForkInput }>('ProcessCreate', { process: rest });
+    const created = await kernel.fork(conn.who, gid, { ...p, userdata: decodeUserdata(p.userdata) });
     if (wait_running === undefined) return { processes: created };
     const ms = seconds(f, 'wait_running', 0, 3600);
     return { processes: await kernel.waitRunning(conn.who, gid, created.map((c) => c.pid), ms) };
