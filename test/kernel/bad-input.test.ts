@@ -116,7 +116,7 @@ describe('bad input', () => {
     const ws = new WebSocket(k.url.replace('http', 'ws') + '/v1/ws', { headers: { authorization: `Bearer ${k.adminToken}` } });
     await new Promise((r) => ws.once('open', r));
     const replies: any[] = [];
-    const sent = ['not json', '[1]', JSON.stringify({ op: 'hello' }), JSON.stringify({ id: 1, op: 'nope' }), JSON.stringify({ id: 2, op: 'list', gid }), JSON.stringify({ id: 3, op: 'hello' }), JSON.stringify({ id: 4, op: 'kill', gid, pid: -1 }), JSON.stringify({ id: 5, op: 'list', gid, extra: 1 }), JSON.stringify({ id: 6, op: 'list', gid })];
+    const sent = ['not json', '[1]', JSON.stringify({ op: 'hello' }), JSON.stringify({ id: 1, op: 'nope' }), JSON.stringify({ id: 2, op: 'list', gid }), JSON.stringify({ id: 3, op: 'hello' }), JSON.stringify({ id: 4, op: 'kill', gid, pid: -1 }), JSON.stringify({ id: 5, op: 'list', gid, extra: 1 }), JSON.stringify({ id: 6, op: 'list', gid }), JSON.stringify({ id: 7, op: 'fork', gid, ppid: 100, userdata: '!!notbase64' })];
     const all = new Promise<void>((resolve) =>
       ws.on('message', (d) => {
         replies.push(JSON.parse(d.toString()));
@@ -133,6 +133,7 @@ describe('bad input', () => {
     expect(byId(4).error.code).toBe('bad_request');
     expect(byId(5).error.code).toBe('bad_request');
     expect(byId(6).result.processes.length).toBe(3);
+    expect(byId(7).error).toMatchObject({ code: 'bad_request', message: expect.stringMatching(/base64/) });
     ws.close();
   });
 
