@@ -1,9 +1,9 @@
-import { mkdtempSync, rmSync, existsSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Process } from '../../src/protocol/process.js';
-import { untilFile } from '../support/files.js';
+import { untilFile, untilGone } from '../support/files.js';
 import { osProcessesOfVm, startTestKernel, untilProcess, type TestKernel } from '../support/kernel.js';
 
 describe('dckinit in sim VMs, against the kernel', () => {
@@ -51,8 +51,7 @@ describe('dckinit in sim VMs, against the kernel', () => {
     expect(env).toContain('RACK_ARG_CODE=7');
     // kill-on-exit: the agent asked the kernel to destroy its VM.
     const ended = (await k.kernel.store.processes.get(gid, child.pid))!;
-    for (let i = 0; i < 100 && existsSync(join(dataDir, 'vms', ended.compute_id!)); i++) await new Promise((r) => setTimeout(r, 50));
-    expect(existsSync(join(dataDir, 'vms', ended.compute_id!))).toBe(false);
+    await untilGone(join(dataDir, 'vms', ended.compute_id!));
     expect(osProcessesOfVm(ended.compute_id!)).toEqual([]);
   });
 

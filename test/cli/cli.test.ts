@@ -88,21 +88,26 @@ describe('rack CLI', () => {
     expect((await rack(['file', 'put', '../x', src])).code).toBe(2);
     expect((await rack(['file', 'rm', 'docs/in.txt'])).code).toBe(0);
     const id = (await rack(['pipe', 'create'])).stdout.trim();
+    // The reader must have opened its end before the writer closes: hear of it from the kernel.
+    const pipes = k.ipc.pipes as any;
+    const open = pipes.open.bind(pipes);
+    const readerOpened = new Promise<void>((resolve) => {
+      pipes.open = (...a: any[]) => {
+        const end = open(...a);
+        if (a[2] === id && a[3] === 'r') {
+          pipes.open = open;
+          resolve();
+        }
+        return end;
+      };
+    });
     const reader = new Promise<string>((resolve) => {
       const child = spawn(process.execPath, ['dist/cli/main.js', 'pipe', 'read', id], { env: { ...process.env, RACK_URL: k.url, RACK_TOKEN: k.adminToken, RACK_GID: gid } });
       let text = '';
       child.stdout.on('data', (d) => (text += d));
       child.on('exit', () => resolve(text));
     });
-    // The reader must have opened its end before the writer closes: wait for it in the kernel.
-    await new Promise<void>((resolve) => {
-      const check = (): void => {
-        const pipe = [...(k.ipc.pipes as any).pipes.values()].find((p: any) => p.id === id);
-        if (pipe && pipe.everReader) resolve();
-        else setTimeout(check, 10);
-      };
-      check();
-    });
+    await readerOpened;
     expect((await rack(['pipe', 'write', id], {}, 'through the pipe\n')).code).toBe(0);
     expect(await reader).toBe('through the pipe\n');
   });

@@ -22,3 +22,21 @@ export function untilFile(path: string, pred: (text: string) => boolean = () => 
     check();
   });
 }
+
+/** Resolves once `path` no longer exists; woken by changes in its parent directory. */
+export function untilGone(path: string, ms = 30_000): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const watcher = watch(dirname(path), () => void check());
+    const timer = setTimeout(() => finish(new Error(`${path} still exists after ${ms} ms`)), ms);
+    const finish = (err: Error | null): void => {
+      clearTimeout(timer);
+      watcher.close();
+      if (err) reject(err);
+      else resolve();
+    };
+    const check = (): void => {
+      if (!existsSync(path)) finish(null);
+    };
+    check();
+  });
+}
