@@ -1,6 +1,5 @@
 import { execFile } from 'node:child_process';
 import { join } from 'node:path';
-import { request } from 'undici';
 import type { Logger } from '../common/log.js';
 import { META, RESERVED_META_PREFIX } from '../protocol/metadata.js';
 import type { SignalEvent } from '../protocol/channel.js';
@@ -8,6 +7,7 @@ import { Channel } from './channel/channel.js';
 import { ConfigError, loadConfig, type OnExit } from './config/config.js';
 import { readInstanceData, LINK_LOCAL } from './metadata/source.js';
 import type { InstanceData } from './metadata/openstack.js';
+import { request } from './http/request.js';
 import { Notifier } from './notify/notify.js';
 import { decideRole } from './role/role.js';
 import { Supervisor, type AppExit } from './supervisor/supervisor.js';
@@ -156,7 +156,12 @@ export async function runAgent(opts: AgentOptions): Promise<AgentResult> {
     await request(`${meta[META.url]!.replace(/\/+$/, '')}/v1/groups/${gid}/processes/${pid}?signal=KILL`, {
       method: 'DELETE',
       headers: { authorization: `Bearer ${meta[META.token]}` },
-    }).then((r) => r.body.dump(), (err: Error) => alog.error({ err: err.message }, 'self-kill failed'));
+      timeoutMs: 30_000,
+      maxBytes: 64 * 1024,
+    }).then(
+      (r) => r.status >= 300 && alog.error({ status: r.status, body: r.body.toString('utf8').slice(0, 200) }, 'self-kill refused by the kernel'),
+      (err: Error) => alog.error({ err: err.message }, 'self-kill failed'),
+    );
   } else if (onExit === 'poweroff' && !process.env.RACK_SIM_VM) {
     execFile('systemctl', ['poweroff'], () => {});
   } else if (onExit === 'stay') {
