@@ -351,6 +351,8 @@ export class Kernel extends EventEmitter {
   private async terminate(gid: string, pid: number, opts: KillOptions): Promise<void> {
     const signal = opts.signal ?? 'TERM';
     const graceMs = opts.graceMs ?? this.defaultGraceMs;
+    // Recorded first: a kernel that dies during the grace period finishes the kill at its restart.
+    await this.store.kills.put({ gid, pid, signal, deadline: Date.now() + (signal === 'TERM' ? graceMs : 0) });
     const order = await this.subtree(gid, pid);
     this.log.info({ gid, pid, signal, grace_ms: graceMs, pids: order.map((p) => p.pid) }, 'kill');
     if (signal === 'TERM') {
@@ -373,6 +375,7 @@ export class Kernel extends EventEmitter {
       await this.end(gid, p.pid, { status: 'KILLED', signal, app_state: 'exited' });
       this.queuedSignals.delete(`${gid}/${p.pid}`);
     }
+    await this.store.kills.delete(gid, pid);
   }
 
   /** Resolves when all the given processes are terminal, or after `ms`. */
@@ -578,7 +581,14 @@ export class Kernel extends EventEmitter {
       this.log.warn({ vm: vm.id }, 'destroying a VM that no process knows');
       await this.compute.destroy(vm.id);
     }
-    this.log.info({ lost, orphans }, 'reconciled');
+    // Kills the previous run did not finish: the rest of a TERM's grace, then destroy.
+    const kills = await this.store.kills.list();
+    for (const k of kills) {
+      const graceMs = Math.max(0, k.deadline - Date.now());
+      this.log.info({ gid: k.gid, pid: k.pid, signal: k.signal, grace_ms: graceMs }, 'resuming an unfinished kill');
+      this.track(this.terminate(k.gid, k.pid, { signal: k.signal, graceMs }));
+    }
+    this.log.info({ lost, orphans, kills: kills.length }, 'reconciled');
     return { lost, orphans };
   }
 

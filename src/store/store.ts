@@ -112,10 +112,26 @@ export interface ShmStore {
   expire(now: number): Promise<Array<{ gid: string; key: string }>>;
 }
 
+/** A kill in progress: a restarted kernel finishes it (a TERM's grace ends at `deadline`). */
+export interface PendingKill {
+  gid: string;
+  pid: number;
+  signal: 'TERM' | 'KILL';
+  /** Epoch milliseconds. */
+  deadline: number;
+}
+
+export interface KillStore {
+  put(kill: PendingKill): Promise<void>;
+  delete(gid: string, pid: number): Promise<void>;
+  list(): Promise<PendingKill[]>;
+}
+
 export interface Store {
   readonly groups: GroupStore;
   readonly processes: ProcessStore;
   readonly tokens: TokenStore;
+  readonly kills: KillStore;
   readonly mailboxes: MailboxStore;
   readonly shm: ShmStore;
   close(): Promise<void>;

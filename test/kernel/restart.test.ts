@@ -71,4 +71,46 @@ describe('kernel restart after kill -9', () => {
     expect((await call('DELETE', `/v1/groups/${gid}`)).status).toBe(204);
     for (const p of before) expect(osProcessesOfVm(p.compute_id!)).toEqual([]);
   });
+
+  it('a TERM kill cut short by kill -9 of the kernel is finished after the restart', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'rack-restart-kill-'));
+    const port = await freePort();
+    const url = `http://127.0.0.1:${port}`;
+    const call = async (method: string, path: string, body?: unknown): Promise<any> => {
+      const res = await fetch(url + path, {
+        method,
+        headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' },
+        body: body === undefined ? undefined : JSON.stringify(body),
+      });
+      return { status: res.status, body: res.status === 204 ? null : await res.json() };
+    };
+    let k = await startKernelProcess(port, dir);
+    try {
+      const gid = (await call('POST', '/v1/groups', { group: { name: 'restart-kill', template: 'idle' } })).body.group.gid;
+      let watch = await watchGroup(url, TOKEN, gid);
+      await call('POST', `/v1/groups/${gid}/processes`, { process: {} });
+      await call('POST', `/v1/groups/${gid}/processes`, { process: { ppid: 100, count: 2 } });
+      await watch.until((all) => all.size === 3 && [...all.values()].every((p) => p.status === 'ACTIVE'));
+      watch.close();
+      const vms = (await call('GET', `/v1/groups/${gid}/processes`)).body.processes.map((p: Process) => p.compute_id!);
+      // The idle image has no agent to hear the TERM: the whole grace period runs.
+      expect((await call('DELETE', `/v1/groups/${gid}/processes/100?signal=TERM&grace=2`)).status).toBe(202);
+      k.kill('SIGKILL');
+      await new Promise((r) => k.once('exit', r));
+      for (const vm of vms) expect(osProcessesOfVm(vm).length).toBeGreaterThan(0);
+
+      k = await startKernelProcess(port, dir);
+      watch = await watchGroup(url, TOKEN, gid);
+      const listed = (await call('GET', `/v1/groups/${gid}/processes`)).body.processes as Process[];
+      for (const p of listed) watch.latest.set(p.pid, p);
+      await watch.until((all) => [...all.values()].filter((p) => p.status === 'KILLED').length === 3);
+      watch.close();
+      const after = (await call('GET', `/v1/groups/${gid}/processes`)).body.processes as Process[];
+      expect(after.map((p) => [p.pid, p.status, p.signal])).toEqual([[100, 'KILLED', 'TERM'], [101, 'KILLED', 'TERM'], [102, 'KILLED', 'TERM']]);
+      for (const vm of vms) expect(osProcessesOfVm(vm)).toEqual([]);
+    } finally {
+      k.kill('SIGKILL');
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
 });

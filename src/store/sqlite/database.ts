@@ -87,6 +87,13 @@ const MIGRATIONS: readonly string[] = [
      PRIMARY KEY (gid, key, pos),
      FOREIGN KEY (gid, key) REFERENCES shm(gid, key) ON DELETE CASCADE
    );`,
+  `CREATE TABLE kills (
+     gid TEXT NOT NULL REFERENCES groups(gid) ON DELETE CASCADE,
+     pid INTEGER NOT NULL,
+     signal TEXT NOT NULL,
+     deadline INTEGER NOT NULL,
+     PRIMARY KEY (gid, pid)
+   );`,
 ];
 
 export function openDatabase(file: string, extraMigrations: readonly string[] = []): Db {

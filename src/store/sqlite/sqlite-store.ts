@@ -1,9 +1,11 @@
 import type { Group, Process } from '../../protocol/process.js';
 import type {
   GroupStore,
+  KillStore,
   MailboxStore,
   ShmStore,
   NewProcess,
+  PendingKill,
   ProcessFilter,
   ProcessPatch,
   ProcessStore,
@@ -190,12 +192,31 @@ class SqliteTokens implements TokenStore {
   }
 }
 
+class SqliteKills implements KillStore {
+  constructor(private readonly db: Db) {}
+
+  async put(k: PendingKill): Promise<void> {
+    this.db
+      .prepare('INSERT INTO kills (gid, pid, signal, deadline) VALUES (?, ?, ?, ?) ON CONFLICT (gid, pid) DO UPDATE SET signal = excluded.signal, deadline = excluded.deadline')
+      .run(k.gid, k.pid, k.signal, k.deadline);
+  }
+
+  async delete(gid: string, pid: number): Promise<void> {
+    this.db.prepare('DELETE FROM kills WHERE gid = ? AND pid = ?').run(gid, pid);
+  }
+
+  async list(): Promise<PendingKill[]> {
+    return this.db.prepare('SELECT gid, pid, signal, deadline FROM kills ORDER BY deadline').all() as PendingKill[];
+  }
+}
+
 /** The embedded default: one SQLite file (WAL) in the kernel's data dir. */
 export class SqliteStore implements Store {
   readonly db: Db;
   readonly groups: GroupStore;
   readonly processes: ProcessStore;
   readonly tokens: TokenStore;
+  readonly kills: KillStore;
   readonly mailboxes: MailboxStore;
   readonly shm: ShmStore;
 
@@ -204,6 +225,7 @@ export class SqliteStore implements Store {
     this.groups = new SqliteGroups(this.db);
     this.processes = new SqliteProcesses(this.db);
     this.tokens = new SqliteTokens(this.db);
+    this.kills = new SqliteKills(this.db);
     this.mailboxes = new SqliteMailboxes(this.db);
     this.shm = new SqliteShm(this.db);
   }
