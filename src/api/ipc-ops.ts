@@ -1,5 +1,6 @@
 import { RackError } from '../common/errors.js';
 import type { Ipc } from '../ipc/index.js';
+import { MAX_CREDIT } from '../ipc/pipes.js';
 import type { ShmChange } from '../ipc/shared-memory.js';
 import { encodeBinaryFrame } from '../protocol/binary-frame.js';
 import type { RequestFrame } from '../protocol/channel.js';
@@ -102,26 +103,53 @@ export function ipcOps(ipc: Ipc): Map<string, OpHandler> {
     return { pipes: ipc.pipes.list(gid, pid) };
   });
   ops.set('fifo.open', async (conn, f) => (only(f, ['gid', 'name']), { pipe: ipc.pipes.fifo(conn.who, conn.gidFor(f), str(f, 'name', { max: 128 })) }));
+  // A connection's pipe ends are detached (resumable ones) or closed when it drops.
+  const watched = new WeakSet<object>();
+  const watch = (conn: Connection): void => {
+    if (watched.has(conn)) return;
+    watched.add(conn);
+    conn.onClose(() => ipc.pipes.detachOwner(conn));
+  };
   ops.set('pipe.open', async (conn, f) => {
-    only(f, ['gid', 'pipe', 'mode']);
-    const end = ipc.pipes.open(conn.who, conn.gidFor(f), str(f, 'pipe', { max: 140 }), f.mode as 'r' | 'w', conn);
-    conn.onClose(() => ipc.pipes.closeOwner(conn));
+    only(f, ['gid', 'pipe', 'mode', 'resume']);
+    if (f.resume !== undefined && typeof f.resume !== 'boolean') throw new RackError('bad_request', '"resume" must be true or false');
+    const end = ipc.pipes.open(conn.who, conn.gidFor(f), str(f, 'pipe', { max: 140 }), f.mode as 'r' | 'w', conn, f.resume === true);
+    watch(conn);
     return { end };
   });
+  ops.set('pipe.attach', async (conn, f) => {
+    only(f, ['end', 'received']);
+    const received = f.received === undefined ? undefined : int(f, 'received', 0, Number.MAX_SAFE_INTEGER);
+    const r = ipc.pipes.attach(conn.who, int(f, 'end'), conn, received);
+    watch(conn);
+    return r;
+  });
   ops.set('pipe.write', async (conn, f) => {
-    only(f, ['end', '$payload']);
+    only(f, ['end', 'offset', '$payload']);
     const payload = f.$payload as Buffer | undefined;
     if (!payload) throw new RackError('bad_request', 'pipe.write carries its bytes in a binary frame');
-    await ipc.pipes.write(conn.who, int(f, 'end'), payload);
+    const end = int(f, 'end');
+    const offset = f.offset === undefined ? undefined : int(f, 'offset', 0, Number.MAX_SAFE_INTEGER);
+    ipc.pipes.adoptWriter(conn.who, end, conn);
+    watch(conn);
+    await ipc.pipes.write(conn.who, end, payload, offset);
     return {};
   });
   ops.set('pipe.read', async (conn, f) => {
-    only(f, ['end', 'bytes']);
+    only(f, ['end', 'bytes', 'received']);
     const end = int(f, 'end');
-    ipc.pipes.read(conn.who, end, int(f, 'bytes', 0, 64 * 1024 * 1024), {
-      data: (chunk) => conn.ws.send(encodeBinaryFrame({ event: 'pipe.data', end }, chunk)),
-      eof: () => conn.push({ event: 'pipe.eof', end }),
-    });
+    const received = f.received === undefined ? undefined : int(f, 'received', 0, Number.MAX_SAFE_INTEGER);
+    ipc.pipes.read(
+      conn.who,
+      end,
+      int(f, 'bytes', 0, MAX_CREDIT),
+      {
+        data: (chunk) => conn.ws.send(encodeBinaryFrame({ event: 'pipe.data', end }, chunk)),
+        eof: () => conn.push({ event: 'pipe.eof', end }),
+      },
+      conn,
+      received,
+    );
     return {};
   });
   ops.set('pipe.close', async (conn, f) => {

@@ -217,7 +217,7 @@ export function ipcRoutes(kernel: Kernel, ipc: Ipc): Route[] {
             data: (chunk: Buffer) => {
               // HTTP's own flow control: more credit once the response has drained.
               const more = (): void => {
-                if (!ctx.res.destroyed) ipc.pipes.read(ctx.who, end, chunk.length, sink);
+                if (!ctx.res.destroyed) ipc.pipes.read(ctx.who, end, chunk.length, sink, ctx.req);
               };
               if (ctx.res.write(chunk)) setImmediate(more);
               else ctx.res.once('drain', more);
@@ -228,7 +228,7 @@ export function ipcRoutes(kernel: Kernel, ipc: Ipc): Route[] {
             },
           };
           ctx.res.once('close', () => resolve());
-          ipc.pipes.read(ctx.who, end, credit, sink);
+          ipc.pipes.read(ctx.who, end, credit, sink, ctx.req);
         });
       },
     },

@@ -5,6 +5,10 @@ import { requireGroup } from '../kernel/policy.js';
 
 export const PIPE_CAPACITY = 1024 * 1024;
 export const MAX_WRITE = 256 * 1024;
+/** The most credit a reader end may hold (it bounds what the kernel keeps for a replay). */
+export const MAX_CREDIT = 16 * 1024 * 1024;
+/** How long a resumable end waits for its process to attach it again after its connection drops. */
+export const LINGER_MS = 30_000;
 
 /** Where a reader end's bytes go (a WebSocket connection, or an HTTP response). */
 export interface ReaderSink {
@@ -18,14 +22,33 @@ interface End {
   gid: string;
   pid: number;
   mode: 'r' | 'w';
-  /** The connection (or request) that opened it; the end closes with it. */
-  owner: object;
+  /**
+   * The connection (or request) it is attached to. A resumable end outlives its connection for
+   * LINGER_MS (null owner meanwhile) so that the process can attach it again after a reconnect;
+   * any other end closes with its owner.
+   */
+  owner: object | null;
+  resumable: boolean;
+  linger: NodeJS.Timeout | null;
+  // Reader ends.
   credit: number;
   sink: ReaderSink | null;
   eofSent: boolean;
+  /** Bytes pushed to the reader so far, and how many of them it confirmed. */
+  delivered: number;
+  acked: number;
+  /** Pushed and not confirmed (resumable readers): pushed again after a reconnect. */
+  unacked: Buffer[];
+  /** To push before anything new from the buffer. */
+  replay: Buffer[];
+  // Writer ends: bytes taken from this writer, and how many of them are in the buffer already.
+  written: number;
+  admitted: number;
+  waiters: Array<{ upto: number; resolve(): void; reject(err: Error): void }>;
 }
 
 interface PendingWrite {
+  end: End;
   data: Buffer;
   resolve(): void;
   reject(err: Error): void;
@@ -96,17 +119,68 @@ export class Pipes {
     for (const p of this.pipes.values()) if (p.gid === gid && p.owners.has(ppid)) p.owners.add(pid);
   }
 
-  open(who: Principal, gid: string, id: string, mode: 'r' | 'w', owner: object): number {
+  open(who: Principal, gid: string, id: string, mode: 'r' | 'w', owner: object, resumable = false): number {
     requireGroup(who, gid);
     if (mode !== 'r' && mode !== 'w') throw new RackError('bad_request', '"mode" must be r or w');
     const pipe = this.pipes.get(this.key(gid, id));
     if (!pipe) throw new RackError('not_found', `no pipe ${String(id).slice(0, 80)} in group ${gid}`);
-    const end: End = { id: this.nextEnd++, pipe, gid, pid: who.kind === 'process' ? who.pid : 0, mode, owner, credit: 0, sink: null, eofSent: false };
+    const end: End = {
+      id: this.nextEnd++,
+      pipe,
+      gid,
+      pid: who.kind === 'process' ? who.pid : 0,
+      mode,
+      owner,
+      resumable,
+      linger: null,
+      credit: 0,
+      sink: null,
+      eofSent: false,
+      delivered: 0,
+      acked: 0,
+      unacked: [],
+      replay: [],
+      written: 0,
+      admitted: 0,
+      waiters: [],
+    };
     pipe.ends.add(end);
     this.ends.set(end.id, end);
     if (mode === 'r') pipe.everReader = true;
     else pipe.everWriter = true;
     return end.id;
+  }
+
+  /**
+   * A resumable end's process took it up again on a new connection (after a reconnect). A reader
+   * says how many bytes it has received: what was pushed beyond that is pushed again, in order.
+   * Answers where the end stands: bytes received (reader) or taken (writer).
+   */
+  attach(who: Principal, endId: number, owner: object, received?: number): { offset: number } {
+    const e = this.end(who, endId);
+    if (!e.resumable) throw new RackError('bad_request', `pipe end ${endId} was not opened resumable`);
+    this.adopt(e, owner);
+    if (e.mode === 'w') return { offset: e.written };
+    if (received !== undefined) this.ack(e, received);
+    e.replay = [...e.unacked, ...e.replay];
+    e.unacked = [];
+    e.delivered = e.acked;
+    e.credit = 0;
+    e.sink = null;
+    e.eofSent = false;
+    return { offset: e.acked };
+  }
+
+  /** A writer's bytes arriving on another connection attach its end there (offsets make resends safe). */
+  adoptWriter(who: Principal, endId: number, owner: object): void {
+    const e = this.end(who, endId, 'w');
+    if (e.resumable && e.owner !== owner) this.adopt(e, owner);
+  }
+
+  private adopt(e: End, owner: object): void {
+    if (e.linger) clearTimeout(e.linger);
+    e.linger = null;
+    e.owner = owner;
   }
 
   private end(who: Principal, id: number, mode?: 'r' | 'w'): End {
@@ -118,31 +192,90 @@ export class Pipes {
     return e;
   }
 
-  /** Resolves once the bytes are in the buffer: a writer waits while it is full. */
-  write(who: Principal, endId: number, data: Buffer): Promise<void> {
+  /**
+   * Resolves once the bytes are in the buffer: a writer waits while it is full. With `offset`
+   * (the position of these bytes in the writer's stream) a write sent again after a reconnect
+   * is recognised, and bytes already taken are not taken twice.
+   */
+  write(who: Principal, endId: number, data: Buffer, offset?: number): Promise<void> {
     const e = this.end(who, endId, 'w');
     const pipe = e.pipe;
     if (data.length > MAX_WRITE) throw new RackError('payload_too_large', `a pipe write is at most ${MAX_WRITE} bytes`);
+    if (offset !== undefined) {
+      if (!Number.isSafeInteger(offset) || offset < 0) throw new RackError('bad_request', '"offset" must be a non-negative integer');
+      if (offset > e.written) throw new RackError('bad_request', `a write at offset ${offset}, but this end has taken ${e.written} bytes: bytes are missing`);
+      const seen = e.written - offset;
+      if (seen >= data.length) return this.admittedTo(e, offset + data.length);
+      data = data.subarray(seen);
+    }
     if (pipe.everReader && pipe.count('r') === 0) throw new RackError('epipe', 'broken pipe: no reader is left');
     if (data.length === 0) return Promise.resolve();
+    e.written += data.length;
     return new Promise<void>((resolve, reject) => {
-      pipe.pending.push({ data, resolve, reject });
+      pipe.pending.push({ end: e, data, resolve, reject });
       this.admit(pipe);
       this.pump(pipe);
     });
   }
 
-  /** Grants a reader end `bytes` more credit, and says where its bytes go. */
-  read(who: Principal, endId: number, bytes: number, sink: ReaderSink): void {
+  /** Resolves once this writer's bytes up to `upto` are in the buffer. */
+  private admittedTo(e: End, upto: number): Promise<void> {
+    if (e.admitted >= upto) return Promise.resolve();
+    return new Promise((resolve, reject) => e.waiters.push({ upto, resolve, reject }));
+  }
+
+  /**
+   * Grants a reader end `bytes` more credit, and says where its bytes go. A resumable reader
+   * also says how many bytes it has `received`, which the kernel then no longer keeps.
+   */
+  read(who: Principal, endId: number, bytes: number, sink: ReaderSink, owner: object, received?: number): void {
     const e = this.end(who, endId, 'r');
-    if (!Number.isSafeInteger(bytes) || bytes < 0 || bytes > 64 * 1024 * 1024) throw new RackError('bad_request', '"bytes" must be an integer from 0 to 67108864');
+    if (!Number.isSafeInteger(bytes) || bytes < 0 || bytes > MAX_CREDIT) throw new RackError('bad_request', `"bytes" must be an integer from 0 to ${MAX_CREDIT}`);
+    if (e.owner !== owner) throw new RackError('conflict', `pipe end ${endId} is not attached to this connection: pipe.attach it first`);
+    if (received !== undefined) this.ack(e, received);
     e.sink = sink;
-    e.credit += bytes;
+    e.credit = Math.min(MAX_CREDIT, e.credit + bytes);
     this.pump(e.pipe);
   }
 
+  private ack(e: End, received: number): void {
+    if (!Number.isSafeInteger(received) || received < e.acked || received > e.delivered) {
+      throw new RackError('bad_request', `"received" must be between ${e.acked} and ${e.delivered} for pipe end ${e.id}`);
+    }
+    let n = received - e.acked;
+    while (n > 0 && e.unacked.length > 0) {
+      const head = e.unacked[0]!;
+      if (head.length <= n) {
+        e.unacked.shift();
+        n -= head.length;
+      } else {
+        e.unacked[0] = head.subarray(n);
+        n = 0;
+      }
+    }
+    e.acked = received;
+  }
+
+  /** Closes an end; closing one that is closed already is no error (a close sent again after a reconnect). */
   close(who: Principal, endId: number): void {
+    if (!this.ends.has(endId)) return;
     this.drop(this.end(who, endId));
+  }
+
+  /** A connection dropped: its resumable ends wait LINGER_MS to be attached again, the others close. */
+  detachOwner(owner: object): void {
+    for (const e of [...this.ends.values()]) {
+      if (e.owner !== owner) continue;
+      if (!e.resumable) {
+        this.drop(e);
+        continue;
+      }
+      e.owner = null;
+      e.sink = null;
+      e.credit = 0;
+      e.linger = setTimeout(() => this.drop(e), LINGER_MS);
+      e.linger.unref();
+    }
   }
 
   /** Closes every end a connection or request opened. */
@@ -166,11 +299,14 @@ export class Pipes {
 
   private drop(e: End): void {
     if (!this.ends.delete(e.id)) return;
+    if (e.linger) clearTimeout(e.linger);
     const pipe = e.pipe;
     pipe.ends.delete(e);
     if (e.mode === 'r' && pipe.count('r') === 0) {
       // Nobody will read what is queued: writers waiting for room fail as a Unix writer would.
-      for (const w of pipe.pending.splice(0)) w.reject(new RackError('epipe', 'broken pipe: no reader is left'));
+      const broken = (): RackError => new RackError('epipe', 'broken pipe: no reader is left');
+      for (const w of pipe.pending.splice(0)) w.reject(broken());
+      for (const w of pipe.ends) for (const x of w.waiters.splice(0)) x.reject(broken());
     }
     this.pump(pipe);
   }
@@ -184,28 +320,47 @@ export class Pipes {
       pipe.chunks.push(w.data);
       pipe.size += w.data.length;
       w.resolve();
+      const e = w.end;
+      e.admitted += w.data.length;
+      if (e.waiters.length > 0) {
+        const ready = e.waiters.filter((x) => x.upto <= e.admitted);
+        e.waiters = e.waiters.filter((x) => x.upto > e.admitted);
+        for (const x of ready) x.resolve();
+      }
     }
   }
 
   private pump(pipe: Pipe): void {
     for (const e of pipe.ends) {
       if (e.mode !== 'r' || !e.sink) continue;
+      while (e.credit > 0 && e.replay.length > 0) {
+        let chunk = e.replay.shift()!;
+        if (chunk.length > e.credit) {
+          e.replay.unshift(chunk.subarray(e.credit));
+          chunk = chunk.subarray(0, e.credit);
+        }
+        this.push(e, chunk);
+      }
       while (e.credit > 0 && pipe.size > 0) {
-        const n = Math.min(e.credit, MAX_WRITE);
-        const chunk = this.take(pipe, n);
-        e.credit -= chunk.length;
-        e.sink.data(chunk);
+        this.push(e, this.take(pipe, Math.min(e.credit, MAX_WRITE)));
         this.admit(pipe);
       }
     }
     const done = pipe.everWriter && pipe.count('w') === 0 && pipe.size === 0 && pipe.pending.length === 0;
     if (!done) return;
     for (const e of pipe.ends) {
-      if (e.mode === 'r' && e.sink && !e.eofSent) {
+      if (e.mode === 'r' && e.sink && !e.eofSent && e.replay.length === 0) {
         e.eofSent = true;
         e.sink.eof();
       }
     }
+  }
+
+  private push(e: End, chunk: Buffer): void {
+    e.credit -= chunk.length;
+    e.delivered += chunk.length;
+    if (e.resumable) e.unacked.push(chunk);
+    e.sink!.data(chunk);
   }
 
   private take(pipe: Pipe, max: number): Buffer {

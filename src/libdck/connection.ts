@@ -5,10 +5,11 @@ import { decodeBinaryFrame, encodeBinaryFrame } from '../protocol/binary-frame.j
 import { WS_PATH } from '../protocol/channel.js';
 
 /**
- * Ops that can be sent again after a reconnect without changing their outcome. Others fail with
+ * Ops that can be sent again after a reconnect without changing their outcome (libdck's pipe
+ * writes carry their offset, and closing a closed end is no error). Others fail with
  * `unavailable` when the connection drops before their answer: the caller decides.
  */
-const RETRY_SAFE = new Set(['hello', 'send', 'list', 'show', 'subscribe', 'recv.start', 'shm.get', 'shm.set', 'shm.delete', 'shm.keys', 'shm.range', 'shm.len', 'shm.watch', 'pipe.list', 'fifo.open', 'heartbeat']);
+const RETRY_SAFE = new Set(['hello', 'send', 'list', 'show', 'subscribe', 'recv.start', 'shm.get', 'shm.set', 'shm.delete', 'shm.keys', 'shm.range', 'shm.len', 'shm.watch', 'pipe.list', 'fifo.open', 'pipe.write', 'pipe.close', 'heartbeat']);
 
 interface Pending {
   op: string;

@@ -151,6 +151,42 @@ describe('kernel IPC over the raw protocol', () => {
     await Promise.all([w.close(), r.close()]);
   });
 
+  it('resumable ends: a write sent again is taken once, a gap is refused, a reader attached again gets what it missed', async () => {
+    const [child] = await fork(1);
+    const w = await RawClient.connect(k.url, tok(parent));
+    const pipe = (await w.call('fifo.open', { name: 'resume' })).result.pipe;
+    const wEnd = (await w.call('pipe.open', { pipe, mode: 'w', resume: true })).result.end;
+    let r = await RawClient.connect(k.url, tok(child!));
+    const rEnd = (await r.call('pipe.open', { pipe, mode: 'r', resume: true })).result.end;
+    expect((await w.callBinary('pipe.write', { end: wEnd, offset: 0 }, Buffer.from('hello '))).ok).toBe(true);
+    expect((await w.callBinary('pipe.write', { end: wEnd, offset: 0 }, Buffer.from('hello '))).ok).toBe(true); // sent again
+    expect((await w.callBinary('pipe.write', { end: wEnd, offset: 3 }, Buffer.from('lo world'))).ok).toBe(true); // overlaps
+    expect((await w.callBinary('pipe.write', { end: wEnd, offset: 99 }, Buffer.from('x'))).error.code).toBe('bad_request');
+    // The reader gets 4 bytes, then its connection drops with 4 more pushed and never seen.
+    const first = new Promise<string>((resolve) => r.on((e, p) => e.event === 'pipe.data' && resolve(p!.toString())));
+    await r.call('pipe.read', { end: rEnd, bytes: 4 });
+    expect(await first).toBe('hell');
+    await r.call('pipe.read', { end: rEnd, bytes: 4, received: 4 });
+    await r.close();
+    r = await RawClient.connect(k.url, tok(child!));
+    const stolen = await RawClient.connect(k.url, tok(child!));
+    expect((await stolen.call('pipe.read', { end: rEnd, bytes: 4 })).error.code).toBe('conflict'); // attach first
+    expect((await r.call('pipe.attach', { end: rEnd, received: 4 })).result).toEqual({ offset: 4 });
+    await w.call('pipe.close', { end: wEnd });
+    const rest = new Promise<string>((resolve) => {
+      let text = '';
+      r.on((e, p) => {
+        if (e.event === 'pipe.data') text += p!.toString();
+        if (e.event === 'pipe.eof') resolve(text);
+      });
+    });
+    await r.call('pipe.read', { end: rEnd, bytes: 1024 });
+    expect(await rest).toBe('o world');
+    expect((await r.call('pipe.close', { end: rEnd })).ok).toBe(true);
+    expect((await r.call('pipe.close', { end: rEnd })).ok).toBe(true); // closing again is no error
+    await Promise.all([w.close(), r.close(), stolen.close()]);
+  });
+
   it('killing the only writer gives the reader EOF', async () => {
     const [writer] = await fork(1);
     const wc = await RawClient.connect(k.url, tok(writer!));

@@ -110,6 +110,32 @@ describe('libdck against a kernel', () => {
     c.close();
   });
 
+  it('a pipe stream survives its connections being cut mid-way: same bytes, in order, then EOF', async () => {
+    const pipe = await parent.pipe();
+    const c = await child();
+    const data = randomBytes(24 * 1024 * 1024);
+    const hash = createHash('sha256');
+    // Cut every WebSocket of the kernel (writer's and reader's) when the reader has 4 MiB, then 12 MiB.
+    const cutAt = [4 * 1024 * 1024, 12 * 1024 * 1024];
+    let got = 0;
+    let cuts = 0;
+    const reader = (await c.pipe(pipe.id)).reader();
+    reader.on('data', (b: Buffer) => {
+      got += b.length;
+      if (cuts < cutAt.length && got >= cutAt[cuts]!) {
+        cuts++;
+        for (const ws of (k.api.ws as any).wss.clients) ws.terminate();
+      }
+    });
+    const reading = pipeline(reader, hash);
+    await pipeline(Readable.from([data.subarray(0, 10_000_000), data.subarray(10_000_000)]), pipe.writer());
+    await reading;
+    expect(cuts).toBe(2);
+    expect(got).toBe(data.length);
+    expect(hash.digest('hex')).toBe(createHash('sha256').update(data).digest('hex'));
+    c.close();
+  });
+
   it('files: put and get as streams, ranges, list, stat, delete', async () => {
     const body = randomBytes(1_000_000);
     const info = await parent.files.put('in/data.bin', Readable.from([body]));
