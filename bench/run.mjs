@@ -19,7 +19,10 @@ const machine = {
 };
 console.log(`RACK benchmarks on ${machine.cores} × ${machine.cpu}, ${machine.memory_gib} GiB, Linux ${machine.kernel}, Node ${machine.node}`);
 
-const results = { date: new Date().toISOString(), machine, suites: {} };
+// Running a few suites keeps the others' last figures (each suite records its own date).
+const file = join(here, 'results.json');
+const previous = only.length > 0 && existsSync(file) ? JSON.parse(readFileSync(file, 'utf8')).suites ?? {} : {};
+const results = { date: new Date().toISOString(), machine, suites: { ...previous } };
 let failed = false;
 for (const suite of suites) {
   console.log(`\n== ${suite.replace('.mjs', '')} ==`);
@@ -30,8 +33,8 @@ for (const suite of suites) {
     console.error(`${suite} failed (exit ${r.status})`);
     continue;
   }
-  if (existsSync(out)) results.suites[suite.replace('.mjs', '')] = JSON.parse(readFileSync(out, 'utf8'));
+  if (existsSync(out)) results.suites[suite.replace('.mjs', '')] = { date: new Date().toISOString(), ...JSON.parse(readFileSync(out, 'utf8')) };
 }
-writeFileSync(join(here, 'results.json'), JSON.stringify(results, null, 2) + '\n');
+writeFileSync(file, JSON.stringify(results, null, 2) + '\n');
 console.log(`\nwritten: bench/results.json`);
 process.exitCode = failed ? 1 : 0;

@@ -28,7 +28,9 @@ export class SqliteShm implements ShmStore {
          version = version + 1, expires_at = excluded.expires_at
        RETURNING version`,
     );
-    this.tx = <T>(fn: () => T): T => db.transaction(fn)();
+    // One transaction wrapper for every operation (building one per call cost as much as the work).
+    const run = db.transaction((fn: () => unknown) => fn());
+    this.tx = <T>(fn: () => T): T => run(fn) as T;
   }
 
   /** The live row: an expired key is dropped on sight. */
