@@ -81,8 +81,8 @@ export class Kernel extends EventEmitter {
     return this.agents.has(`${gid}/${pid}`);
   }
 
-  /** Signals for agents that are not connected right now; delivered on their next hello. */
-  private readonly queuedSignals = new Map<string, SignalEvent[]>();
+  /** Agents whose queued signals are being sent: newer signals wait for them. */
+  private readonly flushing = new Map<string, Promise<void>>();
   private readonly background = new Set<Promise<unknown>>();
   private bootSlots: number;
   private readonly bootQueue: Array<() => void> = [];
@@ -310,7 +310,7 @@ export class Kernel extends EventEmitter {
     const target = await this.getProcess(who, gid, pid);
     await requireSelfOrAncestor(who, this.store.processes, target, 'signal');
     if (isTerminal(target.status)) throw new RackError('conflict', `process ${pid} has ended (${target.status})`);
-    this.sendToAgent(gid, pid, { event: 'signal', signal: name });
+    await this.sendToAgent(gid, pid, { event: 'signal', signal: name });
     this.log.info({ gid, pid, signal: name }, 'signal');
   }
 
@@ -357,7 +357,7 @@ export class Kernel extends EventEmitter {
     this.log.info({ gid, pid, signal, grace_ms: graceMs, pids: order.map((p) => p.pid) }, 'kill');
     if (signal === 'TERM') {
       const live = order.filter((p) => !isTerminal(p.status));
-      for (const p of live) this.sendToAgent(gid, p.pid, { event: 'signal', signal: 'TERM', grace_ms: graceMs });
+      for (const p of live) await this.sendToAgent(gid, p.pid, { event: 'signal', signal: 'TERM', grace_ms: graceMs });
       await this.untilEnded(gid, live.map((p) => p.pid), graceMs);
     }
     for (const p of order) {
@@ -373,7 +373,6 @@ export class Kernel extends EventEmitter {
         }
       }
       await this.end(gid, p.pid, { status: 'KILLED', signal, app_state: 'exited' });
-      this.queuedSignals.delete(`${gid}/${p.pid}`);
     }
     await this.store.kills.delete(gid, pid);
   }
@@ -503,9 +502,13 @@ export class Kernel extends EventEmitter {
   attachAgent(gid: string, pid: number, link: AgentLink): () => void {
     const key = `${gid}/${pid}`;
     this.agents.set(key, link);
-    const queued = this.queuedSignals.get(key) ?? [];
-    this.queuedSignals.delete(key);
-    for (const ev of queued) link.send(ev);
+    // Signals that waited for this agent (in the store: they survive a kernel restart), in order,
+    // ahead of any sent meanwhile.
+    const flush = this.store.signals.take(gid, pid).then((queued) => {
+      for (const ev of queued) link.send(JSON.parse(ev) as SignalEvent);
+    });
+    this.flushing.set(key, flush);
+    this.track(flush.finally(() => this.flushing.get(key) === flush && this.flushing.delete(key)));
     this.log.info({ gid, pid }, 'agent connected');
     this.emit('agent', { gid, pid, connected: true });
     return () => {
@@ -517,11 +520,11 @@ export class Kernel extends EventEmitter {
     };
   }
 
-  private sendToAgent(gid: string, pid: number, event: SignalEvent): void {
-    const key = `${gid}/${pid}`;
-    const link = this.agents.get(key);
+  private async sendToAgent(gid: string, pid: number, event: SignalEvent): Promise<void> {
+    await this.flushing.get(`${gid}/${pid}`);
+    const link = this.agents.get(`${gid}/${pid}`);
     if (link) link.send(event);
-    else this.queuedSignals.set(key, [...(this.queuedSignals.get(key) ?? []), event]);
+    else await this.store.signals.push(gid, pid, JSON.stringify(event));
   }
 
   // ---- state transitions --------------------------------------------------------------------
@@ -544,6 +547,7 @@ export class Kernel extends EventEmitter {
     const p = await this.store.processes.updateLive(gid, pid, { ...patch, ended_at: new Date().toISOString() });
     if (p) {
       this.log.info({ gid, pid, status: p.status, code: p.exit_code, signal: p.signal }, 'process ended');
+      await this.store.signals.clear(gid, pid);
       this.emit('process', p);
     }
     return p;

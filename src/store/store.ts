@@ -127,11 +127,20 @@ export interface KillStore {
   list(): Promise<PendingKill[]>;
 }
 
+/** Signals for guest agents that are offline, kept until their next connection (in order). */
+export interface SignalQueueStore {
+  push(gid: string, pid: number, event: string): Promise<void>;
+  /** Everything queued for the process, oldest first, removed in the same step. */
+  take(gid: string, pid: number): Promise<string[]>;
+  clear(gid: string, pid: number): Promise<void>;
+}
+
 export interface Store {
   readonly groups: GroupStore;
   readonly processes: ProcessStore;
   readonly tokens: TokenStore;
   readonly kills: KillStore;
+  readonly signals: SignalQueueStore;
   readonly mailboxes: MailboxStore;
   readonly shm: ShmStore;
   close(): Promise<void>;

@@ -94,6 +94,13 @@ const MIGRATIONS: readonly string[] = [
      deadline INTEGER NOT NULL,
      PRIMARY KEY (gid, pid)
    );`,
+  `CREATE TABLE signals (
+     seq INTEGER PRIMARY KEY AUTOINCREMENT,
+     gid TEXT NOT NULL REFERENCES groups(gid) ON DELETE CASCADE,
+     pid INTEGER NOT NULL,
+     event TEXT NOT NULL
+   );
+   CREATE INDEX signals_target ON signals (gid, pid, seq);`,
 ];
 
 export function openDatabase(file: string, extraMigrations: readonly string[] = []): Db {

@@ -4,6 +4,7 @@ import type {
   KillStore,
   MailboxStore,
   ShmStore,
+  SignalQueueStore,
   NewProcess,
   PendingKill,
   ProcessFilter,
@@ -210,6 +211,32 @@ class SqliteKills implements KillStore {
   }
 }
 
+class SqliteSignalQueue implements SignalQueueStore {
+  private readonly takeTx: (gid: string, pid: number) => string[];
+
+  constructor(private readonly db: Db) {
+    const rows = db.prepare('SELECT event FROM signals WHERE gid = ? AND pid = ? ORDER BY seq');
+    const del = db.prepare('DELETE FROM signals WHERE gid = ? AND pid = ?');
+    this.takeTx = db.transaction((gid: string, pid: number) => {
+      const events = (rows.all(gid, pid) as Array<{ event: string }>).map((r) => r.event);
+      del.run(gid, pid);
+      return events;
+    });
+  }
+
+  async push(gid: string, pid: number, event: string): Promise<void> {
+    this.db.prepare('INSERT INTO signals (gid, pid, event) VALUES (?, ?, ?)').run(gid, pid, event);
+  }
+
+  async take(gid: string, pid: number): Promise<string[]> {
+    return this.takeTx(gid, pid);
+  }
+
+  async clear(gid: string, pid: number): Promise<void> {
+    this.db.prepare('DELETE FROM signals WHERE gid = ? AND pid = ?').run(gid, pid);
+  }
+}
+
 /** The embedded default: one SQLite file (WAL) in the kernel's data dir. */
 export class SqliteStore implements Store {
   readonly db: Db;
@@ -217,6 +244,7 @@ export class SqliteStore implements Store {
   readonly processes: ProcessStore;
   readonly tokens: TokenStore;
   readonly kills: KillStore;
+  readonly signals: SignalQueueStore;
   readonly mailboxes: MailboxStore;
   readonly shm: ShmStore;
 
@@ -226,6 +254,7 @@ export class SqliteStore implements Store {
     this.processes = new SqliteProcesses(this.db);
     this.tokens = new SqliteTokens(this.db);
     this.kills = new SqliteKills(this.db);
+    this.signals = new SqliteSignalQueue(this.db);
     this.mailboxes = new SqliteMailboxes(this.db);
     this.shm = new SqliteShm(this.db);
   }
