@@ -56,8 +56,3 @@ export class RackError extends Error {
 export function isRackError(err: unknown): err is RackError {
   return err instanceof RackError;
 }
-
-/** The body every API error has: `{"error": {"code", "message"}}`. */
-export interface ErrorBody {
-  error: { code: string; message: string };
-}

@@ -6,7 +6,7 @@
  * Replies:   {"id": 7, "ok": true, "result": {...}}  or  {"id": 7, "ok": false, "error": {"code", "message"}}
  * Events:    {"event": "process", ...}  (pushed by the kernel, no id)
  */
-import type { AppState, Process, SignalName, WaitResult } from './process.js';
+import type { SignalName } from './process.js';
 
 export const WS_PATH = '/v1/ws';
 
@@ -23,12 +23,6 @@ export interface ReplyFrame {
   error?: { code: string; message: string };
 }
 
-/** A process changed (status, app_state, app_status, exit). Sent to every subscriber of its group. */
-export interface ProcessEvent {
-  event: 'process';
-  process: Process;
-}
-
 /** The kernel asks a guest agent to signal its app (TERM, INT, HUP, USR1, USR2, STOP, CONT). */
 export interface SignalEvent {
   event: 'signal';
@@ -37,16 +31,3 @@ export interface SignalEvent {
   grace_ms?: number;
 }
 
-export interface WaitEvent {
-  event: 'wait';
-  result: WaitResult;
-}
-
-export type KernelEvent = ProcessEvent | SignalEvent | WaitEvent | { event: string; [k: string]: unknown };
-
-/** What a guest agent reports about its app. */
-export interface AgentStateParams {
-  state: AppState;
-  code?: number | null;
-  signal?: string | null;
-}

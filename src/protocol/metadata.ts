@@ -13,6 +13,3 @@ export const META = {
 } as const;
 
 export const RESERVED_META_PREFIX = 'rack_';
-
-/** A user arg name: it becomes the environment variable RACK_ARG_<NAME>, so keep it a C identifier. */
-export const ARG_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,63}$/;
