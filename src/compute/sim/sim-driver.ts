@@ -61,7 +61,13 @@ export class SimDriver implements ComputeDriver {
   private readonly vmsDir: string;
   private readonly metadata = new MetadataServer();
   private readonly listeners: Array<(id: string) => void> = [];
-  private readonly destroying = new Set<string>();
+  /**
+   * VMs destroy() ended: their init's exit, which Node may report after destroy() has returned,
+   * is not news. Kept until that exit is seen (VMs this driver started) or destroy() ends (others).
+   */
+  private readonly destroyed = new Set<string>();
+  /** VMs whose init this driver started and has not seen exit. */
+  private readonly spawned = new Set<string>();
   /** VMs adopted from disk (not our children): watched by polling. */
   private readonly adopted = new Map<string, VmRecord>();
   private poller: NodeJS.Timeout | null = null;
@@ -187,16 +193,18 @@ export class SimDriver implements ComputeDriver {
     child.unref();
     const rec: VmRecord = { id, template: dir, name: req.name, flavor: req.flavor, meta: req.meta, userData: req.userData, secret, pid, startTime: processStartTime(pid) ?? 0 };
     writeFileSync(join(vmDir, 'vm.json'), JSON.stringify(rec, null, 2), { mode: 0o600 });
+    this.spawned.add(id);
     child.once('exit', (code, signal) => {
+      this.spawned.delete(id);
       this.log.info({ vm: id, gid: req.gid, pid: req.pid, code, signal }, 'VM init exited');
-      this.gone(id);
+      if (!this.destroyed.delete(id)) this.gone(id);
     });
     this.log.info({ vm: id, gid: req.gid, pid: req.pid, template: dir, os_pid: pid }, 'VM booted');
     return id;
   }
 
   private gone(id: string): void {
-    if (this.destroying.has(id)) return;
+    if (this.destroyed.has(id)) return;
     for (const l of this.listeners) l(id);
   }
 
@@ -213,7 +221,7 @@ export class SimDriver implements ComputeDriver {
 
   async destroy(id: string): Promise<void> {
     const rec = this.record(id);
-    this.destroying.add(id);
+    this.destroyed.add(id);
     try {
       // Every process that inherited the VM's marker, including ones that left its session.
       await killVmProcesses(id);
@@ -221,7 +229,7 @@ export class SimDriver implements ComputeDriver {
       this.adopted.delete(id);
       if (/^sim-[0-9a-f-]{36}$/.test(id)) rmSync(join(this.vmsDir, id), { recursive: true, force: true });
     } finally {
-      this.destroying.delete(id);
+      if (!this.spawned.has(id)) this.destroyed.delete(id);
     }
   }
 
