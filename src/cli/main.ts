@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 import { isRackError } from '../common/errors.js';
+import { packageVersion } from '../common/package-info.js';
 import { UsageError, type Command } from './args.js';
 import { ipcCommands } from './ipc-commands.js';
 import { PROCESS_COMMANDS } from './process-commands.js';
@@ -29,6 +30,10 @@ async function main(argv: string[]): Promise<number> {
   if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
     process.stdout.write(usage());
     return name === undefined ? 2 : 0;
+  }
+  if (name === '--version' || name === 'version') {
+    process.stdout.write(`rack ${packageVersion()}\n`);
+    return 0;
   }
   const command = COMMANDS[name];
   if (!command) throw new UsageError(`unknown command "${name}"; run "rack --help" for the list`);

@@ -1,23 +1,28 @@
 #!/usr/bin/env node
 import { parseArgs } from 'node:util';
 import { createLogger } from '../common/log.js';
+import { packageVersion } from '../common/package-info.js';
 import { runAgent } from './agent.js';
 import { ConfigError } from './config/config.js';
 import { MetadataError } from './metadata/http-reader.js';
 
 /** `dckinit`: the RACK guest agent. Thin entry: flags, logger, then the agent. */
-const USAGE = 'usage: dckinit [--config FILE] [--metadata-url URL]';
+const USAGE = 'usage: dckinit [--config FILE] [--metadata-url URL] [--version]';
 
 async function main(): Promise<number> {
   let values;
   try {
-    ({ values } = parseArgs({ options: { config: { type: 'string' }, 'metadata-url': { type: 'string' }, help: { type: 'boolean' } }, strict: true }));
+    ({ values } = parseArgs({ options: { config: { type: 'string' }, 'metadata-url': { type: 'string' }, help: { type: 'boolean' }, version: { type: 'boolean' } }, strict: true }));
   } catch (err) {
     process.stderr.write(`dckinit: ${(err as Error).message.split('\n')[0]}\n${USAGE}\n`);
     return 2;
   }
   if (values.help) {
     process.stdout.write(`${USAGE}\n`);
+    return 0;
+  }
+  if (values.version) {
+    process.stdout.write(`dckinit ${packageVersion()}\n`);
     return 0;
   }
   const log = createLogger({ name: 'dckinit' });

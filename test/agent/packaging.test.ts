@@ -97,5 +97,7 @@ describe('dckinit binary', () => {
     const r = await run(process.execPath, ['dist/dckinit/main.js', '--bogus']).catch((e) => e);
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/usage: dckinit/);
+    const v = await run(process.execPath, ['dist/dckinit/main.js', '--version']);
+    expect(v.stdout).toMatch(/^dckinit [0-9]+\.[0-9]+\.[0-9]+\n$/);
   });
 });

@@ -38,6 +38,9 @@ describe('rack CLI', () => {
       expect(r.stderr).toMatch(/^rack: /);
     }
     expect((await rack(['ps'], { RACK_URL: '' })).stderr).toMatch(/set RACK_URL/);
+    const v = await rack(['--version']);
+    expect(v.code).toBe(0);
+    expect(v.stdout).toMatch(/^rack [0-9]+\.[0-9]+\.[0-9]+\n$/);
   });
 
   it('a refusal or an unreachable kernel: exit 1 with the reason', async () => {

@@ -1,11 +1,11 @@
 import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { existsSync, mkdirSync, openSync, closeSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { dirname, isAbsolute, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { isAbsolute, join, resolve } from 'node:path';
 import yaml from 'js-yaml';
 import { RackError } from '../../common/errors.js';
 import { silentLogger, type Logger } from '../../common/log.js';
+import { packageRoot } from '../../common/package-info.js';
 import type { BootRequest, ComputeDriver, VmInfo, VmState } from '../driver.js';
 import { MetadataServer } from './metadata-server.js';
 import { findVmProcesses, killVmProcesses, processStartTime } from './os-processes.js';
@@ -35,16 +35,6 @@ interface VmRecord {
 const NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
 
 /** The package root (where package.json names "rack"), for the default init: dist/dckinit/main.js. */
-function packageRoot(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  for (let i = 0; i < 10; i++) {
-    const pkg = join(dir, 'package.json');
-    if (existsSync(pkg) && (JSON.parse(readFileSync(pkg, 'utf8')) as { name?: string }).name === 'rack') return dir;
-    dir = dirname(dir);
-  }
-  throw new Error('cannot find the rack package root');
-}
-
 /** A sim VM's serial console (its init's stdout and stderr), as `nova console-log` would show. */
 export function consolePath(dataDir: string, vmId: string): string {
   return join(dataDir, 'vms', vmId, 'console.log');
