@@ -7,6 +7,8 @@ import type { Context, Route } from './router.js';
 
 const GID = /^[A-Za-z0-9-]{1,64}$/;
 
+const MAX_CONSOLE_LINES = 10_000;
+
 export function gidOf(ctx: Context): string {
   const gid = ctx.params.gid!;
   if (!GID.test(gid)) throw new RackError('bad_request', `gid must be 1-64 letters, digits or dashes, got "${gid.slice(0, 40)}"`);
@@ -176,6 +178,17 @@ export function processRoutes(kernel: Kernel): Route[] {
         const timeoutMs = parseSeconds(q.get('timeout'), 'timeout', 30, 300);
         const result = await kernel.wait(ctx.who, gid, ppid, pid === undefined ? { timeoutMs } : { pid, timeoutMs });
         return { status: 200, body: { wait: result } };
+      },
+    },
+    {
+      method: 'GET',
+      path: '/v1/groups/{gid}/processes/{pid}/console',
+      handler: async (ctx) => {
+        const q = queryOf(ctx, ['lines']);
+        const lines = q.has('lines') ? parseId(q.get('lines'), 'lines') : 100;
+        if (lines < 1 || lines > MAX_CONSOLE_LINES) throw new RackError('bad_request', `lines must be from 1 to ${MAX_CONSOLE_LINES}, got ${lines}`);
+        const output = await kernel.console(ctx.who, gidOf(ctx), pidOf(ctx), lines);
+        return { status: 200, body: { console: { output } } };
       },
     },
     {

@@ -175,6 +175,20 @@ export const PROCESS_COMMANDS: Record<string, Command> = {
     },
   },
 
+  console: {
+    summary: "the tail of a process's VM console: its guest agent's log, with its app's output",
+    usage: 'rack console PID [--gid GID] [--lines N]',
+    async run(argv) {
+      const { values, positionals } = parse(argv, { gid: { type: 'string' }, lines: { type: 'string' } }, 1);
+      const pid = int(positionals[0], 'PID');
+      const lines = values.lines === undefined ? 100 : int(values.lines as string, '--lines');
+      if (lines < 1 || lines > 10_000) throw new UsageError(`--lines must be from 1 to 10000, got ${lines}`);
+      const res = await client(values).call<{ console: { output: string } }>('GET', `/v1/groups/${encodeURIComponent(gidOf(values))}/processes/${pid}/console?lines=${lines}`);
+      print(values.json as boolean, res.console, () => res.console.output.replace(/\n$/, ''));
+      return 0;
+    },
+  },
+
   wait: {
     summary: "wait for a child to end; exits with the child's status (128+N when killed by signal N)",
     usage: 'rack wait [PID] [--gid GID] [--ppid N] [--timeout SECONDS]',

@@ -33,6 +33,11 @@ export interface ComputeDriver {
   /** Destroys a VM at once (no grace); idempotent: an unknown or gone VM is not an error. */
   destroy(id: string): Promise<void>;
   state(id: string): Promise<VmState>;
+  /**
+   * The last `lines` lines of the VM's serial console (the guest agent's log, with its app's
+   * output), as `nova console-log` shows it; empty when the VM is gone.
+   */
+  consoleOutput(id: string, lines: number): Promise<string>;
   /** Every VM this driver manages (for reconciliation after a restart). */
   list(): Promise<VmInfo[]>;
   /** Called when the driver learns that a VM died on its own (not through destroy()). */

@@ -314,6 +314,13 @@ export class Kernel extends EventEmitter {
     this.log.info({ gid, pid, signal: name }, 'signal');
   }
 
+  /** The tail of a process's VM console (its agent's log and its app's output); '' when there is no VM. */
+  async console(who: Principal, gid: string, pid: number, lines: number): Promise<string> {
+    const target = await this.getProcess(who, gid, pid);
+    await requireSelfOrAncestor(who, this.store.processes, target, 'read the console of');
+    return target.compute_id ? this.compute.consoleOutput(target.compute_id, lines) : '';
+  }
+
   /**
    * kill(): ends the process and every descendant, deepest first. TERM asks each app to stop and
    * destroys what is left after the grace period; KILL destroys at once. Answers at once with

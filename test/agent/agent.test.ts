@@ -37,6 +37,14 @@ describe('dckinit in sim VMs, against the kernel', () => {
     expect(env).toContain(`RACK_URL=${k.url}`);
     expect(env).toContain(`RACK_ARG_OUT=${out}`);
     expect(root.status).toBe('ACTIVE');
+    // The app's output reaches the VM console with its pid, and the console never shows the token.
+    await untilFile(join(dataDir, 'vms', root.compute_id!, 'console.log'), (t) => t.includes(`app of parent ${root.pid} running`));
+    const token = k.tokenOf(root);
+    const c = await k.call('GET', `/v1/groups/${gid}/processes/${root.pid}/console?lines=500`, undefined, token);
+    expect(c.status).toBe(200);
+    const line = c.body.console.output.split('\n').find((l: string) => l.includes(`app of parent ${root.pid} running`));
+    expect(JSON.parse(line)).toMatchObject({ pid: root.pid, gid, stream: 'stdout' });
+    expect(c.body.console.output).not.toContain(token);
   });
 
   it("a child launches the child role; its exit code reaches the parent's wait; its VM is gone after", async () => {

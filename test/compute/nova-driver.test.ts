@@ -53,6 +53,11 @@ class FakeOpenStack {
     const s = this.servers.get(m[1] ?? '');
     if (!s) return send(404, { itemNotFound: { message: 'no such server' } });
     if (req.method === 'GET') return send(200, { server: s });
+    if (req.method === 'POST' && /\/action$/.test(req.url ?? '')) {
+      const length = JSON.parse(body)['os-getConsoleOutput']?.length as number;
+      const lines = ['boot', 'cloud-init done', `dckinit: app of ${s.name} running`];
+      return send(200, { output: lines.slice(-length).join('\n') + '\n' });
+    }
     if (req.method === 'DELETE') {
       this.servers.delete(s.id);
       return send(204);
@@ -93,6 +98,10 @@ describe('nova compute driver (against a fake Keystone + Nova over HTTP)', () =>
       expect(srv.metadata).toMatchObject({ rack_gid: gid, rack_pid: '100', rack_ppid: '', color: 'red', rack_url: k.url });
       expect(srv.metadata.rack_kernel).toMatch(/^[0-9a-f-]{36}$/);
       expect(Buffer.from(srv.user_data!, 'base64').toString()).toBe('#cloud-config\n{}\n');
+
+      // The console comes from os-getConsoleOutput.
+      const con = await k.call('GET', `/v1/groups/${gid}/processes/100/console?lines=2`);
+      expect(con.body.console.output).toBe(`cloud-init done\ndckinit: app of ${srv.name} running\n`);
 
       // An expired token is renewed transparently.
       os.expireNext = true;

@@ -65,6 +65,8 @@ describe('openapi.yaml matches the server', () => {
     await check('PUT', PP, `/v1/groups/${gid}/processes/${root.pid}`, { process: { app_status: 'hi' } }, token);
     await check('POST', `${PP}/signal`, `/v1/groups/${gid}/processes/${child.pid}/signal`, { signal: { name: 'USR1' } });
     await check('GET', `${PP}/running`, `/v1/groups/${gid}/processes/${child.pid}/running?timeout=0.1`);
+    await check('GET', `${PP}/console`, `/v1/groups/${gid}/processes/${root.pid}/console?lines=5`, undefined, token);
+    await check('GET', `${PP}/console`, `/v1/groups/${gid}/processes/${root.pid}/console?lines=0`);
     await check('POST', `${PP}/exit`, `/v1/groups/${gid}/processes/${child.pid}/exit`, { exit: { code: 1 } });
     await check('GET', `${P}/{ppid}/wait`, `/v1/groups/${gid}/processes/${root.pid}/wait?pid=${child.pid}`, undefined, token);
     await check('GET', `${P}/{ppid}/wait`, `/v1/groups/${gid}/processes/${root.pid}/wait?timeout=0.1`, undefined, token);

@@ -111,6 +111,13 @@ export class NovaDriver implements ComputeDriver {
     if (r.status !== 204 && r.status !== 404 && r.status !== 202) throw new RackError('compute_error', `Nova could not delete server ${id}: HTTP ${r.status}`);
   }
 
+  async consoleOutput(id: string, lines: number): Promise<string> {
+    const r = await this.call('POST', `/servers/${encodeURIComponent(id)}/action`, { 'os-getConsoleOutput': { length: lines } });
+    if (r.status === 404) return '';
+    if (r.status !== 200) throw new RackError('compute_error', `Nova could not get the console of server ${id}: HTTP ${r.status}`);
+    return String(r.data?.output ?? '');
+  }
+
   async state(id: string): Promise<VmState> {
     const r = await this.call('GET', `/servers/${encodeURIComponent(id)}`);
     if (r.status === 404) return 'GONE';

@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { existsSync, mkdirSync, openSync, closeSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, fstatSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { isAbsolute, join, resolve } from 'node:path';
 import yaml from 'js-yaml';
 import { RackError } from '../../common/errors.js';
@@ -35,6 +35,8 @@ interface VmRecord {
 const NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
 
 /** The package root (where package.json names "rack"), for the default init: dist/dckinit/main.js. */
+const CONSOLE_TAIL = 1024 * 1024;
+
 /** A sim VM's serial console (its init's stdout and stderr), as `nova console-log` would show. */
 export function consolePath(dataDir: string, vmId: string): string {
   return join(dataDir, 'vms', vmId, 'console.log');
@@ -207,6 +209,29 @@ export class SimDriver implements ComputeDriver {
     const rec = this.record(id);
     if (!rec) return 'GONE';
     return this.alive(rec) ? 'ACTIVE' : 'GONE';
+  }
+
+  async consoleOutput(id: string, lines: number): Promise<string> {
+    if (!/^sim-[0-9a-f-]{36}$/.test(id)) return '';
+    let fd: number;
+    try {
+      fd = openSync(consolePath(this.opts.dataDir, id), 'r');
+    } catch {
+      return '';
+    }
+    try {
+      // The tail only: at most CONSOLE_TAIL bytes, then the last `lines` lines of it.
+      const size = fstatSync(fd).size;
+      const start = Math.max(0, size - CONSOLE_TAIL);
+      const buf = Buffer.alloc(size - start);
+      readSync(fd, buf, 0, buf.length, start);
+      const all = buf.toString('utf8').split('\n');
+      if (start > 0) all.shift(); // a partial first line
+      if (all.at(-1) === '') all.pop();
+      return all.slice(-lines).map((l) => l + '\n').join('');
+    } finally {
+      closeSync(fd);
+    }
   }
 
   async destroy(id: string): Promise<void> {
