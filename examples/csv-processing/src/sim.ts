@@ -10,6 +10,7 @@ import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { pino } from 'pino';
 import { drawTimelines, formatCount, formatDuration, LiveBlock, progressBar, Sim } from 'rack/sim';
+import type { Process } from 'rack/libdck';
 import { importFile } from './baseline.js';
 import { putFile, startDaemon, TEMPLATE, type Target } from './commands.js';
 import { generateCsv } from './generate.js';
@@ -135,23 +136,26 @@ async function main(): Promise<number> {
     const lines = status.chunks.map((c) => `  chunk ${String(c.index).padStart(2)}  pid ${String(c.pid ?? '-').padEnd(5)} ${c.state.padEnd(8)} ${progressBar(c.done_bytes / (c.bytes || 1), 12)} ${formatCount(c.rows).padStart(10)} rows${c.attempts > 1 ? `  (attempt ${c.attempts})` : ''}`);
     live.update([...lines, `  ${progressBar(doneBytes / total)}  ${formatCount(rows)} rows  ${formatCount(Math.round(rows / Math.max(secs, 0.001)))} rows/s  ${formatDuration(Date.now() - started)}`]);
   };
+  // Chaos: KILL a child while it is sending (its app status says how many batches it has sent),
+  // so that part of its rows are stored and the rest must come from its replacement.
+  if (opts.chaos) {
+    const onProcess = (p: Process): void => {
+      const m = /^sent ([0-9]+)\/([0-9]+) batches$/.exec(p.app_status ?? '');
+      if (chaosVictim !== null || p.gid !== group.gid || p.ppid !== catcher || p.status !== 'ACTIVE' || !m) return;
+      if (Number(m[1]) < 1 || Number(m[1]) >= Number(m[2]) - 1) return;
+      chaosVictim = p.pid;
+      k.kernel.off('process', onProcess);
+      say(`  chaos: killing child ${p.pid} (${p.name}) after ${m[1]} of ${m[2]} batches`);
+      void k.kernel.kill({ kind: 'admin' }, group.gid, p.pid, { signal: 'KILL' });
+    };
+    k.kernel.on('process', onProcess);
+  }
   const finished = new Promise<JobStatus>((resolveJob) => {
     k.ipc.shm.on('change', (c: { gid: string; key: string }) => {
       if (c.gid !== group.gid || c.key !== statusKey(job)) return;
-      void k.ipc.shm.get({ kind: 'admin' }, group.gid, c.key).then(async ({ value }) => {
+      void k.ipc.shm.get({ kind: 'admin' }, group.gid, c.key).then(({ value }) => {
         status = value as JobStatus;
         draw();
-        if (opts.chaos && chaosVictim === null && status.state === 'running') {
-          // The child least far along (the status is up to 200 ms old: one nearly done may finish first).
-          const victim = status.chunks
-            .filter((ch) => ch.state === 'running' && ch.rows > 0 && ch.pid !== null && ch.done_bytes < ch.bytes / 2)
-            .sort((x, y) => x.done_bytes / x.bytes - y.done_bytes / y.bytes)[0];
-          if (victim) {
-            chaosVictim = victim.pid;
-            say(`  chaos: killing child ${victim.pid} (chunk ${victim.index}) mid-way`);
-            await k.kernel.kill({ kind: 'admin' }, group.gid, victim.pid!, { signal: 'KILL' });
-          }
-        }
         if (status.state === 'done' || status.state === 'failed') resolveJob(status);
       });
     });

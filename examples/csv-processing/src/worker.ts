@@ -60,11 +60,16 @@ async function main(): Promise<void> {
     },
   });
   flush();
-  // A few batches in flight at a time; "done" only once every batch is stored.
+  // A few batches in flight at a time; "done" only once every batch is stored. The app status
+  // says how far it is (`rack ps` shows it).
   let next = 0;
+  let sent = 0;
   await Promise.all(
     Array.from({ length: 4 }, async () => {
-      while (next < batches.length) await send(batches[next++]!);
+      while (next < batches.length) {
+        await send(batches[next++]!);
+        await rack.status(`sent ${++sent}/${batches.length} batches`);
+      }
     }),
   );
   const done: ChunkDone = { type: 'done', job: a.job!, chunk, rows, rejects };
