@@ -206,6 +206,8 @@ table(`Pipes: ${PIPE_BYTES / 2 ** 20} MiB from one process to another`, ['path',
 
 for (const r of racks) r.close();
 redisProc?.kill();
+// VMs outlive their kernel by design: end the group first.
+await fetch(`${k.url}/v1/groups/${gid}`, { method: 'DELETE', headers: { authorization: `Bearer ${k.adminToken}` } });
 await k.close();
 writeJson(jsonOut(), results);
 process.exit(0);

@@ -54,9 +54,19 @@ export async function startTestKernel(cfg: Partial<KernelConfig> = {}, dataDir?:
     ...k,
     call,
     tokenOf,
+    // Ends every group (VMs outlive their kernel by design), then checks that no OS process of
+    // any VM this kernel booted is left: a test that leaks VMs fails here.
     cleanup: async () => {
+      const vms = new Set<string>();
+      for (const g of await k.kernel.store.groups.list()) {
+        for (const p of await k.kernel.store.processes.list(g.gid)) if (p.compute_id) vms.add(p.compute_id);
+        await k.kernel.deleteGroup({ kind: 'admin' }, g.gid).catch(() => {});
+      }
       await k.close();
       if (!dataDir) rmSync(dir, { recursive: true, force: true });
+      const left = [...vms].flatMap((id) => osProcessesOfVm(id));
+      for (const pid of left) process.kill(pid, 'SIGKILL');
+      if (left.length > 0) throw new Error(`${left.length} OS processes of sim VMs were left running after the test`);
     },
   };
 }
