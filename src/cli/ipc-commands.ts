@@ -1,9 +1,11 @@
 import { createReadStream, createWriteStream } from 'node:fs';
+import { stat } from 'node:fs/promises';
 import { pipeline } from 'node:stream/promises';
 import { request } from 'undici';
 import { RackError } from '../common/errors.js';
 import { checkPath } from '../protocol/file-path.js';
 import { client, gidOf, int, parse, print, seconds, UsageError, type Command } from './args.js';
+import { progress } from './progress.js';
 
 function selfPid(values: Record<string, unknown>): number {
   const raw = (values.pid as string | undefined) ?? process.env.RACK_PID;
@@ -146,7 +148,16 @@ export function ipcCommands(): Record<string, Command> {
         switch (sub) {
           case 'put': {
             const p = path();
-            const src = !positionals[1] || positionals[1] === '-' ? process.stdin : createReadStream(positionals[1]);
+            const fromStdin = !positionals[1] || positionals[1] === '-';
+            let size: number | null = null;
+            if (!fromStdin) {
+              try {
+                size = (await stat(positionals[1]!)).size;
+              } catch (err) {
+                throw new UsageError(`cannot read ${positionals[1]}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+              }
+            }
+            const src = (fromStdin ? process.stdin : createReadStream(positionals[1]!)).pipe(progress(`put ${positionals[0]}`, size));
             const res = await stream('PUT', `${url}${g}/${p}`, token, src);
             const info = ((await res.body.json()) as { file: unknown }).file;
             print(values.json as boolean, info, () => `stored ${positionals[0]}`);
@@ -155,7 +166,12 @@ export function ipcCommands(): Record<string, Command> {
           case 'get': {
             const p = path();
             const res = await stream('GET', `${url}${g}/${p}`, token);
-            await pipeline(res.body, !positionals[1] || positionals[1] === '-' ? process.stdout : createWriteStream(positionals[1]));
+            const length = Number(res.headers['content-length'] ?? NaN);
+            await pipeline(
+              res.body,
+              progress(`get ${positionals[0]}`, Number.isFinite(length) ? length : null),
+              !positionals[1] || positionals[1] === '-' ? process.stdout : createWriteStream(positionals[1]),
+            );
             return 0;
           }
           case 'ls': {

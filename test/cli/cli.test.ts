@@ -31,7 +31,7 @@ describe('rack CLI', () => {
   afterAll(() => k.cleanup());
 
   it('bad usage: one line saying what is wrong, exit 2', async () => {
-    for (const args of [['nonsense'], ['kill'], ['kill', '-5'], ['ps', '--bogus'], ['shm', 'get'], ['fork', '--count', 'many'], ['console', '100', '--lines', '0']]) {
+    for (const args of [['nonsense'], ['kill'], ['kill', '-5'], ['ps', '--bogus'], ['shm', 'get'], ['fork', '--count', 'many'], ['console', '100', '--lines', '0'], ['file', 'put', 'x', '/no/such/file']]) {
       const r = await rack(args);
       expect(r.code, args.join(' ')).toBe(2);
       expect(r.stderr.trim().split('\n')).toHaveLength(1);
