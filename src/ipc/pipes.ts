@@ -234,7 +234,10 @@ export class Pipes {
     if (e.owner !== owner) throw new RackError('conflict', `pipe end ${endId} is not attached to this connection: pipe.attach it first`);
     if (received !== undefined) this.ack(e, received);
     e.sink = sink;
-    e.credit = Math.min(MAX_CREDIT, e.credit + bytes);
+    // What is kept for a replay counts against the credit: a reader that never confirms stalls
+    // at MAX_CREDIT instead of growing the kernel's memory.
+    const kept = e.resumable ? e.delivered - e.acked : 0;
+    e.credit = Math.max(0, Math.min(e.credit + bytes, MAX_CREDIT - kept));
     this.pump(e.pipe);
   }
 
