@@ -52,6 +52,7 @@ describe('authentication and authorization', () => {
     expect((await k.call('POST', `/v1/groups/${b}/processes`, { process: {} }, t)).status).toBe(403);
     expect((await k.call('DELETE', `/v1/groups/${b}/processes/${other.pid}`, undefined, t)).status).toBe(403);
     expect((await k.call('PUT', `/v1/groups/${b}/processes/${other.pid}`, { process: { app_status: 'x' } }, t)).status).toBe(403);
+    expect((await k.call('GET', `/v1/groups/${b}/processes/${other.pid}/console`, undefined, t)).status).toBe(403);
     const groups = await k.call('GET', '/v1/groups', undefined, t);
     expect(groups.body.groups.map((g: { gid: string }) => g.gid)).toEqual([a]);
     expect((await k.call('GET', `/v1/groups/${b}/processes/${other.pid}`)).body.process.status).not.toBe('KILLED');
@@ -64,6 +65,7 @@ describe('authentication and authorization', () => {
     expect(parent.body.error.code).toBe('forbidden');
     expect((await k.call('DELETE', `/v1/groups/${a}/processes/${kids[1]!.pid}`, undefined, t)).status).toBe(403);
     expect((await k.call('POST', `/v1/groups/${a}/processes/${kids[1]!.pid}/signal`, { signal: { name: 'USR1' } }, t)).status).toBe(403);
+    expect((await k.call('GET', `/v1/groups/${a}/processes/${kids[1]!.pid}/console`, undefined, t)).status).toBe(403);
     expect((await k.call('POST', `/v1/groups/${a}/processes`, { process: { ppid: root.pid } }, t)).status).toBe(403);
     expect((await k.call('PUT', `/v1/groups/${a}/processes/${kids[1]!.pid}`, { process: { app_status: 'x' } }, t)).status).toBe(403);
     expect((await k.call('GET', `/v1/groups/${a}/processes/${root.pid}/wait?timeout=0`, undefined, t)).status).toBe(403);
