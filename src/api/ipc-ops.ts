@@ -10,6 +10,8 @@ function own(conn: Connection): { gid: string; pid: number } {
   return conn.self();
 }
 
+const MAX_BATCH = 1000;
+
 /** WebSocket ops for messages, shared memory and pipes (see docs/protocol.md). */
 export function ipcOps(ipc: Ipc): Map<string, OpHandler> {
   const ops = new Map<string, OpHandler>();
@@ -31,6 +33,32 @@ export function ipcOps(ipc: Ipc): Map<string, OpHandler> {
     const mine = previous.catch(() => {}).then(() => ipc.messaging.send(conn.who, gid, to, data, binary, mid));
     sendChains.set(conn, mine);
     return { seq: await mine };
+  });
+
+  // Several JSON messages in one frame and one commit (libdck sends what piles up while earlier
+  // sends are unanswered this way). Each message has its own result, in order.
+  ops.set('send.batch', async (conn, f) => {
+    only(f, ['gid', 'messages']);
+    const gid = conn.gidFor(f);
+    const list = f.messages;
+    if (!Array.isArray(list) || list.length === 0 || list.length > MAX_BATCH) throw new RackError('bad_request', `"messages" must be a list of 1 to ${MAX_BATCH} messages`);
+    const items = list.map((m: unknown, i: number) => {
+      if (typeof m !== 'object' || m === null || Array.isArray(m)) throw new RackError('bad_request', `messages[${i}] must be an object`);
+      const e = m as RequestFrame;
+      const extra = Object.keys(e).find((k) => !['to', 'data', 'mid'].includes(k));
+      if (extra) throw new RackError('bad_request', `messages[${i}] has an unknown field "${extra.slice(0, 40)}"`);
+      if (!('data' in e)) throw new RackError('bad_request', `messages[${i}]: "data" is required`);
+      try {
+        return { to: int(e, 'to'), data: Buffer.from(JSON.stringify(e.data)), binary: false, mid: e.mid === undefined ? null : str(e, 'mid', { max: 64 }) };
+      } catch (err) {
+        throw new RackError('bad_request', `messages[${i}]: ${(err as Error).message}`);
+      }
+    });
+    const previous = sendChains.get(conn) ?? Promise.resolve();
+    const mine = previous.catch(() => {}).then(() => ipc.messaging.sendMany(conn.who, gid, items));
+    sendChains.set(conn, mine);
+    const results = await mine;
+    return { results: results.map((r) => (typeof r === 'number' ? { seq: r } : { error: r.toJSON() })) };
   });
 
   ops.set('recv.start', async (conn, f) => {

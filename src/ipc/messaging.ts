@@ -9,6 +9,14 @@ import type { MailboxLimits, StoredMessage } from '../store/store.js';
 export const MAX_MESSAGE = 1024 * 1024;
 export const DEFAULT_LIMITS: MailboxLimits = { maxCount: 10_000, maxBytes: 64 * 1024 * 1024 };
 
+export interface OutgoingMessage {
+  to: number;
+  data: Buffer;
+  binary: boolean;
+  /** The sender's id for it: a resend with the same id is stored once. */
+  mid: string | null;
+}
+
 /** Where a receiver's messages are pushed (a WebSocket connection). */
 export type Deliver = (m: StoredMessage) => void;
 
@@ -48,29 +56,72 @@ export class Messaging {
   }
 
   async send(who: Principal, gid: string, to: number, data: Buffer, binary: boolean, mid: string | null): Promise<number> {
+    const [r] = await this.sendMany(who, gid, [{ to, data, binary, mid }]);
+    if (r instanceof Error) throw r;
+    return r!;
+  }
+
+  /**
+   * Sends several messages in one step: they are stored in one transaction, in order, each on
+   * its own (one that cannot be sent, because its target has ended or its mailbox is full, fails
+   * alone). Answers each message's seq or its error, in the same order.
+   */
+  async sendMany(who: Principal, gid: string, items: readonly OutgoingMessage[]): Promise<Array<number | RackError>> {
     requireGroup(who, gid);
-    if (data.length > MAX_MESSAGE) throw new RackError('payload_too_large', `a message is at most ${MAX_MESSAGE} bytes, this one has ${data.length}`);
-    if (mid !== null && (mid.length === 0 || mid.length > 64)) throw new RackError('bad_request', '"mid" must be 1-64 characters');
-    const target = await this.kernel.getProcess(who, gid, to);
-    if (isTerminal(target.status)) throw new RackError('conflict', `process ${to} has ended (${target.status}); nobody will read the message`);
     const from = who.kind === 'process' ? who.pid : 0;
-    const seq = await this.kernel.store.mailboxes.append(gid, to, from, mid, data, binary, this.limits);
+    const results: Array<number | RackError> = new Array(items.length);
+    const targets = new Map<number, RackError | null>();
+    for (const to of new Set(items.map((m) => m.to))) {
+      try {
+        const t = await this.kernel.getProcess(who, gid, to);
+        targets.set(to, isTerminal(t.status) ? new RackError('conflict', `process ${to} has ended (${t.status}); nobody will read the message`) : null);
+      } catch (err) {
+        if (!(err instanceof RackError)) throw err;
+        targets.set(to, err);
+      }
+    }
+    const storable: Array<{ index: number; item: OutgoingMessage }> = [];
+    items.forEach((m, index) => {
+      const refused =
+        m.data.length > MAX_MESSAGE
+          ? new RackError('payload_too_large', `a message is at most ${MAX_MESSAGE} bytes, this one has ${m.data.length}`)
+          : m.mid !== null && (m.mid.length === 0 || m.mid.length > 64)
+            ? new RackError('bad_request', '"mid" must be 1-64 characters')
+            : targets.get(m.to);
+      if (refused) results[index] = refused;
+      else storable.push({ index, item: m });
+    });
+    const stored = await this.kernel.store.mailboxes.appendMany(
+      gid,
+      from,
+      storable.map(({ item }) => item),
+      this.limits,
+    );
+    stored.forEach((r, i) => {
+      const { index, item } = storable[i]!;
+      results[index] = r;
+      if (typeof r === 'number') this.arrived(gid, item.to, { seq: r, from, data: item.data, binary: item.binary });
+    });
+    return results;
+  }
+
+  /** A message is stored: wake REST readers, and push it to a connected receiver. */
+  private arrived(gid: string, to: number, m: StoredMessage): void {
     const key = `${gid}/${to}`;
     const before = this.newest.get(key);
-    if (before === undefined || seq > before) this.newest.set(key, seq);
+    if (before === undefined || m.seq > before) this.newest.set(key, m.seq);
     this.arrivals.emit(key);
     const s = this.sessions.get(key);
-    if (!s) return seq;
+    if (!s) return;
     // A receiver that has everything before this message gets it straight from here (it is
     // stored already); otherwise the pump reads what it is missing from the store, in order.
-    if (before !== undefined && seq > before && s.sent === before && !s.pumping && !s.closed && s.inflight.length < s.window) {
-      s.deliver({ seq, from, data, binary });
-      s.sent = seq;
-      s.inflight.push(seq);
+    if (before !== undefined && m.seq > before && s.sent === before && !s.pumping && !s.closed && s.inflight.length < s.window) {
+      s.deliver(m);
+      s.sent = m.seq;
+      s.inflight.push(m.seq);
     } else {
       void this.pump(gid, to, s);
     }
-    return seq;
   }
 
   /** Starts pushing `pid`'s messages to `deliver`; a newer session of the same process replaces it. */

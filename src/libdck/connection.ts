@@ -9,7 +9,7 @@ import { WS_PATH } from '../protocol/channel.js';
  * writes carry their offset, and closing a closed end is no error). Others fail with
  * `unavailable` when the connection drops before their answer: the caller decides.
  */
-const RETRY_SAFE = new Set(['hello', 'send', 'list', 'show', 'subscribe', 'recv.start', 'shm.get', 'shm.set', 'shm.delete', 'shm.keys', 'shm.range', 'shm.len', 'shm.watch', 'pipe.list', 'fifo.open', 'pipe.write', 'pipe.close', 'heartbeat']);
+const RETRY_SAFE = new Set(['hello', 'send', 'send.batch', 'list', 'show', 'subscribe', 'recv.start', 'shm.get', 'shm.set', 'shm.delete', 'shm.keys', 'shm.range', 'shm.len', 'shm.watch', 'pipe.list', 'fifo.open', 'pipe.write', 'pipe.close', 'heartbeat']);
 
 interface Pending {
   op: string;

@@ -17,38 +17,44 @@ export async function* receive(conn: Connection, window = 256): AsyncGenerator<M
   const queue: Message[] = [];
   let wake: (() => void) | null = null;
   let lastSeen = 0;
+  // Acks are cumulative: one in flight at a time, for the newest handled seq, so a fast consumer
+  // is not held to one round trip per message.
+  let handled = 0;
+  let acked = 0;
+  let acking = false;
+  const ack = (): void => {
+    if (acking || handled <= acked) return;
+    acking = true;
+    const seq = handled;
+    void conn.call('ack', { seq }).then(
+      () => {
+        acked = Math.max(acked, seq);
+        acking = false;
+        ack();
+      },
+      () => {
+        // Lost with the connection: sent again once receiving has restarted.
+        acking = false;
+      },
+    );
+  };
   const onEvent = (e: { event?: string; seq?: number; from?: number; data?: unknown }, payload?: Buffer): void => {
-    if (e.event !== 'message' || typeof e.seq !== 'number' || e.seq <= lastSeen) return;
+    if (e.event !== 'message' || typeof e.seq !== 'number') return;
+    if (e.seq <= lastSeen) {
+      // Delivered again after a reconnect: already ours. The kernel sends it because it has not
+      // heard our ack, and stops at its window until it does: tell it how far we are.
+      if (e.seq <= handled) ack();
+      return;
+    }
     lastSeen = e.seq;
     queue.push({ seq: e.seq, from: e.from ?? 0, data: payload ?? e.data });
     wake?.();
   };
-  const restart = (): void => void conn.call('recv.start', { window }).catch(() => {});
+  const restart = (): void => void conn.call('recv.start', { window }).then(ack, () => {});
   conn.on('event', onEvent);
   conn.on('reconnect', restart);
   try {
     await conn.call('recv.start', { window });
-    // Acks are cumulative: one in flight at a time, for the newest handled seq, so a fast
-    // consumer is not held to one round trip per message.
-    let handled = 0;
-    let acked = 0;
-    let acking = false;
-    const ack = (): void => {
-      if (acking || handled <= acked) return;
-      acking = true;
-      const seq = handled;
-      void conn.call('ack', { seq }).then(
-        () => {
-          acked = Math.max(acked, seq);
-          acking = false;
-          ack();
-        },
-        () => {
-          // Unacknowledged messages come again after a reconnect, and are dropped as seen.
-          acking = false;
-        },
-      );
-    };
     for (;;) {
       while (queue.length === 0) await new Promise<void>((r) => (wake = r));
       wake = null;

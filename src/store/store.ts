@@ -3,6 +3,7 @@
  * embedded SQLite store. Each part is a small interface of its own; an engine implements them all.
  * Methods are async even where SQLite is synchronous, because a networked engine is not.
  */
+import type { RackError } from '../common/errors.js';
 import type { Group, Process, ProcessStatus } from '../protocol/process.js';
 
 export type NewProcess = Omit<Process, 'pid' | 'created_at' | 'updated_at' | 'ended_at'>;
@@ -82,6 +83,11 @@ export interface MailboxStore {
    * Throws mailbox_full when the mailbox is at its limits.
    */
   append(gid: string, to: number, from: number, mid: string | null, data: Buffer, binary: boolean, limits: MailboxLimits): Promise<number>;
+  /**
+   * Appends several messages from one sender in one transaction, in order; each succeeds or fails
+   * on its own (its seq, or its error, in the same order).
+   */
+  appendMany(gid: string, from: number, items: ReadonlyArray<{ to: number; mid: string | null; data: Buffer; binary: boolean }>, limits: MailboxLimits): Promise<Array<number | RackError>>;
   /** Unacknowledged messages of `to` with seq > after, oldest first. */
   after(gid: string, to: number, after: number, limit: number): Promise<StoredMessage[]>;
   /** Acknowledges every message of `to` up to and including seq. */

@@ -64,6 +64,46 @@ describe('kernel IPC over the raw protocol', () => {
     await sender.close();
   });
 
+  it('send.batch: one frame, each message in order with its own result; resends stored once', async () => {
+    const [a, b] = await fork(2);
+    await k.call('DELETE', `/v1/groups/${gid}/processes/${b!.pid}?signal=KILL`, undefined, tok(parent));
+    await untilProcess(k, gid, b!.pid, (p) => p.status === 'KILLED');
+    const sender = await RawClient.connect(k.url, tok(parent));
+    const batch = [
+      { to: a!.pid, data: 1, mid: 'b1' },
+      { to: 99999, data: 2 },
+      { to: b!.pid, data: 3 },
+      { to: a!.pid, data: { n: 4 }, mid: 'b4' },
+    ];
+    const r = await sender.call('send.batch', { messages: batch });
+    expect(r.ok).toBe(true);
+    const [r1, r2, r3, r4] = r.result.results;
+    expect(r1.seq).toBeLessThan(r4.seq);
+    expect(r2.error.code).toBe('not_found');
+    expect(r3.error.code).toBe('conflict');
+    const again = await sender.call('send.batch', { messages: [batch[0], batch[3]] });
+    expect(again.result.results.map((x: any) => x.seq)).toEqual([r1.seq, r4.seq]);
+    for (const [bad, why] of [
+      [[], /1 to 1000/],
+      [Array.from({ length: 1001 }, () => ({ to: a!.pid, data: 0 })), /1 to 1000/],
+      [[{ to: a!.pid }], /"data" is required/],
+      [[{ to: a!.pid, data: 1, extra: 1 }], /unknown field "extra"/],
+      [[{ to: -1, data: 1 }], /messages\[0\]/],
+      ['nope', /1 to 1000/],
+    ] as const) {
+      const res = await sender.call('send.batch', { messages: bad });
+      expect(res.error.code).toBe('bad_request');
+      expect(res.error.message).toMatch(why);
+    }
+    const recv = await RawClient.connect(k.url, tok(a!));
+    const got: any[] = [];
+    const two = new Promise<void>((resolve) => recv.on((e) => e.event === 'message' && got.push(e) === 2 && resolve()));
+    await recv.call('recv.start');
+    await two;
+    expect(got.map((e) => e.data)).toEqual([1, { n: 4 }]);
+    await Promise.all([sender.close(), recv.close()]);
+  });
+
   it('a full mailbox refuses with mailbox_full, never silently', async () => {
     const [kid] = await fork(1);
     const m = k.ipc.messaging as any;

@@ -2,7 +2,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { connect, type Rack } from '../../src/libdck/index.js';
+import { connect, RackError, type Rack } from '../../src/libdck/index.js';
 import type { Process } from '../../src/protocol/process.js';
 import { startTestKernel, untilProcess, type TestKernel } from '../support/kernel.js';
 
@@ -57,6 +57,41 @@ describe('libdck against a kernel', () => {
     }
     expect(got[0]).toEqual({ hello: 1 });
     expect([...(got[1] as Buffer)]).toEqual([1, 2, 3]);
+    c.close();
+  });
+
+  it('many sends in flight at once, JSON and bytes mixed, arrive in send order (batched on the wire)', async () => {
+    const c = await child();
+    const N = 2000;
+    const sends = Array.from({ length: N }, (_, i) => parent.send(c.pid, i % 10 === 0 ? Buffer.from(String(i)) : { i }));
+    const seqs = await Promise.all(sends);
+    expect([...seqs].sort((x, y) => x - y)).toEqual(seqs);
+    const got: number[] = [];
+    for await (const m of c.messages()) {
+      got.push(Buffer.isBuffer(m.data) ? Number(m.data.toString()) : (m.data as { i: number }).i);
+      if (got.length === N) break;
+    }
+    expect(got).toEqual(Array.from({ length: N }, (_, i) => i));
+    c.close();
+  });
+
+  it('acks lost with a connection do not stall the mailbox at its window after the reconnect', async () => {
+    const c = await child();
+    const store = k.kernel.store.mailboxes;
+    const realAck = store.ack.bind(store);
+    store.ack = async () => {
+      throw new RackError('unavailable', 'ack lost (test)');
+    };
+    for (let i = 0; i < 10; i++) await parent.send(c.pid, { i });
+    const it = c.messages({ window: 4 });
+    const got: number[] = [];
+    // The window (4) fills and no ack gets through: the kernel sends no more.
+    for (let i = 0; i < 4; i++) got.push(((await it.next()).value!.data as { i: number }).i);
+    store.ack = realAck;
+    for (const ws of (k.api.ws as any).wss.clients) ws.terminate();
+    // After the reconnect the kernel sends the 4 again (dropped as seen) and must hear how far we are.
+    for (let i = 4; i < 10; i++) got.push(((await it.next()).value!.data as { i: number }).i);
+    expect(got).toEqual([...Array(10).keys()]);
     c.close();
   });
 

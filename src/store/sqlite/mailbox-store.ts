@@ -8,6 +8,7 @@ const DEDUPE_WINDOW_MS = 60 * 60 * 1000;
 export class SqliteMailboxes implements MailboxStore {
   private readonly appendTx: (gid: string, to: number, from: number, mid: string | null, data: Buffer, binary: boolean, limits: MailboxLimits) => number;
   private readonly ackTx: (gid: string, to: number, seq: number) => void;
+  private readonly appendManyTx: (gid: string, from: number, items: ReadonlyArray<{ to: number; mid: string | null; data: Buffer; binary: boolean }>, limits: MailboxLimits) => Array<number | RackError>;
   private lastGc = 0;
 
   constructor(private readonly db: Db) {
@@ -36,6 +37,18 @@ export class SqliteMailboxes implements MailboxStore {
       bump.run(gid, to, data.length);
       return Number(info.lastInsertRowid);
     });
+    // One commit for the lot; each message in its own savepoint (appendTx nested), so that a
+    // full mailbox refuses only its own message.
+    this.appendManyTx = db.transaction((gid: string, from: number, items: ReadonlyArray<{ to: number; mid: string | null; data: Buffer; binary: boolean }>, limits: MailboxLimits) =>
+      items.map((m) => {
+        try {
+          return this.appendTx(gid, m.to, from, m.mid, m.data, m.binary, limits);
+        } catch (err) {
+          if (err instanceof RackError) return err;
+          throw err;
+        }
+      }),
+    );
     const pending = db.prepare('SELECT count(*) AS n, coalesce(sum(size), 0) AS b FROM messages WHERE gid = ? AND to_pid = ? AND acked = 0 AND seq <= ?');
     const markAcked = db.prepare('UPDATE messages SET acked = 1, data = NULL WHERE gid = ? AND to_pid = ? AND acked = 0 AND seq <= ?');
     const shrink = db.prepare('UPDATE mailboxes SET count = max(0, count - ?), bytes = max(0, bytes - ?) WHERE gid = ? AND pid = ?');
@@ -49,6 +62,11 @@ export class SqliteMailboxes implements MailboxStore {
 
   async append(gid: string, to: number, from: number, mid: string | null, data: Buffer, binary: boolean, limits: MailboxLimits): Promise<number> {
     return this.appendTx(gid, to, from, mid, data, binary, limits);
+  }
+
+  async appendMany(gid: string, from: number, items: ReadonlyArray<{ to: number; mid: string | null; data: Buffer; binary: boolean }>, limits: MailboxLimits): Promise<Array<number | RackError>> {
+    if (items.length === 0) return [];
+    return this.appendManyTx(gid, from, items, limits);
   }
 
   async after(gid: string, to: number, after: number, limit: number): Promise<StoredMessage[]> {
