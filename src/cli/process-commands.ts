@@ -1,9 +1,9 @@
 import type { Group, Process, WaitResult } from '../protocol/process.js';
 import { argsOf, client, gidOf, int, parse, print, seconds, UsageError, type Command } from './args.js';
-import { drawTree } from './tree.js';
+import { drawTree, shorten } from './tree.js';
 
 const processLine = (p: Process): string =>
-  `${String(p.pid).padEnd(6)} ${String(p.ppid ?? '-').padEnd(6)} ${p.status.padEnd(7)} ${p.app_state.padEnd(8)} ${String(p.exit_code ?? p.signal ?? '').padEnd(5)} ${p.name}`;
+  `${String(p.pid).padEnd(6)} ${String(p.ppid ?? '-').padEnd(6)} ${p.status.padEnd(7)} ${p.app_state.padEnd(8)} ${String(p.exit_code ?? p.signal ?? '').padEnd(5)} ${p.name}${p.app_status ? `  "${shorten(p.app_status)}"` : ''}`;
 
 /** Shell convention: the exit code, or 128 + signal number for a killed child. */
 const SIGNUM: Record<string, number> = { HUP: 1, INT: 2, KILL: 9, USR1: 10, USR2: 12, TERM: 15, STOP: 19, CONT: 18 };
@@ -99,7 +99,7 @@ export const PROCESS_COMMANDS: Record<string, Command> = {
       for (const gid of gids) all.push(...(await c.call<{ processes: Process[] }>('GET', `/v1/groups/${encodeURIComponent(gid)}/processes${q}`)).processes);
       print(values.json as boolean, all, () => {
         if (values.tree) return gids.map((gid) => `group ${gid}\n${drawTree(all.filter((p) => p.gid === gid))}`).join('\n');
-        return ['PID    PPID   STATUS  APP      EXIT  NAME', ...all.map(processLine)].join('\n');
+        return ['PID    PPID   STATUS  APP      EXIT  NAME  "APP STATUS"', ...all.map(processLine)].join('\n');
       });
       return 0;
     },

@@ -7,7 +7,10 @@ export interface TreeOptions {
 
 /** Draws processes as a PPID tree, like `ps --forest` / `pstree`. Orphans are drawn as roots. */
 export function drawTree(processes: readonly Process[], opts: TreeOptions = {}): string {
-  const label = opts.label ?? ((p: Process) => `${p.status}${p.app_state !== 'pending' ? ` app:${p.app_state}` : ''}${p.exit_code !== null ? ` exit:${p.exit_code}` : ''}${p.signal ? ` sig:${p.signal}` : ''}`);
+  const label =
+    opts.label ??
+    ((p: Process) =>
+      `${p.status}${p.app_state !== 'pending' ? ` app:${p.app_state}` : ''}${p.exit_code !== null ? ` exit:${p.exit_code}` : ''}${p.signal ? ` sig:${p.signal}` : ''}${p.app_status ? `  "${shorten(p.app_status)}"` : ''}`);
   const byPid = new Map(processes.map((p) => [p.pid, p]));
   const children = new Map<number, Process[]>();
   const roots: Process[] = [];
@@ -28,4 +31,10 @@ export function drawTree(processes: readonly Process[], opts: TreeOptions = {}):
   };
   roots.forEach((r) => walk(r, '', true, true));
   return lines.join('\n');
+}
+
+/** An app's free-text status on one short line. */
+export function shorten(text: string, max = 40): string {
+  const one = text.replace(/\s+/g, ' ').trim();
+  return one.length > max ? `${one.slice(0, max - 1).trimEnd()}…` : one;
 }

@@ -57,6 +57,10 @@ describe('process tree: fork, list, ps --tree, kill cascade', () => {
       '├─ 102 child',
       '└─ 103 child',
     ]);
+    // What an app says of itself shows beside it, on one short line.
+    await k.call('PUT', `/v1/groups/${gid}/processes/102`, { process: { app_status: 'sent 3/19 batches\nand a very long tail that does not fit on one line' } });
+    const again = await run(process.execPath, ['dist/cli/main.js', 'ps', '--tree', '--gid', gid], { env: { ...process.env, RACK_URL: k.url, RACK_TOKEN: k.adminToken } });
+    expect(again.stdout).toMatch(/102 child +ACTIVE.* "sent 3\/19 batches and a very long tail…"\n/);
   });
 
   it('killing the root ends all 6, descendants first, and leaves no OS process', async () => {
