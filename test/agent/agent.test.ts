@@ -68,6 +68,8 @@ describe('dckinit in sim VMs, against the kernel', () => {
     const [a, b] = (await k.call('POST', `/v1/groups/${gid}/processes`, { process: { count: 2 } }, t)).body.processes as Process[];
     await untilProcess(k, gid, a!.pid, (p) => p.app_state === 'running');
     await untilProcess(k, gid, b!.pid, (p) => p.app_state === 'running');
+    // "running" means started; the app has its signal handlers once it has written its env file.
+    await untilFile(join(out, `${a!.pid}.env`));
     expect((await k.call('POST', `/v1/groups/${gid}/processes/${a!.pid}/signal`, { signal: { name: 'USR1' } }, t)).status).toBe(202);
     await untilFile(join(out, `${a!.pid}.signals`), (s) => s.includes('USR1'));
     expect((await k.call('DELETE', `/v1/groups/${gid}/processes/${a!.pid}?grace=10`, undefined, t)).status).toBe(202);
