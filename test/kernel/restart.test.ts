@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { Process } from '../../src/protocol/process.js';
 import { osProcessesOfVm } from '../support/kernel.js';
-import { ADMIN_TOKEN, freePort, startKernelProcess } from '../support/kernel-process.js';
+import { ADMIN_TOKEN, adminCall, freePort, startKernelProcess } from '../support/kernel-process.js';
 import { watchGroup } from '../support/watch.js';
 
 const TOKEN = ADMIN_TOKEN;
@@ -21,14 +21,7 @@ describe('kernel restart after kill -9', () => {
   it('keeps the process table and control over the same 5 processes', async () => {
     const port = await freePort();
     const url = `http://127.0.0.1:${port}`;
-    const call = async (method: string, path: string, body?: unknown): Promise<any> => {
-      const res = await fetch(url + path, {
-        method,
-        headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' },
-        body: body === undefined ? undefined : JSON.stringify(body),
-      });
-      return { status: res.status, body: res.status === 204 ? null : await res.json() };
-    };
+    const call = adminCall(url);
     const listAll = async (gid: string): Promise<Process[]> => (await call('GET', `/v1/groups/${gid}/processes`)).body.processes;
 
     kernel = await startKernelProcess(port, dataDir);
@@ -76,14 +69,7 @@ describe('kernel restart after kill -9', () => {
     const dir = mkdtempSync(join(tmpdir(), 'rack-restart-kill-'));
     const port = await freePort();
     const url = `http://127.0.0.1:${port}`;
-    const call = async (method: string, path: string, body?: unknown): Promise<any> => {
-      const res = await fetch(url + path, {
-        method,
-        headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' },
-        body: body === undefined ? undefined : JSON.stringify(body),
-      });
-      return { status: res.status, body: res.status === 204 ? null : await res.json() };
-    };
+    const call = adminCall(url);
     let k = await startKernelProcess(port, dir);
     try {
       const gid = (await call('POST', '/v1/groups', { group: { name: 'restart-kill', template: 'idle' } })).body.group.gid;
