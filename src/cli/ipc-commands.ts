@@ -203,13 +203,13 @@ export function ipcCommands(): Record<string, Command> {
         if (!positionals[0]) throw new UsageError(`rack pipe ${sub ?? ''} needs an ID`);
         const id = encodeURIComponent(positionals[0]);
         if (sub === 'write') {
-          const res = await stream('PUT', `${url}${g}/${id}`, token, process.stdin);
+          const res = await stream('PUT', `${url}${g}/${id}`, token, process.stdin.pipe(progress(`pipe write ${positionals[0]}`, null)));
           await res.body.dump();
           return 0;
         }
         if (sub === 'read') {
           const res = await stream('GET', `${url}${g}/${id}`, token);
-          await pipeline(res.body, process.stdout);
+          await pipeline(res.body, progress(`pipe read ${positionals[0]}`, null), process.stdout);
           return 0;
         }
         throw new UsageError('rack pipe needs create, write or read');
