@@ -60,7 +60,7 @@ export async function spawnKernel(templates = []) {
 }
 
 export async function startKernel(templates = []) {
-  const { startKernel } = await import(join(root, 'dist/kernel/start.js'));
+  const { startKernel } = await import(join(root, 'dist/server/start.js'));
   const { silentLogger } = await import(join(root, 'dist/common/log.js'));
   return startKernel({ listen: '127.0.0.1:0', dataDir: mkdtempSync(join(tmpdir(), 'rack-bench-')), templates, adminToken: 'bench-admin-token-0123456789', log: silentLogger() });
 }

@@ -2,7 +2,7 @@ import { pipeline } from 'node:stream/promises';
 import { RackError } from '../common/errors.js';
 import type { Kernel } from '../kernel/kernel.js';
 import type { Ipc } from '../ipc/index.js';
-import { checkPath } from '../ipc/files.js';
+import { checkPath } from '../protocol/file-path.js';
 import { MAX_MESSAGE } from '../ipc/messaging.js';
 import { MAX_WRITE } from '../ipc/pipes.js';
 import { parseId, parseSeconds, readJson } from './http.js';

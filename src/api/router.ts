@@ -1,6 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { RackError } from '../common/errors.js';
-import type { Principal } from '../kernel/auth.js';
+import type { Principal } from '../auth/auth.js';
 import { readJson } from './http.js';
 
 export interface Context {

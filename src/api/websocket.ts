@@ -3,7 +3,7 @@ import type { Duplex } from 'node:stream';
 import { WebSocketServer, type RawData, type WebSocket } from 'ws';
 import { RackError, isRackError } from '../common/errors.js';
 import type { Logger } from '../common/log.js';
-import type { Principal } from '../kernel/auth.js';
+import type { Principal } from '../auth/auth.js';
 import type { ForkInput, Kernel } from '../kernel/kernel.js';
 import { decodeBinaryFrame } from '../protocol/binary-frame.js';
 import { WS_PATH, type ReplyFrame, type RequestFrame } from '../protocol/channel.js';

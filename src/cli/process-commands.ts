@@ -27,7 +27,7 @@ export const PROCESS_COMMANDS: Record<string, Command> = {
         'fork-limit': { type: 'string' },
       });
       if (values.driver !== 'sim' && values.driver !== 'nova') throw new UsageError(`--driver must be sim or nova, got "${String(values.driver)}"`);
-      const { startKernel } = await import('../kernel/start.js');
+      const { startKernel } = await import('../server/start.js');
       const k = await startKernel({
         listen: values.listen as string,
         dataDir: values.data as string,

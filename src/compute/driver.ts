@@ -26,6 +26,15 @@ export interface VmInfo {
   state: VmState;
 }
 
+/** A change the driver learned of by itself (not the outcome of a destroy() call). */
+export interface VmChange {
+  id: string;
+  /** ACTIVE: the VM finished building; ERROR: it failed (see fault); GONE: it stopped or vanished. */
+  state: Exclude<VmState, 'BUILD'>;
+  /** Why, when the compute service says (Nova's server fault message). */
+  fault?: string;
+}
+
 export interface ComputeDriver {
   readonly name: string;
   /** Starts booting a VM and returns its id as soon as the compute service has accepted it. */
@@ -40,7 +49,7 @@ export interface ComputeDriver {
   consoleOutput(id: string, lines: number): Promise<string>;
   /** Every VM this driver manages (for reconciliation after a restart). */
   list(): Promise<VmInfo[]>;
-  /** Called when the driver learns that a VM died on its own (not through destroy()). */
-  onGone(listener: (id: string) => void): void;
+  /** Called when the driver learns that a VM became ACTIVE, failed, or died on its own. */
+  onChange(listener: (change: VmChange) => void): void;
   close(): Promise<void>;
 }

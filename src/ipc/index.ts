@@ -1,7 +1,8 @@
 import { join } from 'node:path';
 import type { Kernel } from '../kernel/kernel.js';
 import { isTerminal, type Process } from '../protocol/process.js';
-import { LocalFiles, type FileBackend } from './files.js';
+import type { FileBackend } from '../files/backend.js';
+import { LocalFiles } from '../files/local.js';
 import { Messaging } from './messaging.js';
 import { Pipes } from './pipes.js';
 import { SharedMemory } from './shared-memory.js';

@@ -1,8 +1,8 @@
 import { EventEmitter } from 'node:events';
 import { RackError } from '../common/errors.js';
 import type { Kernel } from '../kernel/kernel.js';
-import type { Principal } from '../kernel/auth.js';
-import { requireGroup, requireSelf } from '../kernel/policy.js';
+import type { Principal } from '../auth/auth.js';
+import { requireGroup, requireSelf } from '../auth/policy.js';
 import { isTerminal, type Process } from '../protocol/process.js';
 import type { MailboxLimits, StoredMessage } from '../store/store.js';
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import type { Principal } from '../kernel/auth.js';
+import type { Principal } from '../auth/auth.js';
 import { MAX_CREDIT, MAX_WRITE, Pipes } from './pipes.js';
 
 const admin: Principal = { kind: 'admin' };

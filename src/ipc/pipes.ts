@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { RackError } from '../common/errors.js';
-import type { Principal } from '../kernel/auth.js';
-import { requireGroup } from '../kernel/policy.js';
+import type { Principal } from '../auth/auth.js';
+import { requireGroup } from '../auth/policy.js';
 
 export const PIPE_CAPACITY = 1024 * 1024;
 export const MAX_WRITE = 256 * 1024;

@@ -1,7 +1,7 @@
 import { EventEmitter } from 'node:events';
 import { RackError } from '../common/errors.js';
-import type { Principal } from '../kernel/auth.js';
-import { requireGroup } from '../kernel/policy.js';
+import type { Principal } from '../auth/auth.js';
+import { requireGroup } from '../auth/policy.js';
 import type { ShmStore } from '../store/store.js';
 
 export type ShmOp = 'set' | 'delete' | 'expire' | 'push' | 'pop';

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { RackError } from '../common/errors.js';
 import type { Logger } from '../common/log.js';
-import type { ComputeDriver } from '../compute/driver.js';
+import type { ComputeDriver, VmChange } from '../compute/driver.js';
 import type { SignalEvent } from '../protocol/channel.js';
 import { META } from '../protocol/metadata.js';
 import {
@@ -16,8 +16,8 @@ import {
   type WaitResult,
 } from '../protocol/process.js';
 import type { NewProcess, Store } from '../store/store.js';
-import type { Authenticator, Principal } from './auth.js';
-import { requireAdmin, requireGroup, requireSelf, requireSelfOrAncestor } from './policy.js';
+import type { Authenticator, Principal } from '../auth/auth.js';
+import { requireAdmin, requireGroup, requireSelf, requireSelfOrAncestor } from '../auth/policy.js';
 
 export interface KernelOptions {
   store: Store;
@@ -99,7 +99,7 @@ export class Kernel extends EventEmitter {
     this.forkLimit = opts.forkLimit ?? 1000;
     this.defaultGraceMs = opts.defaultGraceMs ?? 10_000;
     this.bootSlots = opts.bootConcurrency ?? 16;
-    this.compute.onGone((id) => this.track(this.vmGone(id)));
+    this.compute.onChange((c) => this.track(this.vmChanged(c)));
   }
 
   // ---- groups -------------------------------------------------------------------------------
@@ -560,11 +560,16 @@ export class Kernel extends EventEmitter {
     return p;
   }
 
-  private async vmGone(computeId: string): Promise<void> {
-    const p = await this.store.processes.byComputeId(computeId);
+  private async vmChanged(c: VmChange): Promise<void> {
+    const p = await this.store.processes.byComputeId(c.id);
     if (!p || isTerminal(p.status)) return;
-    this.log.warn({ gid: p.gid, pid: p.pid, vm: computeId }, 'VM gone');
-    await this.end(p.gid, p.pid, { status: 'ERROR', error: 'the VM stopped without its app reporting an exit' });
+    if (c.state === 'ACTIVE') {
+      if (p.status === 'BUILD') await this.changeLive(p.gid, p.pid, { status: 'ACTIVE' });
+      return;
+    }
+    this.log.warn({ gid: p.gid, pid: p.pid, vm: c.id, state: c.state, fault: c.fault }, c.state === 'ERROR' ? 'VM failed' : 'VM gone');
+    const error = c.state === 'ERROR' ? `the VM failed: ${c.fault ?? 'the compute service gave no reason'}` : 'the VM stopped without its app reporting an exit';
+    await this.end(p.gid, p.pid, { status: 'ERROR', error });
   }
 
   /**

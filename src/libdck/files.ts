@@ -2,13 +2,7 @@ import { Readable } from 'node:stream';
 import { request } from 'undici';
 import { RackError, type ErrorCode } from '../common/errors.js';
 import { checkPath } from '../protocol/file-path.js';
-
-export interface FileInfo {
-  path: string;
-  size: number;
-  etag: string;
-  modified: string;
-}
+import type { FileInfo } from '../protocol/files.js';
 
 /**
  * The group file system. Files travel over HTTP with the same token rather than the WebSocket:

@@ -5,7 +5,7 @@
 export { connect, Rack, type ConnectOptions, type ForkOptions } from './rack.js';
 export type { Message } from './messages.js';
 export { Pipe } from './pipes.js';
-export type { FileInfo } from './files.js';
+export type { FileInfo } from '../protocol/files.js';
 export { SharedMemory } from './shm.js';
 export { RackError } from '../common/errors.js';
 export type { Process, WaitResult, SignalName } from '../protocol/process.js';

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { silentLogger, type Logger } from '../common/log.js';
 import { findVmProcesses } from '../compute/sim/os-processes.js';
 import { consolePath } from '../compute/sim/sim-driver.js';
-import { startKernel, type RunningKernel } from '../kernel/start.js';
+import { startKernel, type RunningKernel } from '../server/start.js';
 import { isTerminal, type Process } from '../protocol/process.js';
 import { ConsoleFollower, type AppLine } from './console-follower.js';
 import type { Lifetime } from './render.js';

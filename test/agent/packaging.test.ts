@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
-import { MetadataServer } from '../../src/compute/sim/metadata-server.js';
+import { MetadataServer } from '../../src/compute/metadata/metadata-server.js';
 
 const run = promisify(execFile);
 const has = (cmd: string, args: string[]): boolean => spawnSync(cmd, args, { stdio: 'ignore' }).status === 0;

@@ -111,7 +111,7 @@ describe('sim compute driver', () => {
   });
 
   it('tells when a VM stops on its own', async () => {
-    const gone = new Promise<string>((resolve) => driver.onGone(resolve));
+    const gone = new Promise<string>((resolve) => driver.onChange((c) => c.state === 'GONE' && resolve(c.id)));
     const id = await driver.boot(request(104, 'quick'));
     expect(await gone).toBe(id);
     expect(await driver.state(id)).toBe('GONE');

@@ -2,7 +2,7 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { silentLogger } from '../../src/common/log.js';
-import { startKernel, type KernelConfig, type RunningKernel } from '../../src/kernel/start.js';
+import { startKernel, type KernelConfig, type RunningKernel } from '../../src/server/start.js';
 import type { Process } from '../../src/protocol/process.js';
 
 export const FIXTURES = join(import.meta.dirname, '..', 'fixtures', 'templates');

@@ -1,8 +1,8 @@
 import { request } from 'undici';
 import { RackError } from '../../common/errors.js';
 import { silentLogger, type Logger } from '../../common/log.js';
-import type { BootRequest, ComputeDriver, VmInfo, VmState } from '../driver.js';
-import { credentialsFromEnv, KeystoneSession } from './keystone.js';
+import type { BootRequest, ComputeDriver, VmChange, VmInfo, VmState } from '../driver.js';
+import { credentialsFromEnv, KeystoneSession } from '../../openstack/keystone.js';
 
 export interface NovaOptions {
   session: KeystoneSession;
@@ -28,7 +28,7 @@ const GONE = new Set(['DELETED', 'SHUTOFF', 'SOFT_DELETED', 'SHELVED', 'SHELVED_
  */
 export class NovaDriver implements ComputeDriver {
   readonly name = 'nova';
-  private readonly listeners: Array<(id: string) => void> = [];
+  private readonly listeners: Array<(change: VmChange) => void> = [];
   private readonly known = new Set<string>();
   private readonly poller: NodeJS.Timeout;
   private readonly log: Logger;
@@ -133,7 +133,7 @@ export class NovaDriver implements ComputeDriver {
     return mine.map((s) => ({ id: s.id, state: mapStatus(s.status) }));
   }
 
-  onGone(listener: (id: string) => void): void {
+  onChange(listener: (change: VmChange) => void): void {
     this.listeners.push(listener);
   }
 
@@ -143,7 +143,7 @@ export class NovaDriver implements ComputeDriver {
         const s = await this.state(id);
         if (s === 'GONE' || s === 'ERROR') {
           this.known.delete(id);
-          for (const l of this.listeners) l(id);
+          for (const l of this.listeners) l({ id, state: s });
         }
       } catch (err) {
         this.log.warn({ vm: id, err: (err as Error).message }, 'cannot poll a server');

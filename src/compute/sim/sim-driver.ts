@@ -6,8 +6,8 @@ import yaml from 'js-yaml';
 import { RackError } from '../../common/errors.js';
 import { silentLogger, type Logger } from '../../common/log.js';
 import { packageRoot } from '../../common/package-info.js';
-import type { BootRequest, ComputeDriver, VmInfo, VmState } from '../driver.js';
-import { MetadataServer } from './metadata-server.js';
+import type { BootRequest, ComputeDriver, VmChange, VmInfo, VmState } from '../driver.js';
+import { MetadataServer } from '../metadata/metadata-server.js';
 import { findVmProcesses, killVmProcesses, processStartTime } from './os-processes.js';
 
 export interface SimDriverOptions {
@@ -52,7 +52,7 @@ export class SimDriver implements ComputeDriver {
   readonly name = 'sim';
   private readonly vmsDir: string;
   private readonly metadata = new MetadataServer();
-  private readonly listeners: Array<(id: string) => void> = [];
+  private readonly listeners: Array<(change: VmChange) => void> = [];
   /**
    * VMs destroy() ended: their init's exit, which Node may report after destroy() has returned,
    * is not news. Kept until that exit is seen (VMs this driver started) or destroy() ends (others).
@@ -197,7 +197,7 @@ export class SimDriver implements ComputeDriver {
 
   private gone(id: string): void {
     if (this.destroyed.has(id)) return;
-    for (const l of this.listeners) l(id);
+    for (const l of this.listeners) l({ id, state: 'GONE' });
   }
 
   private alive(rec: VmRecord): boolean {
@@ -252,7 +252,7 @@ export class SimDriver implements ComputeDriver {
     return this.records().map((r) => ({ id: r.id, state: this.alive(r) || findVmProcesses(r.id).length > 0 ? 'ACTIVE' : 'GONE' }));
   }
 
-  onGone(listener: (id: string) => void): void {
+  onChange(listener: (change: VmChange) => void): void {
     this.listeners.push(listener);
   }
 

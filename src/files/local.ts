@@ -7,30 +7,8 @@ import { pipeline } from 'node:stream/promises';
 import { Transform } from 'node:stream';
 import { RackError } from '../common/errors.js';
 import { checkPath } from '../protocol/file-path.js';
-
-export { checkPath };
-
-export interface FileInfo {
-  path: string;
-  size: number;
-  /** sha256 of the content for files written through RACK, else size and mtime. */
-  etag: string;
-  modified: string;
-}
-
-/**
- * Where a group's files live. The embedded default is a directory; an object store such as
- * Swift fits the same shape (put a stream, get a range, list a prefix).
- */
-export interface FileBackend {
-  put(gid: string, path: string, body: Readable): Promise<FileInfo>;
-  /** `end` is inclusive, as in HTTP ranges. */
-  get(gid: string, path: string, range?: { start: number; end: number }): Promise<Readable>;
-  stat(gid: string, path: string): Promise<FileInfo>;
-  list(gid: string, prefix: string): Promise<FileInfo[]>;
-  delete(gid: string, path: string): Promise<void>;
-  deleteGroup(gid: string): Promise<void>;
-}
+import type { FileInfo } from '../protocol/files.js';
+import type { FileBackend } from './backend.js';
 
 /** Files in `DATA/files/<gid>/`; a put goes to a temporary file renamed into place when complete. */
 export class LocalFiles implements FileBackend {

@@ -1,5 +1,4 @@
-import { randomUUID } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { join, resolve } from 'node:path';
 import { ipcOps } from '../api/ipc-ops.js';
@@ -9,11 +8,11 @@ import { createIpc, type Ipc } from '../ipc/index.js';
 import { RackError } from '../common/errors.js';
 import { createLogger, type Logger } from '../common/log.js';
 import type { ComputeDriver } from '../compute/driver.js';
-import { NovaDriver } from '../compute/nova/nova-driver.js';
-import { SimDriver } from '../compute/sim/sim-driver.js';
 import { SqliteStore } from '../store/sqlite/sqlite-store.js';
-import { Authenticator, loadAdminToken } from './auth.js';
-import { Kernel } from './kernel.js';
+import { Authenticator, loadAdminToken } from '../auth/auth.js';
+import { Kernel } from '../kernel/kernel.js';
+import { lockDataDir } from './data-dir.js';
+import { createCompute } from './drivers.js';
 
 export interface KernelConfig {
   /** host:port to listen on; port 0 picks a free one. */
@@ -48,42 +47,6 @@ export function parseListen(listen: string): { host: string; port: number } {
     throw new RackError('bad_request', `--listen must be HOST:PORT (e.g. 127.0.0.1:8088), got "${listen}"`);
   }
   return { host: m[1]!.replace(/^\[|\]$/g, ''), port: Number(m[2]) };
-}
-
-/**
- * One kernel per data dir: a second one on the same dir would corrupt the process table. A lock
- * left by a kernel that died (kill -9) names a dead pid and is taken over.
- */
-function lockDataDir(dataDir: string): () => void {
-  const file = join(dataDir, 'kernel.pid');
-  if (existsSync(file)) {
-    const pid = Number(readFileSync(file, 'utf8').trim());
-    let alive = false;
-    if (Number.isInteger(pid) && pid > 0 && pid !== process.pid) {
-      try {
-        process.kill(pid, 0);
-        alive = true;
-      } catch (err) {
-        alive = (err as NodeJS.ErrnoException).code === 'EPERM';
-      }
-    }
-    if (alive) throw new RackError('conflict', `another kernel (pid ${pid}) uses ${dataDir}; stop it or choose another --data`);
-  }
-  writeFileSync(file, `${process.pid}\n`, { mode: 0o600 });
-  return () => rmSync(file, { force: true });
-}
-
-async function createCompute(cfg: KernelConfig, dataDir: string, log: Logger): Promise<ComputeDriver> {
-  if (cfg.compute) return cfg.compute;
-  if ((cfg.driver ?? 'sim') === 'nova') {
-    // A stable id for this kernel's servers, so a restart finds them and no other kernel's.
-    const idFile = join(dataDir, 'kernel-id');
-    if (!existsSync(idFile)) writeFileSync(idFile, randomUUID() + '\n', { mode: 0o600 });
-    return NovaDriver.fromEnv({ kernelId: readFileSync(idFile, 'utf8').trim(), log: log.child({ component: 'nova' }) });
-  }
-  const sim = new SimDriver({ dataDir, templates: cfg.templates ?? [], log: log.child({ component: 'sim' }) });
-  await sim.start();
-  return sim;
 }
 
 /** Starts a kernel: store, compute driver, reconciliation, then the API. */

@@ -1,5 +1,5 @@
 import { request } from 'undici';
-import { RackError } from '../../common/errors.js';
+import { RackError } from '../common/errors.js';
 
 export interface KeystoneCredentials {
   authUrl: string;
