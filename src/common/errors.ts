@@ -14,6 +14,9 @@ export type ErrorCode =
   | 'no_child'
   | 'timeout'
   | 'mailbox_full'
+  | 'quota_exceeded'
+  | 'no_capacity'
+  | 'rate_limited'
   | 'epipe'
   | 'unavailable'
   | 'compute_error'
@@ -31,6 +34,9 @@ const STATUS: Record<ErrorCode, number> = {
   no_child: 404,
   timeout: 408,
   mailbox_full: 429,
+  quota_exceeded: 403,
+  no_capacity: 503,
+  rate_limited: 429,
   epipe: 409,
   unavailable: 503,
   compute_error: 502,
