@@ -8,14 +8,14 @@ import { jsonOut, percentile, root, startKernel, table, writeJson } from './lib/
 
 const RUNS = 10;
 const k = await startKernel([join(root, 'test/fixtures/templates')]);
-const { gid } = await k.kernel.createGroup({ kind: 'admin' }, { name: 'bench', template: 'agent-app', args: { out: '/tmp' } });
+const { gid } = await k.kernel.createGroup({ name: 'bench', template: 'agent-app', args: { out: '/tmp' } });
 const admin = { kind: 'admin' };
 const times = [];
 const rss = [];
 for (let i = 0; i < RUNS; i++) {
   const t0 = performance.now();
   const [p] = await k.kernel.fork(admin, gid, {});
-  const [running] = await k.kernel.waitRunning(admin, gid, [p.pid], 60_000);
+  const [running] = await k.kernel.waitRunning(gid, [p.pid], 60_000);
   times.push(performance.now() - t0);
   // The agent: the VM's process whose command line is dckinit.
   const pids = readdirSync('/proc').filter((e) => /^\d+$/.test(e));
@@ -44,7 +44,7 @@ table(`dckinit, ${RUNS} sim VMs (metadata served locally)`, ['measure', 'p50', '
   ['fork -> app running (ms)', results.start_to_running_ms.p50, results.start_to_running_ms.max],
   ['agent resident memory, idle (MiB)', results.idle_rss_mib.p50, results.idle_rss_mib.max],
 ]);
-await k.kernel.deleteGroup(admin, gid);
+await k.kernel.deleteGroup(gid);
 await k.close();
 writeJson(jsonOut(), results);
 process.exit(0);

@@ -29,14 +29,14 @@ const sim = await Sim.start({
 const k = sim.kernel.kernel;
 const admin = { kind: 'admin' };
 console.log(`RACK kernel (sim driver) at ${sim.url}`);
-const group = await k.createGroup(admin, { name: 'hello', template: image });
+const group = await k.createGroup({ name: 'hello', template: image });
 const t0 = Date.now();
 const [root] = await k.fork(admin, group.gid, { args: { children } });
 console.log(`group ${group.gid}: root process ${root.pid} boots, then forks ${children} children\n`);
 
 const ended = await sim.untilAllEnded(group.gid, 120_000);
 const t1 = Date.now();
-const procs = await k.listProcesses(admin, group.gid);
+const procs = await k.listProcesses(group.gid);
 const lifetimes = [...sim.lifetimes.values()].filter((l) => l.gid === group.gid);
 console.log('\n' + drawTimelines(lifetimes, t0, t1));
 

@@ -1,20 +1,20 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { Authenticator } from '../auth/auth.js';
 import { RackError } from '../common/errors.js';
 import type { Logger } from '../common/log.js';
 import type { Kernel } from '../kernel/kernel.js';
 import { PROCESS_STATUSES } from '../protocol/process.js';
 import { sendError, sendJson } from './http.js';
 import { Metrics } from './metrics.js';
-import { groupRoutes, processRoutes } from './process-routes.js';
-import { bodyReader, Router, type Route } from './router.js';
-import { KernelWebSocketServer, processOps, type OpHandler } from './websocket.js';
+import { compile, type CompiledOp, type Operation } from './operation.js';
+import { Router, serveRest } from './rest.js';
+import { KernelWebSocketServer } from './websocket.js';
 
 export interface ApiOptions {
+  operations: readonly Operation[];
   kernel: Kernel;
+  auth: Authenticator;
   log: Logger;
-  /** More REST routes and WebSocket ops (IPC) beside the process table's. */
-  routes?: Route[];
-  ops?: Map<string, OpHandler>;
 }
 
 export interface Api {
@@ -24,51 +24,43 @@ export interface Api {
   ws: KernelWebSocketServer;
 }
 
-/** The kernel's HTTP server: REST under /v1, the WebSocket at /v1/ws, /healthz and /metrics. */
+/**
+ * The kernel's HTTP server: every operation as a REST route under /v1 and as an op on the
+ * WebSocket at /v1/ws, plus /healthz and /metrics. A request goes through, in this order:
+ * path check, route match, authentication, input (path, query, headers, body), validation
+ * against the operation's schema, policy, handler, answer; errors become `{"error": {...}}`.
+ */
 export function createApi(opts: ApiOptions): Api {
-  const { kernel, log } = opts;
+  const { kernel, auth, log } = opts;
+  const compiled = opts.operations.map(compile);
   const metrics = new Metrics();
   const countRequest = metrics.counter('rack_http_requests_total', 'HTTP requests by method and status code');
   const countEvent = metrics.counter('rack_process_events_total', 'Process state changes by new status');
-  kernel.on('process', (p: { status: string }) => countEvent({ status: p.status }));
+  kernel.events.on('process', (p) => countEvent({ status: p.status }));
   let wsClients = 0;
   metrics.gauge('rack_websocket_connections', 'Open WebSocket connections', async () => [[{}, wsClients]]);
   metrics.gauge('rack_processes', 'Processes by status, all groups', async () => {
-    const counts = new Map<string, number>(PROCESS_STATUSES.map((s) => [s, 0]));
-    for (const g of await kernel.store.groups.list()) {
-      for (const p of await kernel.store.processes.list(g.gid)) counts.set(p.status, (counts.get(p.status) ?? 0) + 1);
+    const counts = await kernel.processCounts();
+    return PROCESS_STATUSES.map((status) => [{ status }, counts[status] ?? 0]);
+  });
+
+  const router = new Router(compiled.filter((c) => c.op.rest).map((c) => ({ method: c.op.rest!.method, path: c.op.rest!.path, compiled: c })));
+  const wsOps = new Map<string, CompiledOp>(compiled.filter((c) => c.op.ws !== false).map((c) => [c.op.name, c]));
+  const ws = new KernelWebSocketServer({ authenticate: (h) => auth.authenticate(h), ops: wsOps, log, onConnection: (d) => (wsClients += d) });
+
+  const unauthenticated = async (path: string, res: ServerResponse): Promise<boolean> => {
+    if (path === '/healthz') {
+      sendJson(res, 200, { status: 'ok' });
+      return true;
     }
-    return [...counts].map(([status, n]) => [{ status }, n]);
-  });
-
-  const router = new Router([
-    {
-      method: 'GET',
-      path: '/healthz',
-      auth: false,
-      handler: async () => ({ status: 200, body: { status: 'ok' } }),
-    },
-    {
-      method: 'GET',
-      path: '/metrics',
-      auth: false,
-      handler: async (ctx) => {
-        const text = await metrics.render();
-        ctx.res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4' });
-        ctx.res.end(text);
-      },
-    },
-    ...groupRoutes(kernel),
-    ...processRoutes(kernel),
-    ...(opts.routes ?? []),
-  ]);
-
-  const ws = new KernelWebSocketServer({
-    authenticate: (h) => kernel.auth.authenticate(h),
-    ops: new Map([...processOps(kernel), ...(opts.ops ?? [])]),
-    log,
-    onConnection: (d) => (wsClients += d),
-  });
+    if (path === '/metrics') {
+      const text = await metrics.render();
+      res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4' });
+      res.end(text);
+      return true;
+    }
+    return false;
+  };
 
   const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     let status = 500;
@@ -77,11 +69,13 @@ export function createApi(opts: ApiOptions): Api {
       // URL parsing would quietly resolve dot segments; a path that has them is refused instead.
       if (/(^|\/)(\.|%2e){1,2}(\/|$)/i.test(raw)) throw new RackError('bad_request', 'the URL path has a "." or ".." segment');
       const url = new URL(req.url ?? '/', 'http://kernel');
+      if (req.method === 'GET' && (await unauthenticated(url.pathname, res))) {
+        status = 200;
+        return;
+      }
       const { route, params } = router.match(req.method ?? 'GET', url.pathname);
-      const who = route.auth === false ? { kind: 'admin' as const } : await kernel.auth.authenticate(req.headers.authorization);
-      const reply = await route.handler({ req, res, url, params, who, json: bodyReader(req) });
-      status = reply ? reply.status : res.statusCode;
-      if (reply) sendJson(res, reply.status, reply.status === 204 ? undefined : reply.body);
+      const who = await auth.authenticate(req.headers.authorization);
+      status = await serveRest(route, params, who, req, res, url);
     } catch (err) {
       status = sendError(res, err);
       if (status >= 500) log.error({ err, method: req.method, path: req.url }, 'request failed');

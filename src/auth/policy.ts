@@ -22,7 +22,7 @@ export function requireGroup(who: Principal, gid: string): void {
 export function requireSelf(who: Principal, gid: string, pid: number, what: string): void {
   requireGroup(who, gid);
   if (who.kind === 'process' && who.pid !== pid) {
-    throw new RackError('forbidden', `process ${who.pid} may ${what} only itself, not process ${pid}`);
+    throw new RackError('forbidden', `process ${who.pid} may ${what} only for itself, not for process ${pid}`);
   }
 }
 

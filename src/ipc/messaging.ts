@@ -1,10 +1,9 @@
 import { EventEmitter } from 'node:events';
-import { RackError } from '../common/errors.js';
-import type { Kernel } from '../kernel/kernel.js';
 import type { Principal } from '../auth/auth.js';
-import { requireGroup, requireSelf } from '../auth/policy.js';
+import { RackError } from '../common/errors.js';
+import { until } from '../common/until.js';
 import { isTerminal, type Process } from '../protocol/process.js';
-import type { MailboxLimits, StoredMessage } from '../store/store.js';
+import type { MailboxLimits, MailboxStore, StoredMessage } from '../store/store.js';
 
 export const MAX_MESSAGE = 1024 * 1024;
 export const DEFAULT_LIMITS: MailboxLimits = { maxCount: 10_000, maxBytes: 64 * 1024 * 1024 };
@@ -34,25 +33,31 @@ interface Session {
 
 /**
  * Mailboxes: messages between processes of a group (the seed's "Signal"). Stored durably before
- * the sender gets its answer; pushed to the receiver in seq order with a bounded window of
- * unacknowledged messages; delivered again after a reconnect until acknowledged.
+ * the sender gets its answer, in the order each sender sent them (over any transport); pushed to
+ * a receiver in seq order with a bounded window of unacknowledged messages; delivered again after
+ * a reconnect until acknowledged.
  */
 export class Messaging {
   private readonly sessions = new Map<string, Session>();
   /** The highest seq stored per mailbox since this kernel started: spares the store a query when nothing is new. */
   private readonly newest = new Map<string, number>();
   private readonly arrivals = new EventEmitter();
+  /** Each sender's sends are stored one after the other: per-sender order is a promise. */
+  private readonly senders = new Map<string, Promise<unknown>>();
 
   constructor(
-    private readonly kernel: Kernel,
+    private readonly store: MailboxStore,
+    /** The process, or not_found (the kernel's lookup). */
+    private readonly processOf: (gid: string, pid: number) => Promise<Process>,
     private readonly limits: MailboxLimits = DEFAULT_LIMITS,
   ) {
     this.arrivals.setMaxListeners(0);
-    kernel.on('process', (p: Process) => {
-      if (!isTerminal(p.status)) return;
-      this.newest.delete(`${p.gid}/${p.pid}`);
-      void this.kernel.store.mailboxes.clear(p.gid, p.pid);
-    });
+  }
+
+  /** The process ended: its mailbox goes. */
+  async forget(gid: string, pid: number): Promise<void> {
+    this.newest.delete(`${gid}/${pid}`);
+    await this.store.clear(gid, pid);
   }
 
   async send(who: Principal, gid: string, to: number, data: Buffer, binary: boolean, mid: string | null): Promise<number> {
@@ -66,14 +71,22 @@ export class Messaging {
    * its own (one that cannot be sent, because its target has ended or its mailbox is full, fails
    * alone). Answers each message's seq or its error, in the same order.
    */
-  async sendMany(who: Principal, gid: string, items: readonly OutgoingMessage[]): Promise<Array<number | RackError>> {
-    requireGroup(who, gid);
+  sendMany(who: Principal, gid: string, items: readonly OutgoingMessage[]): Promise<Array<number | RackError>> {
+    const sender = who.kind === 'process' ? `${who.gid}/${who.pid}` : 'admin';
+    const previous = this.senders.get(sender) ?? Promise.resolve();
+    const mine = previous.catch(() => {}).then(() => this.store1(who, gid, items));
+    this.senders.set(sender, mine);
+    void mine.finally(() => this.senders.get(sender) === mine && this.senders.delete(sender)).catch(() => {});
+    return mine;
+  }
+
+  private async store1(who: Principal, gid: string, items: readonly OutgoingMessage[]): Promise<Array<number | RackError>> {
     const from = who.kind === 'process' ? who.pid : 0;
     const results: Array<number | RackError> = new Array(items.length);
     const targets = new Map<number, RackError | null>();
     for (const to of new Set(items.map((m) => m.to))) {
       try {
-        const t = await this.kernel.getProcess(who, gid, to);
+        const t = await this.processOf(gid, to);
         targets.set(to, isTerminal(t.status) ? new RackError('conflict', `process ${to} has ended (${t.status}); nobody will read the message`) : null);
       } catch (err) {
         if (!(err instanceof RackError)) throw err;
@@ -91,12 +104,7 @@ export class Messaging {
       if (refused) results[index] = refused;
       else storable.push({ index, item: m });
     });
-    const stored = await this.kernel.store.mailboxes.appendMany(
-      gid,
-      from,
-      storable.map(({ item }) => item),
-      this.limits,
-    );
+    const stored = await this.store.appendMany(gid, from, storable.map(({ item }) => item), this.limits);
     stored.forEach((r, i) => {
       const { index, item } = storable[i]!;
       results[index] = r;
@@ -110,7 +118,7 @@ export class Messaging {
     const key = `${gid}/${to}`;
     const before = this.newest.get(key);
     if (before === undefined || m.seq > before) this.newest.set(key, m.seq);
-    this.arrivals.emit(key);
+    this.arrivals.emit('arrived', key);
     const s = this.sessions.get(key);
     if (!s) return;
     // A receiver that has everything before this message gets it straight from here (it is
@@ -125,9 +133,8 @@ export class Messaging {
   }
 
   /** Starts pushing `pid`'s messages to `deliver`; a newer session of the same process replaces it. */
-  async receive(who: Principal, gid: string, pid: number, deliver: Deliver, window = 256): Promise<{ ack(seq: number): Promise<void>; close(): void }> {
-    requireSelf(who, gid, pid, 'read the mailbox of');
-    await this.kernel.getProcess(who, gid, pid);
+  async receive(gid: string, pid: number, deliver: Deliver, window = 256): Promise<{ close(): void }> {
+    await this.processOf(gid, pid);
     const key = `${gid}/${pid}`;
     const old = this.sessions.get(key);
     if (old) old.closed = true;
@@ -135,12 +142,6 @@ export class Messaging {
     this.sessions.set(key, s);
     void this.pump(gid, pid, s);
     return {
-      ack: async (seq: number) => {
-        await this.kernel.store.mailboxes.ack(gid, pid, seq);
-        if (s.closed) return;
-        while (s.inflight.length > 0 && s.inflight[0]! <= seq) s.inflight.shift();
-        void this.pump(gid, pid, s);
-      },
       close: () => {
         s.closed = true;
         if (this.sessions.get(key) === s) this.sessions.delete(key);
@@ -160,7 +161,7 @@ export class Messaging {
         while (!s.closed && s.inflight.length < s.window) {
           const newest = this.newest.get(`${gid}/${pid}`);
           if (newest !== undefined && newest <= s.sent) break;
-          const batch = await this.kernel.store.mailboxes.after(gid, pid, s.sent, s.window - s.inflight.length);
+          const batch = await this.store.after(gid, pid, s.sent, s.window - s.inflight.length);
           if (batch.length === 0) break;
           for (const m of batch) {
             if (s.closed) return;
@@ -175,44 +176,26 @@ export class Messaging {
     }
   }
 
-  /** REST receive: the oldest unacknowledged message, waiting up to `timeoutMs` for one. */
-  async next(who: Principal, gid: string, pid: number, timeoutMs: number): Promise<StoredMessage> {
-    requireSelf(who, gid, pid, 'read the mailbox of');
-    await this.kernel.getProcess(who, gid, pid);
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      // Listen before looking, so a message stored in between is not missed.
-      const arrival = this.arrival(`${gid}/${pid}`, Math.max(0, deadline - Date.now()));
-      const [m] = await this.kernel.store.mailboxes.after(gid, pid, 0, 1);
-      if (m) {
-        arrival.cancel();
-        return m;
-      }
-      if (Date.now() >= deadline) {
-        arrival.cancel();
-        throw new RackError('timeout', 'no message arrived in time; call again to keep waiting');
-      }
-      await arrival.promise;
-    }
+  /** The oldest unacknowledged message, waiting up to `timeoutMs` for one (a long poll). */
+  async next(gid: string, pid: number, timeoutMs: number): Promise<StoredMessage> {
+    await this.processOf(gid, pid);
+    const key = `${gid}/${pid}`;
+    return until(
+      this.arrivals,
+      'arrived',
+      (k: string) => k === key,
+      async () => (await this.store.after(gid, pid, 0, 1))[0] ?? null,
+      Date.now() + timeoutMs,
+      { timeoutMessage: 'no message arrived in time; call again to keep waiting' },
+    );
   }
 
-  private arrival(key: string, ms: number): { promise: Promise<void>; cancel(): void } {
-    let cancel = (): void => {};
-    const promise = new Promise<void>((resolve) => {
-      const done = (): void => {
-        clearTimeout(timer);
-        this.arrivals.off(key, done);
-        resolve();
-      };
-      const timer = setTimeout(done, ms);
-      this.arrivals.on(key, done);
-      cancel = done;
-    });
-    return { promise, cancel };
-  }
-
-  async ack(who: Principal, gid: string, pid: number, seq: number): Promise<void> {
-    requireSelf(who, gid, pid, 'read the mailbox of');
-    await this.kernel.store.mailboxes.ack(gid, pid, seq);
+  /** Acknowledges every message up to `seq`; a receiving session gets room for more. */
+  async ack(gid: string, pid: number, seq: number): Promise<void> {
+    await this.store.ack(gid, pid, seq);
+    const s = this.sessions.get(`${gid}/${pid}`);
+    if (!s || s.closed) return;
+    while (s.inflight.length > 0 && s.inflight[0]! <= seq) s.inflight.shift();
+    void this.pump(gid, pid, s);
   }
 }

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
+import { EventEmitter } from 'node:events';
 import { RackError } from '../common/errors.js';
 import type { Principal } from '../auth/auth.js';
-import { requireGroup } from '../auth/policy.js';
 
 export const PIPE_CAPACITY = 1024 * 1024;
 export const MAX_WRITE = 256 * 1024;
@@ -82,7 +82,7 @@ const FIFO_NAME = /^[A-Za-z0-9._-]{1,128}$/;
  * Writers wait while the buffer is full (backpressure); readers get bytes pushed up to the credit
  * they granted, and EOF once every writer is gone and the buffer is empty.
  */
-export class Pipes {
+export class Pipes extends EventEmitter<{ opened: [{ gid: string; pipe: string; mode: 'r' | 'w' }] }> {
   private readonly pipes = new Map<string, Pipe>();
   private readonly ends = new Map<number, End>();
   private nextEnd = 1;
@@ -92,7 +92,6 @@ export class Pipes {
   }
 
   create(who: Principal, gid: string): string {
-    requireGroup(who, gid);
     const id = randomBytes(8).toString('hex');
     const p = new Pipe(id, gid);
     if (who.kind === 'process') p.owners.add(who.pid);
@@ -101,8 +100,7 @@ export class Pipes {
   }
 
   /** A named FIFO of the group, created on first use. */
-  fifo(who: Principal, gid: string, name: string): string {
-    requireGroup(who, gid);
+  fifo(gid: string, name: string): string {
     if (typeof name !== 'string' || !FIFO_NAME.test(name)) throw new RackError('bad_request', 'a FIFO name is 1-128 letters, digits, ".", "_" or "-"');
     const id = `fifo:${name}`;
     if (!this.pipes.has(this.key(gid, id))) this.pipes.set(this.key(gid, id), new Pipe(id, gid));
@@ -120,7 +118,6 @@ export class Pipes {
   }
 
   open(who: Principal, gid: string, id: string, mode: 'r' | 'w', owner: object, resumable = false): number {
-    requireGroup(who, gid);
     if (mode !== 'r' && mode !== 'w') throw new RackError('bad_request', '"mode" must be r or w');
     const pipe = this.pipes.get(this.key(gid, id));
     if (!pipe) throw new RackError('not_found', `no pipe ${String(id).slice(0, 80)} in group ${gid}`);
@@ -148,6 +145,7 @@ export class Pipes {
     this.ends.set(end.id, end);
     if (mode === 'r') pipe.everReader = true;
     else pipe.everWriter = true;
+    this.emit('opened', { gid, pipe: id, mode });
     return end.id;
   }
 

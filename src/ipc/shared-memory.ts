@@ -1,7 +1,6 @@
 import { EventEmitter } from 'node:events';
 import { RackError } from '../common/errors.js';
-import type { Principal } from '../auth/auth.js';
-import { requireGroup } from '../auth/policy.js';
+import { until } from '../common/until.js';
 import type { ShmStore } from '../store/store.js';
 
 export type ShmOp = 'set' | 'delete' | 'expire' | 'push' | 'pop';
@@ -43,7 +42,7 @@ function encode(value: unknown): string {
  * Shared memory of a group: values, counters, compare-and-set and lists, durable in the store,
  * with change events for watchers and blocking pops.
  */
-export class SharedMemory extends EventEmitter {
+export class SharedMemory extends EventEmitter<{ change: [ShmChange] }> {
   private readonly sweeper: NodeJS.Timeout;
 
   constructor(private readonly store: ShmStore) {
@@ -61,44 +60,38 @@ export class SharedMemory extends EventEmitter {
     this.emit('change', { gid, key, op } satisfies ShmChange);
   }
 
-  async get(who: Principal, gid: string, key: string): Promise<{ value: unknown; version: number }> {
-    requireGroup(who, gid);
+  async get(gid: string, key: string): Promise<{ value: unknown; version: number }> {
     const v = await this.store.get(gid, checkKey(key));
     return { value: v.json === null ? null : JSON.parse(v.json), version: v.version };
   }
 
-  async set(who: Principal, gid: string, key: string, value: unknown, ttlMs: number | null): Promise<{ version: number }> {
-    requireGroup(who, gid);
+  async set(gid: string, key: string, value: unknown, ttlMs: number | null): Promise<{ version: number }> {
     const version = await this.store.set(gid, checkKey(key), encode(value), ttlMs);
     this.changed(gid, key, 'set');
     return { version };
   }
 
-  async delete(who: Principal, gid: string, key: string): Promise<{ deleted: boolean }> {
-    requireGroup(who, gid);
+  async delete(gid: string, key: string): Promise<{ deleted: boolean }> {
     const deleted = await this.store.delete(gid, checkKey(key));
     if (deleted) this.changed(gid, key, 'delete');
     return { deleted };
   }
 
-  async incr(who: Principal, gid: string, key: string, by: number): Promise<{ value: number }> {
-    requireGroup(who, gid);
+  async incr(gid: string, key: string, by: number): Promise<{ value: number }> {
     if (!Number.isSafeInteger(by)) throw new RackError('bad_request', '"by" must be an integer');
     const value = await this.store.incr(gid, checkKey(key), by);
     this.changed(gid, key, 'set');
     return { value };
   }
 
-  async cas(who: Principal, gid: string, key: string, expect: unknown, value: unknown): Promise<{ ok: boolean; value: unknown }> {
-    requireGroup(who, gid);
+  async cas(gid: string, key: string, expect: unknown, value: unknown): Promise<{ ok: boolean; value: unknown }> {
     const expectJson = expect === null || expect === undefined ? null : encode(expect);
     const r = await this.store.cas(gid, checkKey(key), expectJson, encode(value));
     if (r.ok) this.changed(gid, key, 'set');
     return { ok: r.ok, value: r.current === null ? null : JSON.parse(r.current) };
   }
 
-  async push(who: Principal, gid: string, key: string, values: unknown, left: boolean): Promise<{ length: number }> {
-    requireGroup(who, gid);
+  async push(gid: string, key: string, values: unknown, left: boolean): Promise<{ length: number }> {
     if (!Array.isArray(values) || values.length === 0 || values.length > 10_000) {
       throw new RackError('bad_request', '"values" must be an array of 1 to 10000 JSON values');
     }
@@ -108,65 +101,38 @@ export class SharedMemory extends EventEmitter {
   }
 
   /** Pops one item; with a timeout, waits for a push when the list is empty (blocking pop). */
-  async pop(who: Principal, gid: string, key: string, left: boolean, timeoutMs = 0): Promise<{ value: unknown }> {
-    requireGroup(who, gid);
+  async pop(gid: string, key: string, left: boolean, timeoutMs = 0): Promise<{ value: unknown }> {
     checkKey(key);
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      const pushed = this.nextPush(gid, key, Math.max(0, deadline - Date.now()));
-      const json = await this.store.pop(gid, key, left);
-      if (json !== null) {
-        pushed.cancel();
-        this.changed(gid, key, 'pop');
-        return { value: JSON.parse(json) };
-      }
-      if (Date.now() >= deadline) {
-        pushed.cancel();
-        return { value: null };
-      }
-      await pushed.promise;
-    }
+    const json = await until(
+      this,
+      'change',
+      (c: ShmChange) => c.gid === gid && c.key === key && c.op === 'push',
+      () => this.store.pop(gid, key, left),
+      Date.now() + timeoutMs,
+      { onTimeout: () => null as unknown as string },
+    );
+    if (json === null) return { value: null };
+    this.changed(gid, key, 'pop');
+    return { value: JSON.parse(json) };
   }
 
-  private nextPush(gid: string, key: string, ms: number): { promise: Promise<void>; cancel(): void } {
-    let cancel = (): void => {};
-    const promise = new Promise<void>((resolve) => {
-      const onChange = (c: ShmChange): void => {
-        if (c.gid === gid && c.key === key && c.op === 'push') done();
-      };
-      const done = (): void => {
-        clearTimeout(timer);
-        this.off('change', onChange);
-        resolve();
-      };
-      const timer = setTimeout(done, ms);
-      this.on('change', onChange);
-      cancel = done;
-    });
-    return { promise, cancel };
-  }
-
-  async range(who: Principal, gid: string, key: string, start: number, stop: number): Promise<{ values: unknown[] }> {
-    requireGroup(who, gid);
+  async range(gid: string, key: string, start: number, stop: number): Promise<{ values: unknown[] }> {
     if (!Number.isSafeInteger(start) || !Number.isSafeInteger(stop)) throw new RackError('bad_request', '"start" and "stop" must be integers');
     const values = await this.store.range(gid, checkKey(key), start, stop);
     return { values: values.map((v) => JSON.parse(v) as unknown) };
   }
 
-  async len(who: Principal, gid: string, key: string): Promise<{ length: number }> {
-    requireGroup(who, gid);
+  async len(gid: string, key: string): Promise<{ length: number }> {
     return { length: await this.store.len(gid, checkKey(key)) };
   }
 
-  async keys(who: Principal, gid: string, prefix: string): Promise<{ keys: string[] }> {
-    requireGroup(who, gid);
+  async keys(gid: string, prefix: string): Promise<{ keys: string[] }> {
     if (typeof prefix !== 'string' || prefix.length > 255) throw new RackError('bad_request', '"prefix" must be a string of at most 255 characters');
     return { keys: await this.store.keys(gid, prefix) };
   }
 
   /** Calls `fn` on every change of a key of `gid` starting with `prefix`; returns the unsubscribe. */
-  watch(who: Principal, gid: string, prefix: string, fn: (c: ShmChange) => void): () => void {
-    requireGroup(who, gid);
+  watch(gid: string, prefix: string, fn: (c: ShmChange) => void): () => void {
     if (typeof prefix !== 'string' || prefix.length > 255) throw new RackError('bad_request', '"prefix" must be a string of at most 255 characters');
     const listener = (c: ShmChange): void => {
       if (c.gid === gid && c.key.startsWith(prefix)) fn(c);

@@ -1,15 +1,18 @@
 import { mkdirSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { join, resolve } from 'node:path';
-import { ipcOps } from '../api/ipc-ops.js';
-import { ipcRoutes } from '../api/ipc-routes.js';
+import { operations, type Services } from '../api/ops/index.js';
 import { createApi, type Api } from '../api/server.js';
-import { createIpc, type Ipc } from '../ipc/index.js';
 import { RackError } from '../common/errors.js';
 import { createLogger, type Logger } from '../common/log.js';
 import type { ComputeDriver } from '../compute/driver.js';
 import { SqliteStore } from '../store/sqlite/sqlite-store.js';
+import type { MailboxLimits, Store } from '../store/store.js';
 import { Authenticator, loadAdminToken } from '../auth/auth.js';
+import { LocalFiles } from '../files/local.js';
+import { Messaging } from '../ipc/messaging.js';
+import { Pipes } from '../ipc/pipes.js';
+import { SharedMemory } from '../ipc/shared-memory.js';
 import { Kernel } from '../kernel/kernel.js';
 import { lockDataDir } from './data-dir.js';
 import { createCompute } from './drivers.js';
@@ -29,6 +32,10 @@ export interface KernelConfig {
   log?: Logger;
   /** A ready-made compute driver (tests, embedding); overrides `driver`. */
   compute?: ComputeDriver;
+  /** A ready-made store (tests, embedding); the default is DATA/rack.db. */
+  store?: Store;
+  /** Bounds of every mailbox (messages and bytes waiting to be read). */
+  mailbox?: MailboxLimits;
 }
 
 export interface RunningKernel {
@@ -36,7 +43,8 @@ export interface RunningKernel {
   adminToken: string;
   dataDir: string;
   kernel: Kernel;
-  ipc: Ipc;
+  /** The kernel's parts, as the operations see them. */
+  services: Services;
   api: Api;
   close(): Promise<void>;
 }
@@ -57,7 +65,7 @@ export async function startKernel(cfg: KernelConfig): Promise<RunningKernel> {
   const log = cfg.log ?? createLogger({ name: 'rack-kernel' });
   const unlock = lockDataDir(dataDir);
   const adminToken = loadAdminToken(dataDir, cfg.adminToken ?? process.env.RACK_ADMIN_TOKEN);
-  const store = new SqliteStore(join(dataDir, 'rack.db'));
+  const store = cfg.store ?? new SqliteStore(join(dataDir, 'rack.db'));
   let compute: ComputeDriver;
   try {
     compute = await createCompute(cfg, dataDir, log);
@@ -71,15 +79,34 @@ export async function startKernel(cfg: KernelConfig): Promise<RunningKernel> {
   const kernel = new Kernel({
     store,
     compute,
-    auth,
+    tokens: auth,
     log,
     url: () => url,
     forkLimit: cfg.forkLimit,
     defaultGraceMs: cfg.defaultGraceMs,
   });
+  const services: Services = {
+    kernel,
+    messaging: new Messaging(store.mailboxes, (gid, pid) => kernel.getProcess(gid, pid), cfg.mailbox),
+    shm: new SharedMemory(store.shm),
+    pipes: new Pipes(),
+    files: new LocalFiles(join(dataDir, 'files')),
+  };
+  // Every reaction to a process's life, in one place (the kernel's own, the signals queued for
+  // its agent, is registered by the kernel). They run in this order before the change is announced.
+  const { messaging, pipes, files } = services;
+  kernel.use({
+    name: 'pipes',
+    // fork(): a child inherits its parent's anonymous pipes, as a Unix child its descriptors.
+    forked: (p) => (p.ppid === null ? undefined : pipes.inherit(p.gid, p.ppid, p.pid)),
+    ended: (p) => pipes.closeProcess(p.gid, p.pid),
+    groupDeleted: (gid) => pipes.closeGroup(gid),
+  });
+  kernel.use({ name: 'mailbox', ended: (p) => messaging.forget(p.gid, p.pid) });
+  kernel.use({ name: 'tokens', groupDeleted: (gid) => auth.forget(gid) });
+  kernel.use({ name: 'files', groupDeleted: (gid) => files.deleteGroup(gid) });
   await kernel.reconcile();
-  const ipc = createIpc(kernel, { dataDir });
-  const api = createApi({ kernel, log, routes: ipcRoutes(kernel, ipc), ops: ipcOps(ipc) });
+  const api = createApi({ operations: operations(services), kernel, auth, log });
   await new Promise<void>((ok, fail) => {
     api.server.once('error', fail);
     api.server.listen(port, host, () => ok());
@@ -96,10 +123,10 @@ export async function startKernel(cfg: KernelConfig): Promise<RunningKernel> {
       api.server.closeAllConnections();
       await new Promise<void>((ok) => api.server.close(() => ok()));
       await kernel.close();
-      ipc.close();
+      services.shm.close();
       await compute.close();
       await store.close();
       unlock();
     })());
-  return { url, adminToken, dataDir, kernel, ipc, api, close };
+  return { url, adminToken, dataDir, kernel, services, api, close };
 }

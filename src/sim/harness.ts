@@ -2,7 +2,9 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { ADMIN } from '../auth/auth.js';
 import { silentLogger, type Logger } from '../common/log.js';
+import { until } from '../common/until.js';
 import { findVmProcesses } from '../compute/sim/os-processes.js';
 import { consolePath } from '../compute/sim/sim-driver.js';
 import { startKernel, type RunningKernel } from '../server/start.js';
@@ -35,7 +37,7 @@ export class Sim {
     private readonly opts: SimOptions,
   ) {
     this.consoles = opts.onAppLine ? new ConsoleFollower(opts.onAppLine) : null;
-    kernel.kernel.on('process', (p: Process) => this.track(p));
+    kernel.kernel.events.on('process', (p: Process) => this.track(p));
   }
 
   static async start(opts: SimOptions): Promise<Sim> {
@@ -78,20 +80,15 @@ export class Sim {
 
   /** Waits until every process of the group has ended. */
   untilAllEnded(gid: string, ms: number): Promise<boolean> {
-    const live = (): Promise<number> => this.kernel.kernel.store.processes.list(gid, { status: ['BUILD', 'ACTIVE'] }).then((l) => l.length);
-    return new Promise((resolve) => {
-      const onEvent = (p: Process): void => {
-        if (p.gid === gid && isTerminal(p.status)) void live().then((n) => n === 0 && finish(true));
-      };
-      const finish = (ok: boolean): void => {
-        clearTimeout(timer);
-        this.kernel.kernel.off('process', onEvent);
-        resolve(ok);
-      };
-      const timer = setTimeout(() => finish(false), ms);
-      this.kernel.kernel.on('process', onEvent);
-      void live().then((n) => n === 0 && finish(true));
-    });
+    const k = this.kernel.kernel;
+    return until(
+      k.events,
+      'process',
+      (p: Process) => p.gid === gid && isTerminal(p.status),
+      async () => ((await k.listProcesses(gid, { status: ['BUILD', 'ACTIVE'] })).length === 0 ? true : null),
+      Date.now() + ms,
+      { onTimeout: () => false },
+    );
   }
 
   /** OS processes still running for any VM this sim booted. */
@@ -107,13 +104,13 @@ export class Sim {
    */
   async shutdown(graceSeconds = 5): Promise<number> {
     const k = this.kernel.kernel;
-    for (const g of await k.store.groups.list()) {
-      for (const root of await k.store.processes.list(g.gid, { ppid: null })) {
-        await k.kill({ kind: 'admin' }, g.gid, root.pid, { signal: 'TERM', graceMs: graceSeconds * 1000 }).catch(() => {});
+    for (const g of await k.listGroups(ADMIN)) {
+      for (const root of await k.listProcesses(g.gid, { ppid: null })) {
+        await k.kill(ADMIN, g.gid, root.pid, { signal: 'TERM', graceMs: graceSeconds * 1000 }).catch(() => {});
       }
       await this.untilAllEnded(g.gid, graceSeconds * 1000 + 10_000);
       // VMs of processes that had already ended but stayed (on_exit: stay) go too.
-      await k.deleteGroup({ kind: 'admin' }, g.gid).catch(() => {});
+      await k.deleteGroup(g.gid).catch(() => {});
     }
     this.consoles?.close();
     await this.kernel.close();

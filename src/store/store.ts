@@ -50,6 +50,10 @@ export interface ProcessStore {
   markReaped(gid: string, pid: number): Promise<void>;
   /** The process (any status) whose VM has this compute id, if any. */
   byComputeId(computeId: string): Promise<Process | null>;
+  /** How many processes of every group are in each status (for metrics). */
+  countByStatus(): Promise<Partial<Record<ProcessStatus, number>>>;
+  /** Forgets processes whose fork was rolled back (their PIDs are not reused). */
+  remove(gid: string, pids: readonly number[]): Promise<void>;
 }
 
 export interface TokenOwner {

@@ -58,7 +58,7 @@ describe('dckinit in sim VMs, against the kernel', () => {
     expect(env).toContain(`RACK_PPID=${root.pid}`);
     expect(env).toContain('RACK_ARG_CODE=7');
     // kill-on-exit: the agent asked the kernel to destroy its VM.
-    const ended = (await k.kernel.store.processes.get(gid, child.pid))!;
+    const ended = (await k.kernel.getProcess(gid, child.pid))!;
     await untilGone(join(dataDir, 'vms', ended.compute_id!));
     expect(osProcessesOfVm(ended.compute_id!)).toEqual([]);
   });
@@ -76,7 +76,7 @@ describe('dckinit in sim VMs, against the kernel', () => {
     await untilFile(join(out, `${a!.pid}.signals`), (s) => s.includes('TERM'));
     const endedA = await untilProcess(k, gid, a!.pid, (p) => p.status !== 'ACTIVE');
     expect(['EXITED', 'KILLED']).toContain(endedA.status);
-    const bVm = (await k.kernel.store.processes.get(gid, b!.pid))!.compute_id!;
+    const bVm = (await k.kernel.getProcess(gid, b!.pid))!.compute_id!;
     await k.call('DELETE', `/v1/groups/${gid}/processes/${b!.pid}?signal=KILL`, undefined, t);
     const endedB = await untilProcess(k, gid, b!.pid, (p) => p.status === 'KILLED');
     expect(endedB.signal).toBe('KILL');
@@ -87,7 +87,7 @@ describe('dckinit in sim VMs, against the kernel', () => {
     const t = k.tokenOf(root);
     const [c] = (await k.call('POST', `/v1/groups/${gid}/processes`, { process: {} }, t)).body.processes as Process[];
     await untilProcess(k, gid, c!.pid, (p) => p.app_state === 'running');
-    const vm = (await k.kernel.store.processes.get(gid, c!.pid))!.compute_id!;
+    const vm = (await k.kernel.getProcess(gid, c!.pid))!.compute_id!;
     await k.close();
     await new Promise((r) => setTimeout(r, 30_000)); // the outage itself is what is under test
     expect(osProcessesOfVm(vm).length).toBeGreaterThan(0);
@@ -96,11 +96,11 @@ describe('dckinit in sim VMs, against the kernel', () => {
     await new Promise<void>((resolve) => {
       const check = (): void => {
         if (k.kernel.agentConnected(gid, c!.pid)) {
-          k.kernel.off('agent', check);
+          k.kernel.events.off('agent', check);
           resolve();
         }
       };
-      k.kernel.on('agent', check);
+      k.kernel.events.on('agent', check);
       check();
     });
     expect((await k.call('POST', `/v1/groups/${gid}/processes/${c!.pid}/signal`, { signal: { name: 'HUP' } }, t)).status).toBe(202);

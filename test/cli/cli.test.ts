@@ -92,17 +92,13 @@ describe('rack CLI', () => {
     expect((await rack(['file', 'rm', 'docs/in.txt'])).code).toBe(0);
     const id = (await rack(['pipe', 'create'])).stdout.trim();
     // The reader must have opened its end before the writer closes: hear of it from the kernel.
-    const pipes = k.ipc.pipes as any;
-    const open = pipes.open.bind(pipes);
     const readerOpened = new Promise<void>((resolve) => {
-      pipes.open = (...a: any[]) => {
-        const end = open(...a);
-        if (a[2] === id && a[3] === 'r') {
-          pipes.open = open;
-          resolve();
-        }
-        return end;
+      const onOpen = (e: { pipe: string; mode: string }): void => {
+        if (e.pipe !== id || e.mode !== 'r') return;
+        k.services.pipes.off('opened', onOpen);
+        resolve();
       };
+      k.services.pipes.on('opened', onOpen);
     });
     const reader = new Promise<string>((resolve) => {
       const child = spawn(process.execPath, ['dist/cli/main.js', 'pipe', 'read', id], { env: { ...process.env, RACK_URL: k.url, RACK_TOKEN: k.adminToken, RACK_GID: gid } });

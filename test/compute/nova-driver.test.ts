@@ -113,11 +113,12 @@ describe('nova compute driver (against a fake Keystone + Nova over HTTP)', () =>
       await untilProcess(k, gid, 100, (x) => x.status === 'KILLED');
       expect(os.servers.size).toBe(0);
 
-      // A flavor is required by Nova: a fork without one ends in ERROR with the reason.
+      // A flavor is required by Nova: a fork without one fails with the reason, and leaves no process.
       const g2 = (await k.call('POST', '/v1/groups', { group: { name: 'noflavor', template: 'image-uuid' } })).body.group.gid;
       const e = await k.call('POST', `/v1/groups/${g2}/processes`, { process: {} });
-      const failed = await untilProcess(k, g2, e.body.processes[0].pid, (x) => x.status === 'ERROR');
-      expect(failed.error).toMatch(/needs a flavor/);
+      expect(e.status).toBe(400);
+      expect(e.body.error.message).toMatch(/needs a flavor/);
+      expect((await k.call('GET', `/v1/groups/${g2}/processes`)).body.processes).toEqual([]);
     } finally {
       await k.cleanup();
     }

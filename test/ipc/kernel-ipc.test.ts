@@ -105,20 +105,21 @@ describe('kernel IPC over the raw protocol', () => {
   });
 
   it('a full mailbox refuses with mailbox_full, never silently', async () => {
-    const [kid] = await fork(1);
-    const m = k.ipc.messaging as any;
-    const saved = m.limits;
-    m.limits = { maxCount: 3, maxBytes: 1 << 20 };
+    const small = await startTestKernel({ mailbox: { maxCount: 3, maxBytes: 1 << 20 } });
     try {
-      for (let i = 0; i < 3; i++) expect((await k.call('POST', `/v1/groups/${gid}/processes/${kid!.pid}/messages`, { message: { data: i } }, tok(parent))).status).toBe(202);
-      const full = await k.call('POST', `/v1/groups/${gid}/processes/${kid!.pid}/messages`, { message: { data: 4 } }, tok(parent));
+      const g = (await small.call('POST', '/v1/groups', { group: { name: 'full', template: 'idle' } })).body.group.gid;
+      const [a, b] = (await small.call('POST', `/v1/groups/${g}/processes`, { process: { count: 2 } })).body.processes as Process[];
+      const box = `/v1/groups/${g}/processes/${b!.pid}/messages`;
+      const from = small.tokenOf(await untilProcess(small, g, a!.pid, (p) => p.compute_id !== null));
+      for (let i = 0; i < 3; i++) expect((await small.call('POST', box, { message: { data: i } }, from)).status).toBe(202);
+      const full = await small.call('POST', box, { message: { data: 4 } }, from);
       expect(full.status).toBe(429);
       expect(full.body.error.code).toBe('mailbox_full');
+      const first = await small.call('GET', box, undefined, small.tokenOf(await untilProcess(small, g, b!.pid, (p) => p.compute_id !== null)));
+      expect(first.body.message).toMatchObject({ from: a!.pid, data: 0 });
     } finally {
-      m.limits = saved;
+      await small.cleanup();
     }
-    const first = await k.call('GET', `/v1/groups/${gid}/processes/${kid!.pid}/messages`, undefined, tok(kid!));
-    expect(first.body.message).toMatchObject({ from: parent.pid, data: 0 });
   });
 
   it('shared memory: concurrent incr and compare-and-set lose no update', async () => {

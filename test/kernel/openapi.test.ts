@@ -1,9 +1,13 @@
+import { readFileSync } from 'node:fs';
 import { Ajv2020 } from 'ajv/dist/2020.js';
+import yaml from 'js-yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { OPENAPI_DOC } from '../../src/api/openapi.js';
+import { openApiYaml } from '../../src/api/openapi.js';
 import { startTestKernel, untilProcess, type TestKernel } from '../support/kernel.js';
 
 const METHODS = ['get', 'head', 'post', 'put', 'delete', 'patch'];
+const YAML_FILE = new URL('../../src/api/openapi.yaml', import.meta.url);
+const OPENAPI_DOC = yaml.load(readFileSync(YAML_FILE, 'utf8')) as { paths: Record<string, Record<string, unknown>>; components: Record<string, unknown> };
 
 /** The OpenAPI document and the server must agree: same endpoints, and real answers fit the schemas. */
 describe('openapi.yaml matches the server', () => {
@@ -16,11 +20,15 @@ describe('openapi.yaml matches the server', () => {
   });
   afterAll(() => k.cleanup());
 
+  it('is generated from the operation table and up to date (npm run openapi)', () => {
+    expect(readFileSync(YAML_FILE, 'utf8')).toBe(openApiYaml());
+  });
+
   it('documents exactly the routes the server has', () => {
     const documented = Object.entries(OPENAPI_DOC.paths)
       .flatMap(([path, ops]) => Object.keys(ops).filter((m) => METHODS.includes(m)).map((m) => `${m.toUpperCase()} ${path}`))
       .sort();
-    const served = k.api.router.routes.map((r) => `${r.method} ${r.path}`).sort();
+    const served = [...k.api.router.routes.map((r) => `${r.method} ${r.path}`), 'GET /healthz', 'GET /metrics'].sort();
     expect(served).toEqual(documented);
   });
 
@@ -55,7 +63,7 @@ describe('openapi.yaml matches the server', () => {
     await check('GET', G, '/v1/groups/unknown');
     const [root] = (await check('POST', P, `/v1/groups/${gid}/processes`, { process: {} })).processes;
     await untilProcess(k, gid, root.pid, (p) => p.status === 'ACTIVE');
-    const token = k.tokenOf((await k.kernel.store.processes.get(gid, root.pid))!);
+    const token = k.tokenOf((await k.kernel.getProcess(gid, root.pid))!);
     await check('GET', '/v1/self', '/v1/self', undefined, token);
     await check('GET', '/v1/self', '/v1/self');
     const [child] = (await check('POST', P, `/v1/groups/${gid}/processes`, { process: {} }, token)).processes;

@@ -68,12 +68,12 @@ describe('process tree: fork, list, ps --tree, kill cascade', () => {
     const onEvent = (p: Process): void => {
       if (p.gid === gid && p.status === 'KILLED') order.push(p.pid);
     };
-    k.kernel.on('process', onEvent);
+    k.kernel.events.on('process', onEvent);
     const res = await k.call('DELETE', `/v1/groups/${gid}/processes/100?signal=KILL`);
     expect(res.status).toBe(202);
     expect(res.body.kill.pids).toEqual([105, 104, 103, 102, 101, 100]);
     await untilProcess(k, gid, 100, (p) => p.status === 'KILLED');
-    k.kernel.off('process', onEvent);
+    k.kernel.events.off('process', onEvent);
     expect(order).toEqual([105, 104, 103, 102, 101, 100]);
     for (const p of all) {
       expect(osProcessesOfVm(p.compute_id!)).toEqual([]);

@@ -4,6 +4,7 @@ import { pipeline } from 'node:stream/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connect, RackError, type Rack } from '../../src/libdck/index.js';
 import type { Process } from '../../src/protocol/process.js';
+import { SqliteStore } from '../../src/store/sqlite/sqlite-store.js';
 import { startTestKernel, untilProcess, type TestKernel } from '../support/kernel.js';
 
 describe('libdck against a kernel', () => {
@@ -76,23 +77,39 @@ describe('libdck against a kernel', () => {
   });
 
   it('acks lost with a connection do not stall the mailbox at its window after the reconnect', async () => {
-    const c = await child();
-    const store = k.kernel.store.mailboxes;
-    const realAck = store.ack.bind(store);
-    store.ack = async () => {
-      throw new RackError('unavailable', 'ack lost (test)');
-    };
-    for (let i = 0; i < 10; i++) await parent.send(c.pid, { i });
-    const it = c.messages({ window: 4 });
-    const got: number[] = [];
-    // The window (4) fills and no ack gets through: the kernel sends no more.
-    for (let i = 0; i < 4; i++) got.push(((await it.next()).value!.data as { i: number }).i);
-    store.ack = realAck;
-    for (const ws of (k.api.ws as any).wss.clients) ws.terminate();
-    // After the reconnect the kernel sends the 4 again (dropped as seen) and must hear how far we are.
-    for (let i = 4; i < 10; i++) got.push(((await it.next()).value!.data as { i: number }).i);
-    expect(got).toEqual([...Array(10).keys()]);
-    c.close();
+    // A store whose acks can be made to fail, as they do when the connection drops before they land.
+    const real = new SqliteStore(':memory:');
+    let losing = false;
+    const mailboxes = new Proxy(real.mailboxes, {
+      get: (target, prop) =>
+        prop === 'ack' && losing
+          ? async () => {
+              throw new RackError('unavailable', 'ack lost (test)');
+            }
+          : Reflect.get(target, prop).bind(target),
+    });
+    const lossy = await startTestKernel({ store: new Proxy(real, { get: (t, prop) => (prop === 'mailboxes' ? mailboxes : Reflect.get(t, prop)) }) });
+    try {
+      const g = (await lossy.call('POST', '/v1/groups', { group: { name: 'acks', template: 'idle' } })).body.group.gid;
+      const [a, b] = (await lossy.call('POST', `/v1/groups/${g}/processes`, { process: { count: 2 } })).body.processes as Process[];
+      const sender = await connect({ url: lossy.url, token: lossy.tokenOf(await untilProcess(lossy, g, a!.pid, (p) => p.compute_id !== null)) });
+      const c = await connect({ url: lossy.url, token: lossy.tokenOf(await untilProcess(lossy, g, b!.pid, (p) => p.compute_id !== null)) });
+      losing = true;
+      for (let i = 0; i < 10; i++) await sender.send(c.pid, { i });
+      const it = c.messages({ window: 4 });
+      const got: number[] = [];
+      // The window (4) fills and no ack gets through: the kernel sends no more.
+      for (let i = 0; i < 4; i++) got.push(((await it.next()).value!.data as { i: number }).i);
+      losing = false;
+      lossy.api.ws.disconnect();
+      // After the reconnect the kernel sends the 4 again (dropped as seen) and must hear how far we are.
+      for (let i = 4; i < 10; i++) got.push(((await it.next()).value!.data as { i: number }).i);
+      expect(got).toEqual([...Array(10).keys()]);
+      sender.close();
+      c.close();
+    } finally {
+      await lossy.cleanup();
+    }
   });
 
   it('fork, wait and kill through libdck', async () => {
@@ -159,7 +176,7 @@ describe('libdck against a kernel', () => {
       got += b.length;
       if (cuts < cutAt.length && got >= cutAt[cuts]!) {
         cuts++;
-        for (const ws of (k.api.ws as any).wss.clients) ws.terminate();
+        k.api.ws.disconnect();
       }
     });
     const reading = pipeline(reader, hash);
@@ -211,11 +228,11 @@ describe('apps in sim VMs', () => {
     const watch = new Promise<void>((resolve) => {
       const on = (p: Process): void => {
         if (p.gid === gid && p.pid === root.pid && p.status === 'EXITED') {
-          k.kernel.off('process', on);
+          k.kernel.events.off('process', on);
           resolve();
         }
       };
-      k.kernel.on('process', on);
+      k.kernel.events.on('process', on);
     });
     await watch;
     expect((await k.call('GET', `/v1/groups/${gid}/processes/${root.pid}`)).body.process.exit_code).toBe(0);

@@ -1,7 +1,9 @@
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { ADMIN } from '../../src/auth/auth.js';
 import { silentLogger } from '../../src/common/log.js';
+import { until } from '../../src/common/until.js';
 import { startKernel, type KernelConfig, type RunningKernel } from '../../src/server/start.js';
 import type { Process } from '../../src/protocol/process.js';
 
@@ -58,9 +60,9 @@ export async function startTestKernel(cfg: Partial<KernelConfig> = {}, dataDir?:
     // any VM this kernel booted is left: a test that leaks VMs fails here.
     cleanup: async () => {
       const vms = new Set<string>();
-      for (const g of await k.kernel.store.groups.list()) {
-        for (const p of await k.kernel.store.processes.list(g.gid)) if (p.compute_id) vms.add(p.compute_id);
-        await k.kernel.deleteGroup({ kind: 'admin' }, g.gid).catch(() => {});
+      for (const g of await k.kernel.listGroups(ADMIN)) {
+        for (const p of await k.kernel.listProcesses(g.gid)) if (p.compute_id) vms.add(p.compute_id);
+        await k.kernel.deleteGroup(g.gid).catch(() => {});
       }
       await k.close();
       if (!dataDir) rmSync(dir, { recursive: true, force: true });
@@ -96,20 +98,15 @@ function readdirSafe(dir: string): string[] {
 
 /** Resolves with the first state of the process that satisfies `pred` (checked now, then on each event). */
 export function untilProcess(k: RunningKernel, gid: string, pid: number, pred: (p: Process) => boolean, ms = 30_000): Promise<Process> {
-  return new Promise((resolve, reject) => {
-    const onEvent = (p: Process): void => {
-      if (p.gid === gid && p.pid === pid && pred(p)) finish(null, p);
-    };
-    const finish = (err: Error | null, p?: Process): void => {
-      clearTimeout(timer);
-      k.kernel.off('process', onEvent);
-      if (err) reject(err);
-      else resolve(p!);
-    };
-    const timer = setTimeout(() => finish(new Error(`process ${pid} did not reach the expected state in ${ms} ms`)), ms);
-    k.kernel.on('process', onEvent);
-    void k.kernel.store.processes.get(gid, pid).then((p) => {
-      if (p && pred(p)) finish(null, p);
-    });
-  });
+  return until(
+    k.kernel.events,
+    'process',
+    (p: Process) => p.gid === gid && p.pid === pid,
+    async () => {
+      const p = await k.kernel.getProcess(gid, pid).catch(() => null);
+      return p && pred(p) ? p : null;
+    },
+    Date.now() + ms,
+    { timeoutMessage: `process ${pid} did not reach the expected state in ${ms} ms` },
+  );
 }

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { pino } from 'pino';
-import { drawTimelines, formatCount, formatDuration, LiveBlock, progressBar, Sim } from 'rack/sim';
+import { ADMIN, drawTimelines, formatCount, formatDuration, LiveBlock, progressBar, Sim } from 'rack/sim';
 import type { Process } from 'rack/libdck';
 import { importFile } from './baseline.js';
 import { putFile, startDaemon, TEMPLATE, type Target } from './commands.js';
@@ -103,7 +103,7 @@ async function main(): Promise<number> {
   }
 
   say(`RACK kernel (sim driver) at ${k.url}`);
-  const group = await k.kernel.createGroup({ kind: 'admin' }, { name: 'csv-processing', template: TEMPLATE });
+  const group = await k.kernel.createGroup({ name: 'csv-processing', template: TEMPLATE });
   const t: Target = { url: k.url, token: k.adminToken, gid: group.gid };
   say(`group ${group.gid}`);
 
@@ -144,16 +144,16 @@ async function main(): Promise<number> {
       if (chaosVictim !== null || p.gid !== group.gid || p.ppid !== catcher || p.status !== 'ACTIVE' || !m) return;
       if (Number(m[1]) < 1 || Number(m[1]) >= Number(m[2]) - 1) return;
       chaosVictim = p.pid;
-      k.kernel.off('process', onProcess);
+      k.kernel.events.off('process', onProcess);
       say(`  chaos: killing child ${p.pid} (${p.name}) after ${m[1]} of ${m[2]} batches`);
-      void k.kernel.kill({ kind: 'admin' }, group.gid, p.pid, { signal: 'KILL' });
+      void k.kernel.kill(ADMIN, group.gid, p.pid, { signal: 'KILL' });
     };
-    k.kernel.on('process', onProcess);
+    k.kernel.events.on('process', onProcess);
   }
   const finished = new Promise<JobStatus>((resolveJob) => {
-    k.ipc.shm.on('change', (c: { gid: string; key: string }) => {
+    k.services.shm.on('change', (c: { gid: string; key: string }) => {
       if (c.gid !== group.gid || c.key !== statusKey(job)) return;
-      void k.ipc.shm.get({ kind: 'admin' }, group.gid, c.key).then(({ value }) => {
+      void k.services.shm.get(group.gid, c.key).then(({ value }) => {
         status = value as JobStatus;
         draw();
         if (status.state === 'done' || status.state === 'failed') resolveJob(status);

@@ -1,4 +1,4 @@
-import type { Group, Process } from '../../protocol/process.js';
+import type { Group, Process, ProcessStatus } from '../../protocol/process.js';
 import type {
   GroupStore,
   KillStore,
@@ -177,6 +177,22 @@ class SqliteProcesses implements ProcessStore {
 
   async byComputeId(computeId: string): Promise<Process | null> {
     return toProcess(this.db.prepare('SELECT * FROM processes WHERE compute_id = ?').get(computeId) as never);
+  }
+
+  async countByStatus(): Promise<Partial<Record<ProcessStatus, number>>> {
+    const rows = this.db.prepare('SELECT status, count(*) AS n FROM processes GROUP BY status').all() as Array<{ status: ProcessStatus; n: number }>;
+    return Object.fromEntries(rows.map((r) => [r.status, r.n]));
+  }
+
+  async remove(gid: string, pids: readonly number[]): Promise<void> {
+    const del = this.db.prepare('DELETE FROM processes WHERE gid = ? AND pid = ?');
+    const tokens = this.db.prepare('DELETE FROM tokens WHERE gid = ? AND pid = ?');
+    this.db.transaction(() => {
+      for (const pid of pids) {
+        tokens.run(gid, pid);
+        del.run(gid, pid);
+      }
+    })();
   }
 }
 

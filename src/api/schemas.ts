@@ -1,0 +1,107 @@
+/**
+ * The JSON Schemas every operation is built from: named once here, referenced by the operations
+ * (`ref('Process')`), compiled for validation, and emitted as `components.schemas` of the OpenAPI
+ * document. This file and the operations are the one source of truth; openapi.yaml is generated.
+ */
+import { APP_STATES, PROCESS_STATUSES, SIGNALS } from '../protocol/process.js';
+
+export type Schema = Record<string, unknown>;
+
+/** A reference to a named schema below. */
+export function ref(name: keyof typeof COMPONENTS): Schema {
+  return { $ref: `#/$defs/${name}` };
+}
+
+const ID = { type: 'integer', minimum: 0, maximum: 2147483647 } as const;
+
+/** Long polls are bounded by the HTTP server's idle timeout, on both transports alike. */
+export const MAX_WAIT_SECONDS = 300;
+export const MAX_GRACE_SECONDS = 3600;
+export const MAX_TTL_SECONDS = 31_536_000;
+
+export const COMPONENTS = {
+  Error: {
+    type: 'object',
+    required: ['error'],
+    properties: {
+      error: { type: 'object', required: ['code', 'message'], properties: { code: { type: 'string' }, message: { type: 'string' } } },
+    },
+  },
+  Gid: { type: 'string', pattern: '^[A-Za-z0-9-]{1,64}$', description: 'a group id' },
+  Pid: { ...ID, description: 'a process id within its group' },
+  Name: { type: 'string', minLength: 1, maxLength: 255 },
+  Text: { type: 'string', maxLength: 255 },
+  Seconds: { type: 'number', minimum: 0, maximum: MAX_WAIT_SECONDS, description: `seconds to wait, at most ${MAX_WAIT_SECONDS}` },
+  Args: {
+    type: 'object',
+    maxProperties: 64,
+    propertyNames: { pattern: '^(rack_role|(?![Rr][Aa][Cc][Kk]_)[A-Za-z_][A-Za-z0-9_]{0,63})$' },
+    additionalProperties: { type: 'string', maxLength: 255 },
+  },
+  Signal: { type: 'string', enum: SIGNALS.filter((s) => s !== 'KILL') },
+  ShmKey: { type: 'string', minLength: 1, maxLength: 255, pattern: '^[^\\u0000-\\u001f\\u007f]*$' },
+  Prefix: { type: 'string', maxLength: 255 },
+  Group: {
+    type: 'object',
+    required: ['gid', 'name', 'description', 'template', 'flavor', 'args', 'created_at'],
+    properties: {
+      gid: { type: 'string' },
+      name: { type: 'string' },
+      description: { type: 'string' },
+      template: { type: ['string', 'null'] },
+      flavor: { type: ['string', 'null'] },
+      args: { type: 'object', additionalProperties: { type: 'string' } },
+      created_at: { type: 'string' },
+    },
+  },
+  Process: {
+    type: 'object',
+    required: ['gid', 'pid', 'ppid', 'name', 'template', 'flavor', 'args', 'status', 'app_state', 'app_status', 'exit_code', 'signal', 'error', 'compute_id', 'created_at', 'updated_at', 'ended_at'],
+    properties: {
+      gid: { type: 'string' },
+      pid: { type: 'integer' },
+      ppid: { type: ['integer', 'null'] },
+      name: { type: 'string' },
+      template: { type: ['string', 'null'] },
+      flavor: { type: ['string', 'null'] },
+      args: { type: 'object', additionalProperties: { type: 'string' } },
+      status: { type: 'string', enum: PROCESS_STATUSES },
+      app_state: { type: 'string', enum: APP_STATES },
+      app_status: { type: 'string' },
+      exit_code: { type: ['integer', 'null'] },
+      signal: { type: ['string', 'null'] },
+      error: { type: ['string', 'null'] },
+      compute_id: { type: ['string', 'null'] },
+      created_at: { type: 'string' },
+      updated_at: { type: 'string' },
+      ended_at: { type: ['string', 'null'] },
+    },
+  },
+  WaitResult: {
+    type: 'object',
+    required: ['gid', 'pid', 'ppid', 'status', 'code', 'signal', 'error'],
+    properties: {
+      gid: { type: 'string' },
+      pid: { type: 'integer' },
+      ppid: { type: ['integer', 'null'] },
+      status: { type: 'string', enum: ['exited', 'killed', 'error'] },
+      code: { type: ['integer', 'null'] },
+      signal: { type: ['string', 'null'] },
+      error: { type: ['string', 'null'] },
+    },
+  },
+  FileInfo: {
+    type: 'object',
+    required: ['path', 'size', 'etag', 'modified'],
+    properties: { path: { type: 'string' }, size: { type: 'integer' }, etag: { type: 'string' }, modified: { type: 'string' } },
+  },
+} satisfies Record<string, Schema>;
+
+/** An object schema: these properties, these required, nothing else. */
+export function object(properties: Record<string, Schema>, required: string[] = []): Schema {
+  return { type: 'object', additionalProperties: false, properties, ...(required.length ? { required } : {}) };
+}
+
+export const processOut = object({ process: ref('Process') }, ['process']);
+export const processesOut = object({ processes: { type: 'array', items: ref('Process') } }, ['processes']);
+export const empty = object({});

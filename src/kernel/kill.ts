@@ -1,0 +1,107 @@
+import type { Logger } from '../common/log.js';
+import { until } from '../common/until.js';
+import type { ComputeDriver } from '../compute/driver.js';
+import { isTerminal, type Process } from '../protocol/process.js';
+import type { KillStore, ProcessStore } from '../store/store.js';
+import type { Agents } from './agents.js';
+import type { KernelEvents } from './events.js';
+import type { ProcessTable } from './process-table.js';
+
+export interface KillOptions {
+  signal?: 'TERM' | 'KILL';
+  graceMs?: number;
+}
+
+/** The process and its descendants, deepest first (children before their parents). */
+export function subtreeOf(all: readonly Process[], pid: number): Process[] {
+  const children = new Map<number, Process[]>();
+  for (const p of all) {
+    if (p.ppid === null) continue;
+    const list = children.get(p.ppid) ?? [];
+    list.push(p);
+    children.set(p.ppid, list);
+  }
+  const root = all.find((p) => p.pid === pid);
+  if (!root) return [];
+  const levels: Process[][] = [];
+  let frontier = [root];
+  while (frontier.length > 0) {
+    levels.push(frontier);
+    frontier = frontier.flatMap((p) => children.get(p.pid) ?? []);
+  }
+  return levels.reverse().flatMap((level) => [...level].sort((a, b) => b.pid - a.pid));
+}
+
+/**
+ * kill(): a process and every descendant end, deepest first. TERM asks each app to stop and
+ * destroys what is left after the grace period; KILL destroys at once. A kill in progress is
+ * stored first, so a kernel that dies during the grace period finishes it when it starts again.
+ */
+export class Killer {
+  constructor(
+    private readonly deps: {
+      processes: ProcessStore;
+      kills: KillStore;
+      table: ProcessTable;
+      agents: Agents;
+      compute: ComputeDriver;
+      events: KernelEvents;
+      log: Logger;
+    },
+  ) {}
+
+  async subtree(gid: string, pid: number): Promise<Process[]> {
+    return subtreeOf(await this.deps.processes.list(gid), pid);
+  }
+
+  async terminate(gid: string, pid: number, signal: 'TERM' | 'KILL', graceMs: number): Promise<void> {
+    const { processes, kills, table, agents, compute, log } = this.deps;
+    await kills.put({ gid, pid, signal, deadline: Date.now() + (signal === 'TERM' ? graceMs : 0) });
+    const order = await this.subtree(gid, pid);
+    log.info({ gid, pid, signal, grace_ms: graceMs, pids: order.map((p) => p.pid) }, 'kill');
+    if (signal === 'TERM') {
+      const live = order.filter((p) => !isTerminal(p.status));
+      for (const p of live) await agents.send(gid, p.pid, { event: 'signal', signal: 'TERM', grace_ms: graceMs });
+      await this.untilEnded(gid, live.map((p) => p.pid), Date.now() + graceMs);
+    }
+    for (const p of order) {
+      const current = await processes.get(gid, p.pid);
+      if (!current) continue;
+      if (current.compute_id) {
+        try {
+          await compute.destroy(current.compute_id);
+        } catch (err) {
+          log.warn({ gid, pid: p.pid, err: (err as Error).message }, 'destroy failed');
+          await table.end(gid, p.pid, { status: 'ERROR', error: `destroy failed: ${(err as Error).message}` });
+          continue;
+        }
+      }
+      await table.end(gid, p.pid, { status: 'KILLED', signal, app_state: 'exited' });
+    }
+    await kills.delete(gid, pid);
+  }
+
+  /** Resolves once every one of `pids` has ended, or at the deadline (the grace period is over). */
+  private async untilEnded(gid: string, pids: number[], deadline: number): Promise<void> {
+    const waiting = new Set(pids);
+    await until(
+      this.deps.events,
+      'process',
+      (p: Process) => p.gid === gid && waiting.has(p.pid),
+      async () => {
+        for (const pid of [...waiting]) {
+          const p = await this.deps.processes.get(gid, pid);
+          if (!p || isTerminal(p.status)) waiting.delete(pid);
+        }
+        return waiting.size === 0 ? true : null;
+      },
+      deadline,
+      { onTimeout: () => false },
+    );
+  }
+
+  /** The kills a previous run did not finish: the rest of a TERM's grace, then destroy. */
+  async unfinished(): Promise<Array<{ gid: string; pid: number; signal: 'TERM' | 'KILL'; graceMs: number }>> {
+    return (await this.deps.kills.list()).map((k) => ({ gid: k.gid, pid: k.pid, signal: k.signal, graceMs: Math.max(0, k.deadline - Date.now()) }));
+  }
+}

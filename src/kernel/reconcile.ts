@@ -1,0 +1,39 @@
+import type { Logger } from '../common/log.js';
+import type { ComputeDriver } from '../compute/driver.js';
+import type { ProcessStore } from '../store/store.js';
+import type { ProcessTable } from './process-table.js';
+
+/**
+ * After a (re)start the process table and the compute service are made to agree: processes
+ * whose VM died meanwhile become ERROR, builds that finished become ACTIVE, and VMs that no
+ * process knows are destroyed.
+ */
+export async function reconcile(deps: {
+  processes: ProcessStore;
+  table: ProcessTable;
+  compute: ComputeDriver;
+  log: Logger;
+}): Promise<{ lost: number; orphans: number }> {
+  const { processes, table, compute, log } = deps;
+  let lost = 0;
+  let orphans = 0;
+  for (const p of await processes.listLive()) {
+    const state = p.compute_id ? await compute.state(p.compute_id) : 'GONE';
+    if (state === 'GONE' || state === 'ERROR') {
+      lost++;
+      await table.end(p.gid, p.pid, {
+        status: 'ERROR',
+        error: p.compute_id ? 'the VM was lost while the kernel was down' : 'boot was interrupted by a kernel restart',
+      });
+    } else if (state === 'ACTIVE' && p.status === 'BUILD') {
+      await table.changeLive(p.gid, p.pid, { status: 'ACTIVE' });
+    }
+  }
+  for (const vm of await compute.list()) {
+    if (await processes.byComputeId(vm.id)) continue;
+    orphans++;
+    log.warn({ vm: vm.id }, 'destroying a VM that no process knows');
+    await compute.destroy(vm.id);
+  }
+  return { lost, orphans };
+}
