@@ -15,6 +15,31 @@ export function openApiYaml(): string {
   return `# Generated from the kernel's operation table (src/api/ops) by \`npm run openapi\`: do not edit.\n${yaml.dump(doc, { lineWidth: 120, noRefs: true })}`;
 }
 
+/** docs/operations.md's text: every operation, its WebSocket op, REST route and policy. */
+export function operationsMarkdown(): string {
+  const rows = operations({} as Services).map((op) => {
+    const rest = op.rest ? `\`${op.rest.method} ${op.rest.path}\`${op.rest.query?.length ? ` ?${op.rest.query.join('&')}` : ''}` : `(WebSocket only: ${op.wsOnly})`;
+    const ws = op.ws === false ? '(REST only: streamed)' : `\`${op.name}\``;
+    const fields = Object.keys(op.input.properties).filter((f) => f !== '$payload');
+    return `| ${ws} | ${rest} | ${op.policy} | ${fields.join(', ')} | ${op.idempotent ? 'yes' : ''} | ${op.summary.replaceAll('|', '\\|')} |`;
+  });
+  return [
+    '# Operations',
+    '',
+    "Generated from the kernel's operation table (src/api/ops) by `npm run openapi`: do not edit.",
+    'Each operation has the same input fields and answers on both transports (see docs/protocol.md);',
+    'over REST the fields come from the path, the query string and the body, and some answers are',
+    'wrapped in a key (`{"kill": {...}}`) as openapi.yaml shows. Policy: who may call it (any token; admin; group:',
+    'the admin or a process of the group; self: the admin or the process itself; process: a process',
+    'token only). Resend: a client may send it again after a reconnect.',
+    '',
+    '| WebSocket op | REST | policy | fields | resend | what it does |',
+    '|---|---|---|---|---|---|',
+    ...rows,
+    '',
+  ].join('\n');
+}
+
 /** `#/$defs/X` (how operations refer to shared schemas) -> `#/components/schemas/X`. */
 function docRefs<T>(schema: T): T {
   return JSON.parse(JSON.stringify(schema).replaceAll('"#/$defs/', '"#/components/schemas/')) as T;

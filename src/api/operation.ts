@@ -9,12 +9,13 @@ import { COMPONENTS, type Schema } from './schemas.js';
 /**
  * Who may call an operation, checked before its handler runs (what depends on the process tree
  * is the kernel's to check):
+ * - any: any valid token;
  * - admin: the admin token only;
  * - group: the admin, or a process of the group the call names (`gid`, its own by default);
  * - self: the admin, or the process the call names itself (`pid`, or the op's `self` field);
  * - process: a process token only, acting as itself.
  */
-export type Policy = 'admin' | 'group' | 'self' | 'process';
+export type Policy = 'any' | 'admin' | 'group' | 'self' | 'process';
 
 export interface OpContext {
   who: Principal;

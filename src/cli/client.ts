@@ -1,5 +1,6 @@
 import { request } from 'undici';
-import { RackError, type ErrorCode } from '../common/errors.js';
+import { restError } from '../client/rest-error.js';
+import { RackError } from '../common/errors.js';
 
 /** A small REST client for the CLI and scripts: JSON in, JSON out, errors as RackError. */
 export class RestClient {
@@ -26,21 +27,11 @@ export class RestClient {
       throw new RackError('unavailable', `cannot reach the kernel at ${this.url}: ${(err as Error).message}`);
     }
     const text = await res.body.text();
-    const data: unknown = text ? safeJson(text) : undefined;
-    if (res.statusCode >= 400) {
-      const e = (data as { error?: { code?: string; message?: string } } | undefined)?.error;
-      const err = new RackError((e?.code as ErrorCode) ?? 'internal', e?.message ?? `HTTP ${res.statusCode}`);
-      (err as { status: number }).status = res.statusCode;
-      throw err;
+    if (res.statusCode >= 400) throw restError(res.statusCode, text);
+    try {
+      return (text ? JSON.parse(text) : undefined) as T;
+    } catch {
+      throw new RackError('internal', `the kernel answered ${method} ${path} with something that is not JSON`);
     }
-    return data as T;
-  }
-}
-
-function safeJson(text: string): unknown {
-  try {
-    return JSON.parse(text);
-  } catch {
-    return { error: { code: 'internal', message: text.slice(0, 200) } };
   }
 }

@@ -2,6 +2,7 @@ import { createReadStream, createWriteStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { pipeline } from 'node:stream/promises';
 import { request } from 'undici';
+import { restError } from '../client/rest-error.js';
 import { RackError } from '../common/errors.js';
 import { checkPath } from '../protocol/file-path.js';
 import { client, gidOf, int, parse, print, seconds, UsageError, type Command } from './args.js';
@@ -26,16 +27,7 @@ async function stream(method: 'GET' | 'PUT', url: string, token: string, body?: 
   const res = await request(url, { method, body: body as never, headers: { authorization: `Bearer ${token}`, 'content-type': 'application/octet-stream' }, bodyTimeout: 0, headersTimeout: 60_000 }).catch((err: Error) => {
     throw new RackError('unavailable', `cannot reach the kernel: ${err.message}`);
   });
-  if (res.statusCode >= 400) {
-    const text = await res.body.text();
-    let msg = `HTTP ${res.statusCode}`;
-    try {
-      msg = JSON.parse(text).error.message;
-    } catch {
-      /* keep the status */
-    }
-    throw new RackError(res.statusCode === 404 ? 'not_found' : 'bad_request', msg);
-  }
+  if (res.statusCode >= 400) throw restError(res.statusCode, await res.body.text());
   return res;
 }
 

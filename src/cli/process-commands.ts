@@ -1,4 +1,4 @@
-import type { Group, Process, WaitResult } from '../protocol/process.js';
+import { SIGNAL_TABLE, type Group, type Process, type WaitResult } from '../protocol/process.js';
 import { argsOf, client, gidOf, int, parse, print, seconds, UsageError, type Command } from './args.js';
 import { drawTree, shorten } from './tree.js';
 
@@ -6,10 +6,9 @@ const processLine = (p: Process): string =>
   `${String(p.pid).padEnd(6)} ${String(p.ppid ?? '-').padEnd(6)} ${p.status.padEnd(7)} ${p.app_state.padEnd(8)} ${String(p.exit_code ?? p.signal ?? '').padEnd(5)} ${p.name}${p.app_status ? `  "${shorten(p.app_status)}"` : ''}`;
 
 /** Shell convention: the exit code, or 128 + signal number for a killed child. */
-const SIGNUM: Record<string, number> = { HUP: 1, INT: 2, KILL: 9, USR1: 10, USR2: 12, TERM: 15, STOP: 19, CONT: 18 };
 export function shellStatus(w: WaitResult): number {
   if (w.status === 'exited') return w.code ?? 0;
-  if (w.status === 'killed') return 128 + (SIGNUM[w.signal ?? 'KILL'] ?? 9);
+  if (w.status === 'killed') return 128 + SIGNAL_TABLE[w.signal ?? 'KILL'].number;
   return 125;
 }
 

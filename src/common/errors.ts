@@ -51,7 +51,7 @@ export class RackError extends Error {
     super(message);
     this.name = 'RackError';
     this.code = code;
-    this.status = STATUS[code];
+    this.status = STATUS[code] ?? 500;
   }
 
   toJSON(): { code: ErrorCode; message: string } {

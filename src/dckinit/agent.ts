@@ -1,15 +1,16 @@
 import { execFile } from 'node:child_process';
 import { join } from 'node:path';
+import { KernelSocket } from '../client/kernel-socket.js';
 import type { Logger } from '../common/log.js';
 import { META, RESERVED_META_PREFIX } from '../protocol/metadata.js';
 import type { SignalEvent } from '../protocol/channel.js';
-import { Channel } from './channel/channel.js';
+import { SIGNAL_TABLE } from '../protocol/process.js';
 import { ConfigError, loadConfig, type OnExit } from './config/config.js';
 import { readInstanceData, LINK_LOCAL } from './metadata/source.js';
 import type { InstanceData } from './metadata/openstack.js';
-import { request } from './http/request.js';
 import { Notifier } from './notify/notify.js';
 import { decideRole } from './role/role.js';
+import { AppRecord } from './state/app-record.js';
 import { Supervisor, type AppExit } from './supervisor/supervisor.js';
 
 export interface AgentOptions {
@@ -18,8 +19,14 @@ export interface AgentOptions {
   log: Logger;
 }
 
-/** How the agent process ends: 0 also for "not a RACK VM"; 1 for a bad config or metadata. */
+/** How the agent process ends: 0 for "not a RACK VM" and for a stop by systemd; 1 for a bad config or metadata. */
 export type AgentResult = { code: number; reason: string };
+
+/**
+ * The exit code of an agent whose work ran out while its VM is a live RACK process (a bug: it
+ * must never happen). Not 0, so that systemd restarts it; EX_TEMPFAIL, as in sysexits.h.
+ */
+export const EXIT_ENDED_EARLY = 75;
 
 export function defaultConfigFile(): string {
   return join(process.env.DCKINIT_ROOT || '/', 'etc', 'dckinit', 'config.yaml');
@@ -54,9 +61,12 @@ function checkRackMeta(data: InstanceData): string | null {
   return null;
 }
 
-const SIGNALS: Record<string, NodeJS.Signals> = { TERM: 'SIGTERM', INT: 'SIGINT', HUP: 'SIGHUP', USR1: 'SIGUSR1', USR2: 'SIGUSR2', STOP: 'SIGSTOP', CONT: 'SIGCONT' };
-
-/** The guest agent: metadata -> role -> app, with a channel to the kernel and systemd notifications. */
+/**
+ * The guest agent: metadata -> role -> app, with a channel to the kernel and systemd
+ * notifications. Once it runs a RACK process it ends only when systemd stops it: after the app
+ * has exited it stays (on_exit: stay), or asks the kernel to destroy its VM (kill) and waits for
+ * that, or powers the VM off; a kernel outage on the way only delays the reports.
+ */
 export async function runAgent(opts: AgentOptions): Promise<AgentResult> {
   const { log } = opts;
   const configFile = opts.configFile ?? defaultConfigFile();
@@ -78,26 +88,36 @@ export async function runAgent(opts: AgentOptions): Promise<AgentResult> {
   const pid = Number(meta[META.pid]);
   const role = decideRole(meta);
   const alog = log.child({ gid, pid, role });
-  const roleConfig = config.roles[role];
-  const channel = new Channel({ url: meta[META.url]!, token: meta[META.token]!, log: alog, heartbeatMs: config.heartbeat * 1000 });
+
+  // From here on this agent is a live RACK process's: nothing but a stop may end it.
+  let stopping = false;
+  process.on('beforeExit', () => {
+    if (stopping || process.exitCode) return;
+    alog.error('the agent ran out of work while its VM is a live RACK process; exiting so that systemd restarts it');
+    process.exitCode = EXIT_ENDED_EARLY;
+  });
+
+  const channel = new KernelSocket({ url: meta[META.url]!, token: meta[META.token]!, role: 'agent', timeoutMs: 0, heartbeatMs: config.heartbeat * 1000, log: alog });
   channel.start();
-  if (!roleConfig) {
+  const roleConfig = config.roles[role];
+  const record = new AppRecord(gid, pid, alog);
+  const onExit: OnExit = roleConfig?.on_exit ?? (role === 'parent' ? 'stay' : 'kill');
+  const supervisor = roleConfig ? new Supervisor(roleConfig, appEnvironment(meta, role), alog) : null;
+  // An agent restarted by systemd after its app ended does not run the app again.
+  let exit: AppExit | null = record.exited();
+  let state: 'starting' | 'running' | 'exited' = exit ? 'exited' : 'starting';
+  if (!roleConfig && !exit) {
     alog.error({ config: configFile, roles: Object.keys(config.roles) }, `no role "${role}" in the config`);
-    await channel.request({ op: 'state', state: 'exited', code: 78 }).catch(() => {});
-    channel.close();
-    return { code: 1, reason: `no role "${role}" in ${configFile}` };
+    exit = { code: 78, signal: null };
+    state = 'exited';
   }
-  const onExit: OnExit = roleConfig.on_exit ?? (role === 'parent' ? 'stay' : 'kill');
-  const supervisor = new Supervisor(roleConfig, appEnvironment(meta, role), alog);
-  let state: 'starting' | 'running' | 'exited' = 'starting';
-  let exit: AppExit | null = null;
   let ready = false;
 
   const report = (): Promise<unknown> =>
-    channel.request(state === 'exited' ? { op: 'state', state, code: exit?.code ?? null, signal: exit?.signal ?? null } : { op: 'state', state });
+    channel.call('state', state === 'exited' ? { state, code: exit?.code ?? null, signal: exit?.signal ?? null } : { state });
   const status = (): void => void notifier.notify({ STATUS: `${role} pid ${pid}: app ${state}${channel.isUp ? '' : ' (kernel unreachable)'}` });
   const maybeReady = (): void => {
-    if (ready || state !== 'running' || !channel.isUp) return;
+    if (ready || state === 'starting' || !channel.isUp) return;
     ready = true;
     void notifier.notify({ READY: '1' });
     notifier.startWatchdog();
@@ -108,66 +128,64 @@ export async function runAgent(opts: AgentOptions): Promise<AgentResult> {
     maybeReady();
     status();
   });
-  channel.on('down', status);
+  channel.on('down', () => {
+    alog.warn('channel to the kernel is down; reconnecting');
+    status();
+  });
   channel.on('event', (ev: SignalEvent) => {
     if (ev.event !== 'signal') return;
-    const sig = SIGNALS[ev.signal];
-    if (!sig) return;
+    const sig = SIGNAL_TABLE[ev.signal]?.node;
+    if (!sig || !supervisor) return;
     alog.info({ signal: ev.signal, grace_ms: ev.grace_ms }, 'signal from the kernel');
     supervisor.signal(sig);
   });
-  supervisor.on('state', (s: 'starting' | 'running') => {
-    state = s;
-    void report().catch(() => {});
-    maybeReady();
-    status();
-  });
 
-  const ended = new Promise<AppExit>((resolve) => supervisor.once('exit', resolve));
-  let shuttingDown = false;
-  const shutdown = new Promise<void>((resolve) => {
+  const stopped = new Promise<void>((resolve) => {
     const onSignal = (): void => {
-      if (shuttingDown) return;
-      shuttingDown = true;
+      if (stopping) return;
+      stopping = true;
       alog.info('shutting down: stopping the app');
       void notifier.notify({ STOPPING: '1', STATUS: 'stopping' });
-      void supervisor.stop().then(() => resolve());
+      void (supervisor?.stop() ?? Promise.resolve()).then(() => resolve());
     };
     process.once('SIGTERM', onSignal);
     process.once('SIGINT', onSignal);
   });
-  supervisor.start();
 
-  exit = await ended;
-  state = 'exited';
-  status();
-  // The exit code must reach the kernel: retried across reconnects, bounded.
-  const reported = await Promise.race([report().then(() => true, () => false), new Promise<boolean>((r) => setTimeout(() => r(false), 300_000).unref())]);
-  if (!reported) alog.error('could not report the exit to the kernel');
-  if (shuttingDown) {
-    await shutdown;
-    notifier.stop();
-    channel.close();
-    return { code: 0, reason: 'stopped' };
+  if (!exit && supervisor) {
+    supervisor.on('state', (s: 'starting' | 'running') => {
+      state = s;
+      void report().catch(() => {});
+      maybeReady();
+      status();
+    });
+    const ended = new Promise<AppExit>((resolve) => supervisor.once('exit', resolve));
+    supervisor.start();
+    exit = await ended;
+    state = 'exited';
+    record.save(exit);
+    status();
+  } else {
+    alog.info({ code: exit?.code, signal: exit?.signal }, 'the app has ended already: not running it again');
   }
-  alog.info({ on_exit: onExit }, 'app ended');
-  if (onExit === 'kill') {
-    // The seed's self-KILL: the kernel destroys this VM (and this agent with it).
-    await request(`${meta[META.url]!.replace(/\/+$/, '')}/v1/groups/${gid}/processes/${pid}?signal=KILL`, {
-      method: 'DELETE',
-      headers: { authorization: `Bearer ${meta[META.token]}` },
-      timeoutMs: 30_000,
-      maxBytes: 64 * 1024,
-    }).then(
-      (r) => r.status >= 300 && alog.error({ status: r.status, body: r.body.toString('utf8').slice(0, 200) }, 'self-kill refused by the kernel'),
-      (err: Error) => alog.error({ err: err.message }, 'self-kill failed'),
-    );
-  } else if (onExit === 'poweroff' && !process.env.RACK_SIM_VM) {
-    execFile('systemctl', ['poweroff'], () => {});
-  } else if (onExit === 'stay') {
-    await shutdown;
+  // The exit must reach the kernel: the channel sends it again after every reconnect until it is answered.
+  const reported = report().then(
+    () => true,
+    (err: Error) => (alog.error({ err: err.message }, 'the kernel refused the exit report'), false),
+  );
+  if (!stopping) {
+    alog.info({ on_exit: onExit }, 'app ended');
+    await reported;
+    if (onExit === 'kill' && !stopping) {
+      // The seed's self-KILL: the kernel destroys this VM, and this agent with it.
+      await channel.call('kill', { pid, signal: 'KILL' }).catch((err: Error) => alog.error({ err: err.message }, 'self-kill refused by the kernel'));
+    } else if (onExit === 'poweroff' && !process.env.RACK_SIM_VM) {
+      execFile('systemctl', ['poweroff'], () => {});
+    }
   }
+  // Stay until systemd stops the agent (or the VM goes): signals and kills still reach it.
+  await stopped;
   notifier.stop();
   channel.close();
-  return { code: 0, reason: `app exited (${exit.code ?? exit.signal})` };
+  return { code: 0, reason: `stopped; the app had exited (${exit?.code ?? exit?.signal})` };
 }

@@ -1,6 +1,7 @@
 import { Readable } from 'node:stream';
 import { request } from 'undici';
-import { RackError, type ErrorCode } from '../common/errors.js';
+import { restError } from '../client/rest-error.js';
+import { RackError } from '../common/errors.js';
 import { checkPath } from '../protocol/file-path.js';
 import type { FileInfo } from '../protocol/files.js';
 
@@ -25,16 +26,7 @@ export class Files {
     const res = await request(url, { method, body, headers: { authorization: `Bearer ${this.token}`, ...headers }, headersTimeout: 60_000, bodyTimeout: 0 }).catch((err: Error) => {
       throw new RackError('unavailable', `cannot reach the kernel: ${err.message}`);
     });
-    if (res.statusCode >= 400) {
-      const text = method === 'HEAD' ? '' : await res.body.text();
-      let e: { code?: ErrorCode; message?: string } = {};
-      try {
-        e = JSON.parse(text).error ?? {};
-      } catch {
-        /* keep the status */
-      }
-      throw new RackError(e.code ?? (res.statusCode === 404 ? 'not_found' : 'internal'), e.message ?? `HTTP ${res.statusCode}`);
-    }
+    if (res.statusCode >= 400) throw restError(res.statusCode, method === 'HEAD' ? '' : await res.body.text());
     return res;
   }
 

@@ -1,4 +1,4 @@
-import type { Connection } from './connection.js';
+import type { KernelSocket } from '../client/kernel-socket.js';
 
 export interface Message {
   seq: number;
@@ -13,7 +13,7 @@ export interface Message {
  * once from the kernel; seqs already seen are dropped here, so each reaches the app once. A
  * message is acknowledged when the consumer asks for the next one (it has been handled).
  */
-export async function* receive(conn: Connection, window = 256): AsyncGenerator<Message> {
+export async function* receive(conn: KernelSocket, window = 256): AsyncGenerator<Message> {
   const queue: Message[] = [];
   let wake: (() => void) | null = null;
   let lastSeen = 0;

@@ -1,6 +1,6 @@
 import { Readable, Writable } from 'node:stream';
 import { RackError } from '../common/errors.js';
-import type { Connection } from './connection.js';
+import type { KernelSocket } from '../client/kernel-socket.js';
 
 const CHUNK = 256 * 1024;
 const CREDIT = 1024 * 1024;
@@ -20,7 +20,7 @@ const IN_FLIGHT = 4;
  */
 export class Pipe {
   constructor(
-    private readonly conn: Connection,
+    private readonly conn: KernelSocket,
     readonly id: string,
   ) {}
 

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { RackError, type ErrorCode } from '../common/errors.js';
 import type { Process, SignalName, WaitResult } from '../protocol/process.js';
-import { Connection } from './connection.js';
+import { KernelSocket } from '../client/kernel-socket.js';
 import { Files } from './files.js';
 import { receive, type Message } from './messages.js';
 import { Pipe } from './pipes.js';
@@ -39,7 +39,7 @@ export class Rack {
   private flushQueued = false;
 
   constructor(
-    private readonly conn: Connection,
+    private readonly conn: KernelSocket,
     readonly self: Process,
     readonly url: string,
     token: string,
@@ -195,7 +195,7 @@ export async function connect(opts: ConnectOptions = {}): Promise<Rack> {
   const token = opts.token ?? process.env.RACK_TOKEN;
   if (!url) throw new RackError('bad_request', 'no RACK_URL: run inside a RACK VM (dckinit sets it) or pass { url }');
   if (!token) throw new RackError('bad_request', 'no RACK_TOKEN: run inside a RACK VM (dckinit sets it) or pass { token }');
-  const conn = new Connection({ url, token, timeoutMs: opts.timeoutMs });
+  const conn = new KernelSocket({ url, token, role: 'app', timeoutMs: opts.timeoutMs });
   const hello = (await conn.open()) as { process?: Process };
   if (!hello.process) {
     conn.close();

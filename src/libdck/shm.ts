@@ -1,8 +1,8 @@
-import type { Connection } from './connection.js';
+import type { KernelSocket } from '../client/kernel-socket.js';
 
 /** Shared memory of the group: values, counters, compare-and-set, lists and watches. */
 export class SharedMemory {
-  constructor(private readonly conn: Connection) {}
+  constructor(private readonly conn: KernelSocket) {}
 
   async get<T = unknown>(key: string): Promise<T | null> {
     return (await this.conn.call('shm.get', { key })).value as T | null;

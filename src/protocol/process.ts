@@ -11,6 +11,18 @@ export type AppState = (typeof APP_STATES)[number];
 export const SIGNALS = ['TERM', 'KILL', 'INT', 'HUP', 'USR1', 'USR2', 'STOP', 'CONT'] as const;
 export type SignalName = (typeof SIGNALS)[number];
 
+/** The signal table: Linux numbers (a shell reports a child killed by N as 128 + N) and Node's names. */
+export const SIGNAL_TABLE: Readonly<Record<SignalName, { number: number; node: NodeJS.Signals }>> = {
+  HUP: { number: 1, node: 'SIGHUP' },
+  INT: { number: 2, node: 'SIGINT' },
+  KILL: { number: 9, node: 'SIGKILL' },
+  USR1: { number: 10, node: 'SIGUSR1' },
+  USR2: { number: 12, node: 'SIGUSR2' },
+  TERM: { number: 15, node: 'SIGTERM' },
+  CONT: { number: 18, node: 'SIGCONT' },
+  STOP: { number: 19, node: 'SIGSTOP' },
+};
+
 /** The first PID of a group: the seed's slides show the first VM as PID=100. */
 export const FIRST_PID = 100;
 

@@ -15,23 +15,18 @@ import { Pipes } from '../ipc/pipes.js';
 import { SharedMemory } from '../ipc/shared-memory.js';
 import { Kernel } from '../kernel/kernel.js';
 import { lockDataDir } from './data-dir.js';
-import { createCompute } from './drivers.js';
+import { createCompute, type DriverConfig } from './drivers.js';
 
-export interface KernelConfig {
+export interface KernelConfig extends DriverConfig {
   /** host:port to listen on; port 0 picks a free one. */
   listen: string;
   dataDir: string;
-  driver?: 'sim' | 'nova';
-  /** Directories the sim driver searches for template names. */
-  templates?: string[];
   adminToken?: string;
   /** The URL VMs use to reach the kernel, when it differs from the listen address. */
   publicUrl?: string;
   forkLimit?: number;
   defaultGraceMs?: number;
   log?: Logger;
-  /** A ready-made compute driver (tests, embedding); overrides `driver`. */
-  compute?: ComputeDriver;
   /** A ready-made store (tests, embedding); the default is DATA/rack.db. */
   store?: Store;
   /** Bounds of every mailbox (messages and bytes waiting to be read). */

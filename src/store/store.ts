@@ -82,14 +82,10 @@ export interface MailboxLimits {
 
 export interface MailboxStore {
   /**
-   * Appends a message to `to`'s mailbox. A message with the same (from, mid) as one stored before
-   * is not stored again (the sender's resend after a lost reply): its first seq is answered.
-   * Throws mailbox_full when the mailbox is at its limits.
-   */
-  append(gid: string, to: number, from: number, mid: string | null, data: Buffer, binary: boolean, limits: MailboxLimits): Promise<number>;
-  /**
    * Appends several messages from one sender in one transaction, in order; each succeeds or fails
-   * on its own (its seq, or its error, in the same order).
+   * on its own (its seq, or its error, in the same order). A message with the same (from, mid) as
+   * one stored before is not stored again (the sender's resend after a lost reply): its first seq
+   * is answered. A full mailbox refuses with mailbox_full.
    */
   appendMany(gid: string, from: number, items: ReadonlyArray<{ to: number; mid: string | null; data: Buffer; binary: boolean }>, limits: MailboxLimits): Promise<Array<number | RackError>>;
   /** Unacknowledged messages of `to` with seq > after, oldest first. */

@@ -2,6 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { until } from '../../src/common/until.js';
 import type { Process } from '../../src/protocol/process.js';
 import { untilFile, untilGone } from '../support/files.js';
 import { osProcessesOfVm, startTestKernel, untilProcess, type TestKernel } from '../support/kernel.js';
@@ -83,28 +84,30 @@ describe('dckinit in sim VMs, against the kernel', () => {
     expect(osProcessesOfVm(bVm)).toEqual([]);
   });
 
-  it('survives a kernel stopped for 30 s: the app keeps running, the agent reconnects, signals still arrive', async () => {
+  it('survives a kernel stopped for 30 s, while its app runs and after it has ended: the agents reconnect, signals and kills still arrive', async () => {
     const t = k.tokenOf(root);
     const [c] = (await k.call('POST', `/v1/groups/${gid}/processes`, { process: {} }, t)).body.processes as Process[];
+    // A root process whose app exits at once: its agent stays (on_exit: stay) with nothing left to do but wait.
+    const [done] = (await k.call('POST', `/v1/groups/${gid}/processes`, { process: { name: 'done', args: { mode: 'exit', code: '3' } } })).body.processes as Process[];
     await untilProcess(k, gid, c!.pid, (p) => p.app_state === 'running');
+    const ended = await untilProcess(k, gid, done!.pid, (p) => p.status === 'EXITED');
+    expect(ended.exit_code).toBe(3);
     const vm = (await k.kernel.getProcess(gid, c!.pid))!.compute_id!;
+    const doneVm = ended.compute_id!;
     await k.close();
     await new Promise((r) => setTimeout(r, 30_000)); // the outage itself is what is under test
     expect(osProcessesOfVm(vm).length).toBeGreaterThan(0);
+    expect(osProcessesOfVm(doneVm).length).toBeGreaterThan(0);
     k = await startTestKernel({ listen: `127.0.0.1:${port}` }, dataDir);
-    // The agent comes back and says hello; a signal sent now reaches the app.
-    await new Promise<void>((resolve) => {
-      const check = (): void => {
-        if (k.kernel.agentConnected(gid, c!.pid)) {
-          k.kernel.events.off('agent', check);
-          resolve();
-        }
-      };
-      k.kernel.events.on('agent', check);
-      check();
-    });
+    // Both agents come back and say hello.
+    await until(k.kernel.events, 'agent', () => true, () => (k.kernel.agentConnected(gid, c!.pid) && k.kernel.agentConnected(gid, done!.pid) ? true : null), Date.now() + 30_000);
+    // A signal sent now reaches the running app.
     expect((await k.call('POST', `/v1/groups/${gid}/processes/${c!.pid}/signal`, { signal: { name: 'HUP' } }, t)).status).toBe(202);
     await untilFile(join(out, `${c!.pid}.signals`), (s) => s.includes('HUP'));
     expect((await k.call('GET', `/v1/groups/${gid}/processes/${c!.pid}`)).body.process.status).toBe('ACTIVE');
+    // The ended one's VM is still there, still controlled: a kill destroys it.
+    expect((await k.call('DELETE', `/v1/groups/${gid}/processes/${done!.pid}?signal=KILL`)).status).toBe(202);
+    await untilGone(join(dataDir, 'vms', doneVm));
+    expect(osProcessesOfVm(doneVm)).toEqual([]);
   }, 120_000);
 });

@@ -39,7 +39,7 @@ describe('authentication and authorization', () => {
   it('401 without a token or with an unknown one', async () => {
     const none = await fetch(`${k.url}/v1/groups`);
     expect(none.status).toBe(401);
-    expect((await none.json()).error.code).toBe('unauthorized');
+    expect(((await none.json()) as { error: { code: string } }).error.code).toBe('unauthorized');
     expect((await k.call('GET', '/v1/groups', undefined, 'not-a-token')).status).toBe(401);
     expect((await k.call('GET', '/v1/groups', undefined, 'x', { authorization: 'Basic abc' })).status).toBe(401);
   });

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { Ajv2020 } from 'ajv/dist/2020.js';
 import yaml from 'js-yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { openApiYaml } from '../../src/api/openapi.js';
+import { openApiYaml, operationsMarkdown } from '../../src/api/openapi.js';
 import { startTestKernel, untilProcess, type TestKernel } from '../support/kernel.js';
 
 const METHODS = ['get', 'head', 'post', 'put', 'delete', 'patch'];
@@ -20,8 +20,9 @@ describe('openapi.yaml matches the server', () => {
   });
   afterAll(() => k.cleanup());
 
-  it('is generated from the operation table and up to date (npm run openapi)', () => {
+  it('is generated from the operation table and up to date (npm run openapi), as is docs/operations.md', () => {
     expect(readFileSync(YAML_FILE, 'utf8')).toBe(openApiYaml());
+    expect(readFileSync(new URL('../../docs/operations.md', import.meta.url), 'utf8')).toBe(operationsMarkdown());
   });
 
   it('documents exactly the routes the server has', () => {

@@ -8,32 +8,33 @@ const run = promisify(execFile);
 
 describe('process tree: fork, list, ps --tree, kill cascade', () => {
   let k: TestKernel;
-  let gid: string;
-  const all: Process[] = [];
 
   beforeAll(async () => {
     k = await startTestKernel();
-    const g = await k.call('POST', '/v1/groups', { group: { name: 'tree', template: 'idle' } });
-    expect(g.status).toBe(201);
-    gid = g.body.group.gid;
   });
   afterAll(() => k.cleanup());
 
-  it('boots a root, 3 children and 2 grandchildren with the right PPIDs', async () => {
+  /** A new group with a root (100), 3 children (101-103) and 2 grandchildren of 101 (104, 105), all ACTIVE. */
+  async function tree(): Promise<{ gid: string; all: Process[] }> {
+    const g = await k.call('POST', '/v1/groups', { group: { name: 'tree', template: 'idle' } });
+    expect(g.status).toBe(201);
+    const gid = g.body.group.gid as string;
     const root = await k.call('POST', `/v1/groups/${gid}/processes`, { process: { name: 'root' } });
     expect(root.status).toBe(202);
-    const rootPid = root.body.processes[0].pid;
-    expect(rootPid).toBe(100);
-    expect(root.body.processes[0].ppid).toBeNull();
-    const kids = await k.call('POST', `/v1/groups/${gid}/processes`, { process: { ppid: rootPid, count: 3, name: 'child', args: { role: 'worker' } } });
-    expect(kids.status).toBe(202);
+    expect(root.body.processes[0]).toMatchObject({ pid: 100, ppid: null });
+    const kids = await k.call('POST', `/v1/groups/${gid}/processes`, { process: { ppid: 100, count: 3, name: 'child', args: { role: 'worker' } } });
     expect(kids.body.processes.map((p: Process) => p.pid)).toEqual([101, 102, 103]);
     const grand = await k.call('POST', `/v1/groups/${gid}/processes`, { process: { ppid: 101, count: 2, name: 'grandchild' } });
     expect(grand.body.processes.map((p: Process) => [p.pid, p.ppid])).toEqual([[104, 101], [105, 101]]);
+    const all = await Promise.all([100, 101, 102, 103, 104, 105].map((pid) => untilProcess(k, gid, pid, (p) => p.status === 'ACTIVE')));
+    return { gid, all };
+  }
+
+  it('boots a root, 3 children and 2 grandchildren with the right PPIDs', async () => {
+    const { gid, all } = await tree();
     // Children inherit template and args from the parent.
-    expect(grand.body.processes[0].args).toEqual({ role: 'worker' });
-    expect(grand.body.processes[0].template).toBe('idle');
-    for (const pid of [100, 101, 102, 103, 104, 105]) all.push(await untilProcess(k, gid, pid, (p) => p.status === 'ACTIVE'));
+    expect(all[4]!.args).toEqual({ role: 'worker' });
+    expect(all[4]!.template).toBe('idle');
 
     const list = await k.call('GET', `/v1/groups/${gid}/processes`);
     expect(list.body.processes.map((p: Process) => [p.pid, p.ppid])).toEqual([
@@ -45,6 +46,7 @@ describe('process tree: fork, list, ps --tree, kill cascade', () => {
   });
 
   it('rack ps --tree draws the tree', async () => {
+    const { gid } = await tree();
     const { stdout } = await run(process.execPath, ['dist/cli/main.js', 'ps', '--tree', '--gid', gid], {
       env: { ...process.env, RACK_URL: k.url, RACK_TOKEN: k.adminToken },
     });
@@ -64,6 +66,7 @@ describe('process tree: fork, list, ps --tree, kill cascade', () => {
   });
 
   it('killing the root ends all 6, descendants first, and leaves no OS process', async () => {
+    const { gid, all } = await tree();
     const order: number[] = [];
     const onEvent = (p: Process): void => {
       if (p.gid === gid && p.status === 'KILLED') order.push(p.pid);
@@ -83,6 +86,7 @@ describe('process tree: fork, list, ps --tree, kill cascade', () => {
   });
 
   it('TERM without an agent destroys after the grace period', async () => {
+    const gid = (await k.call('POST', '/v1/groups', { group: { name: 'term', template: 'idle' } })).body.group.gid;
     const root = await k.call('POST', `/v1/groups/${gid}/processes`, { process: { name: 'term' } });
     const p = await untilProcess(k, gid, root.body.processes[0].pid, (x) => x.status === 'ACTIVE');
     const started = Date.now();
@@ -95,9 +99,11 @@ describe('process tree: fork, list, ps --tree, kill cascade', () => {
   });
 
   it('PIDs are never reused in a group', async () => {
-    const res = await k.call('POST', `/v1/groups/${gid}/processes`, { process: { name: 'later' } });
-    expect(res.body.processes[0].pid).toBe(107);
-    await k.call('DELETE', `/v1/groups/${gid}/processes/107?signal=KILL`);
-    await untilProcess(k, gid, 107, (x) => x.status === 'KILLED');
+    const gid = (await k.call('POST', '/v1/groups', { group: { name: 'pids', template: 'idle' } })).body.group.gid;
+    const first = (await k.call('POST', `/v1/groups/${gid}/processes`, { process: {} })).body.processes[0].pid;
+    await k.call('DELETE', `/v1/groups/${gid}/processes/${first}?signal=KILL`);
+    await untilProcess(k, gid, first, (x) => x.status === 'KILLED');
+    const res = await k.call('POST', `/v1/groups/${gid}/processes`, { process: {} });
+    expect(res.body.processes[0].pid).toBe(first + 1);
   });
 });

@@ -1,17 +1,20 @@
 import WebSocket from 'ws';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { Process } from '../../src/protocol/process.js';
 import { startTestKernel, untilProcess, type TestKernel } from '../support/kernel.js';
 
 describe('exit and wait', () => {
   let k: TestKernel;
   let gid: string;
+  // Each test has a parent of its own, so that no test waits for another's children.
   let root: Process;
   let rootToken: string;
 
   beforeAll(async () => {
     k = await startTestKernel();
     gid = (await k.call('POST', '/v1/groups', { group: { name: 'wait', template: 'idle' } })).body.group.gid;
+  });
+  beforeEach(async () => {
     const r = await k.call('POST', `/v1/groups/${gid}/processes`, { process: {} });
     root = await untilProcess(k, gid, r.body.processes[0].pid, (p) => p.status === 'ACTIVE');
     rootToken = k.tokenOf(root);
@@ -49,7 +52,7 @@ describe('exit and wait', () => {
       [kids[0]!.pid, 'exited', 3, null],
       [kids[1]!.pid, 'killed', null, 'KILL'],
     ]);
-    // The first child of the previous test was reaped by its own wait: nothing is left.
+    // Both are reaped: nothing is left to wait for.
     const none = await k.call('GET', `/v1/groups/${gid}/processes/${root.pid}/wait?timeout=1`, undefined, rootToken);
     expect(none.status).toBe(404);
     expect(none.body.error.code).toBe('no_child');

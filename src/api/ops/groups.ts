@@ -9,7 +9,7 @@ export function groupOps({ kernel }: Services): Operation[] {
     defineOp({
       name: 'group.list',
       summary: 'List groups (a process sees only its own)',
-      policy: 'group',
+      policy: 'any',
       input: { properties: {} },
       output: object({ groups: { type: 'array', items: ref('Group') } }, ['groups']),
       idempotent: true,

@@ -15,8 +15,10 @@ export type { Services } from './services.js';
  * REST binding). The REST routes, the WebSocket ops and openapi.yaml are all made from this list.
  */
 export function operations(services: Services): Operation[] {
-  return [
-    ...sessionOps(services),
+  // What clients may send again after a reconnect: they learn it from hello's answer.
+  const resendable: string[] = [];
+  const all = [
+    ...sessionOps(services, resendable),
     ...groupOps(services),
     ...processOps(services),
     ...messageOps(services),
@@ -24,4 +26,6 @@ export function operations(services: Services): Operation[] {
     ...pipeOps(services),
     ...fileOps(services),
   ];
+  resendable.push(...all.filter((op) => op.idempotent && op.ws !== false).map((op) => op.name));
+  return all;
 }

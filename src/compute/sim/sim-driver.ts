@@ -34,7 +34,7 @@ interface VmRecord {
 
 const NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
 
-/** The package root (where package.json names "rack"), for the default init: dist/dckinit/main.js. */
+/** The most of a console's end read for consoleOutput(). */
 const CONSOLE_TAIL = 1024 * 1024;
 
 /** A sim VM's serial console (its init's stdout and stderr), as `nova console-log` would show. */
@@ -166,6 +166,8 @@ export class SimDriver implements ComputeDriver {
           HOME: disk,
           LANG: 'C.UTF-8',
           RACK_SIM_VM: id,
+          // What systemd's StateDirectory=dckinit gives the agent in a real VM: its disk.
+          STATE_DIRECTORY: join(disk, 'var', 'lib', 'dckinit'),
           RACK_METADATA_URL: this.metadata.baseUrl(secret),
           DCKINIT_ROOT: dir,
           ...(process.env.RACK_LOG_LEVEL ? { RACK_LOG_LEVEL: process.env.RACK_LOG_LEVEL } : {}),

@@ -43,10 +43,6 @@ export class Supervisor extends EventEmitter {
     super();
   }
 
-  get pid(): number | undefined {
-    return this.child?.pid;
-  }
-
   start(): void {
     this.emit('state', 'starting');
     const base = { ...process.env, ...this.env };
@@ -82,7 +78,7 @@ export class Supervisor extends EventEmitter {
       this.restarts++;
       const delay = backoff * 1000 * 2 ** (this.restarts - 1);
       this.log.warn({ attempt: this.restarts, max, delay_ms: delay }, 'restarting the app');
-      setTimeout(() => this.start(), delay).unref();
+      setTimeout(() => this.start(), delay);
       return;
     }
     this.emit('exit', exit);

@@ -4,10 +4,7 @@ import { dirname } from 'node:path';
 
 export type Db = Database.Database;
 
-/**
- * Schema migrations, applied in order; `PRAGMA user_version` records how many ran. Parts of the
- * store that come later (mailboxes, shared memory) append their own steps here.
- */
+/** Schema migrations, applied in order; `PRAGMA user_version` records how many ran. */
 const MIGRATIONS: readonly string[] = [
   `CREATE TABLE groups (
      gid TEXT PRIMARY KEY,
@@ -103,7 +100,7 @@ const MIGRATIONS: readonly string[] = [
    CREATE INDEX signals_target ON signals (gid, pid, seq);`,
 ];
 
-export function openDatabase(file: string, extraMigrations: readonly string[] = []): Db {
+export function openDatabase(file: string): Db {
   if (file !== ':memory:') mkdirSync(dirname(file), { recursive: true });
   const db = new Database(file);
   // WAL: readers never block the writer, and a kill -9 loses no committed transaction.
@@ -121,11 +118,10 @@ export function openDatabase(file: string, extraMigrations: readonly string[] = 
     if (!st) compiled.set(sql, (st = compile(sql)));
     return st;
   }) as typeof db.prepare;
-  const all = [...MIGRATIONS, ...extraMigrations];
   const done = db.pragma('user_version', { simple: true }) as number;
-  for (let i = done; i < all.length; i++) {
+  for (let i = done; i < MIGRATIONS.length; i++) {
     db.transaction(() => {
-      db.exec(all[i]!);
+      db.exec(MIGRATIONS[i]!);
       db.pragma(`user_version = ${i + 1}`);
     })();
   }

@@ -60,10 +60,6 @@ export class SqliteMailboxes implements MailboxStore {
     });
   }
 
-  async append(gid: string, to: number, from: number, mid: string | null, data: Buffer, binary: boolean, limits: MailboxLimits): Promise<number> {
-    return this.appendTx(gid, to, from, mid, data, binary, limits);
-  }
-
   async appendMany(gid: string, from: number, items: ReadonlyArray<{ to: number; mid: string | null; data: Buffer; binary: boolean }>, limits: MailboxLimits): Promise<Array<number | RackError>> {
     if (items.length === 0) return [];
     return this.appendManyTx(gid, from, items, limits);

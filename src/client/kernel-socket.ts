@@ -1,0 +1,260 @@
+import { EventEmitter } from 'node:events';
+import WebSocket from 'ws';
+import { Backoff } from '../common/backoff.js';
+import { RackError, type ErrorCode } from '../common/errors.js';
+import type { Logger } from '../common/log.js';
+import { decodeBinaryFrame, encodeBinaryFrame } from '../protocol/binary-frame.js';
+import { WS_PATH } from '../protocol/channel.js';
+import { restError } from './rest-error.js';
+
+export interface KernelSocketOptions {
+  url: string;
+  token: string;
+  role: 'agent' | 'app' | 'admin';
+  /** Default per-call timeout in ms; 0 waits as long as it takes (the agent's reports). */
+  timeoutMs?: number;
+  /** Send a heartbeat this often, and reconnect when one goes unanswered for as long. */
+  heartbeatMs?: number;
+  /** Reconnect delays (default: 100 ms doubling to 5 s, with jitter). */
+  backoff?: Backoff;
+  log?: Logger;
+}
+
+/** A kernel that says nothing (not even its 30 s ping) for this long is taken for gone. */
+const SILENCE_MS = 75_000;
+
+interface Pending {
+  op: string;
+  params: Record<string, unknown>;
+  payload?: Buffer;
+  resolve(v: unknown): void;
+  reject(e: Error): void;
+  timer: NodeJS.Timeout | null;
+  sent: boolean;
+}
+
+type Frame = { id?: unknown; ok?: boolean; result?: Record<string, unknown>; error?: { code: ErrorCode; message: string }; event?: string };
+
+/**
+ * The one client core for a process's WebSocket to the kernel (the guest agent's channel,
+ * libdck's connection): hello, reconnect with one backoff policy, a map of pending calls, and one
+ * rule for what is sent again after a reconnect: the operations the kernel names as safe to
+ * resend in its hello answer; any other call whose answer was lost fails with `unavailable`.
+ *
+ * While open it keeps the Node process alive (as a socket does), also between reconnect
+ * attempts: a process waiting on a call during a kernel outage must not just end. Events:
+ * 'up' (hello answer; every connection), 'reconnect' (hello answer; all but the first), 'down',
+ * 'event' (header, payload?) for what the kernel pushes.
+ */
+export class KernelSocket extends EventEmitter {
+  private ws: WebSocket | null = null;
+  private nextId = 1;
+  private readonly pending = new Map<number, Pending>();
+  private resendable = new Set<string>(['hello']);
+  private up = false;
+  private closed = false;
+  private connections = 0;
+  private lastHeard = Date.now();
+  private readonly backoff: Backoff;
+  private retry: NodeJS.Timeout | null = null;
+  private watch: NodeJS.Timeout | null = null;
+  private heartbeat: NodeJS.Timeout | null = null;
+  readonly timeoutMs: number;
+
+  constructor(private readonly opts: KernelSocketOptions) {
+    super();
+    this.setMaxListeners(0);
+    this.timeoutMs = opts.timeoutMs ?? 30_000;
+    this.backoff = opts.backoff ?? new Backoff(100, 5000);
+  }
+
+  get isUp(): boolean {
+    return this.up;
+  }
+
+  /**
+   * Connects and says hello; resolves with the hello answer. The first failure (a refused token,
+   * an unreachable kernel) rejects, and the socket stays closed.
+   */
+  open(): Promise<unknown> {
+    return new Promise((resolve, reject) => {
+      const onUp = (hello: unknown): void => {
+        this.off('refused', onRefused);
+        resolve(hello);
+      };
+      const onRefused = (err: Error): void => {
+        this.off('up', onUp);
+        this.close();
+        reject(err);
+      };
+      this.once('up', onUp);
+      this.once('refused', onRefused);
+      this.dial();
+    });
+  }
+
+  /** Connects, and keeps trying for as long as it takes (the kernel may not be up yet). */
+  start(): void {
+    this.dial();
+  }
+
+  private dial(): void {
+    if (this.closed || this.ws) return;
+    const url = this.opts.url.replace(/^http/, 'ws').replace(/\/+$/, '') + WS_PATH;
+    const ws = new WebSocket(url, { headers: { authorization: `Bearer ${this.opts.token}` }, handshakeTimeout: 10_000, maxPayload: 4 * 1024 * 1024 });
+    this.ws = ws;
+    ws.on('unexpected-response', (_req, res) => {
+      let body = '';
+      res.on('data', (d: Buffer) => (body += d));
+      res.on('end', () => {
+        const e = restError(res.statusCode ?? 0, body);
+        this.fail(new RackError(e.code, `the kernel refused the connection: ${e.message}`));
+        ws.terminate();
+      });
+    });
+    ws.on('error', (err) => this.fail(new RackError('unavailable', `cannot reach the kernel at ${this.opts.url}: ${err.message}`)));
+    ws.on('open', () => this.hello(ws));
+    ws.on('ping', () => (this.lastHeard = Date.now()));
+    ws.on('message', (data, isBinary) => this.receive(data as Buffer, isBinary));
+    ws.on('close', () => this.dropped(ws));
+  }
+
+  /** A failed attempt: reported to open() (first connection only) and logged. */
+  private fail(err: RackError): void {
+    if (this.connections === 0) this.emit('refused', err);
+    this.opts.log?.debug({ err: err.message }, 'kernel connection attempt failed');
+  }
+
+  private hello(ws: WebSocket): void {
+    const id = this.nextId++;
+    const p: Pending = {
+      op: 'hello',
+      params: { role: this.opts.role },
+      resolve: (r) => {
+        if (this.ws !== ws) return;
+        const hello = (r ?? {}) as { resend?: unknown };
+        if (Array.isArray(hello.resend)) this.resendable = new Set(['hello', ...hello.resend.filter((x): x is string => typeof x === 'string')]);
+        this.up = true;
+        this.backoff.reset();
+        this.lastHeard = Date.now();
+        this.startTimers(ws);
+        // Calls made while down, and those to send again, go out now in the order they were made.
+        for (const [pid, q] of this.pending) if (!q.sent) this.transmit(pid, q);
+        const first = this.connections++ === 0;
+        this.emit('up', r);
+        if (!first) this.emit('reconnect', r);
+      },
+      reject: (err) => {
+        this.fail(err instanceof RackError ? err : new RackError('unavailable', err.message));
+        ws.terminate();
+      },
+      // A kernel that takes the connection but never answers hello is tried again.
+      timer: setTimeout(() => ws.terminate(), 10_000),
+      sent: true,
+    };
+    this.pending.set(id, p);
+    ws.send(JSON.stringify({ id, op: 'hello', role: this.opts.role }));
+  }
+
+  private startTimers(ws: WebSocket): void {
+    this.watch = setInterval(() => {
+      if (Date.now() - this.lastHeard > SILENCE_MS) ws.terminate();
+    }, 15_000);
+    const every = this.opts.heartbeatMs;
+    if (every) {
+      this.heartbeat = setInterval(() => {
+        this.call('heartbeat', {}, { timeoutMs: every }).catch(() => {
+          if (this.ws === ws) ws.terminate();
+        });
+      }, every);
+    }
+  }
+
+  private dropped(ws: WebSocket): void {
+    if (this.ws !== ws) return;
+    this.ws = null;
+    if (this.watch) clearInterval(this.watch);
+    if (this.heartbeat) clearInterval(this.heartbeat);
+    this.watch = this.heartbeat = null;
+    const was = this.up;
+    this.up = false;
+    for (const [id, p] of this.pending) {
+      if (!p.sent) continue;
+      if (p.op === 'hello') {
+        if (p.timer) clearTimeout(p.timer);
+        this.pending.delete(id);
+        continue;
+      }
+      if (this.resendable.has(p.op)) p.sent = false;
+      else this.settle(id, p, new RackError('unavailable', `the connection to the kernel dropped before "${p.op}" was answered; it may or may not have happened`));
+    }
+    if (was) this.emit('down');
+    if (this.closed) return;
+    // Before the first success open() has reported the failure and closed us; start() goes on.
+    this.retry = setTimeout(() => {
+      this.retry = null;
+      this.dial();
+    }, this.backoff.next());
+  }
+
+  private receive(data: Buffer, isBinary: boolean): void {
+    this.lastHeard = Date.now();
+    let frame: Frame;
+    let payload: Buffer | undefined;
+    try {
+      if (isBinary) ({ header: frame, payload } = decodeBinaryFrame(data) as { header: Frame; payload: Buffer });
+      else frame = JSON.parse(data.toString('utf8')) as Frame;
+    } catch {
+      this.opts.log?.warn('an unreadable frame from the kernel');
+      return;
+    }
+    if (typeof frame.id === 'number') {
+      const p = this.pending.get(frame.id);
+      if (!p) return;
+      if (frame.ok) this.settle(frame.id, p, null, payload ? { ...frame.result, $payload: payload } : frame.result);
+      else this.settle(frame.id, p, new RackError(frame.error?.code ?? 'internal', frame.error?.message ?? 'refused'));
+    } else if (frame.event) {
+      this.emit('event', frame, payload);
+    }
+  }
+
+  private settle(id: number, p: Pending, err: Error | null, value?: unknown): void {
+    this.pending.delete(id);
+    if (p.timer) clearTimeout(p.timer);
+    if (err) p.reject(err);
+    else p.resolve(value);
+  }
+
+  private transmit(id: number, p: Pending): void {
+    if (!this.up || !this.ws || this.ws.readyState !== WebSocket.OPEN) return;
+    p.sent = true;
+    const frame = { id, op: p.op, ...p.params };
+    this.ws.send(p.payload ? encodeBinaryFrame(frame, p.payload) : JSON.stringify(frame));
+  }
+
+  /** One call; waits for a connection when down; rejects with the kernel's error, or `timeout`. */
+  call<T = any>(op: string, params: Record<string, unknown> = {}, opts: { timeoutMs?: number; payload?: Buffer } = {}): Promise<T> {
+    if (this.closed) return Promise.reject(new RackError('unavailable', 'the connection to the kernel is closed'));
+    const id = this.nextId++;
+    const ms = opts.timeoutMs ?? this.timeoutMs;
+    return new Promise<T>((resolve, reject) => {
+      const p: Pending = { op, params, payload: opts.payload, resolve: resolve as (v: unknown) => void, reject, timer: null, sent: false };
+      if (ms > 0) p.timer = setTimeout(() => this.settle(id, p, new RackError('timeout', `"${op}" got no answer within ${ms} ms`)), ms);
+      this.pending.set(id, p);
+      this.transmit(id, p);
+    });
+  }
+
+  /** Ends the connection for good: pending calls fail, nothing reconnects. */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.retry) clearTimeout(this.retry);
+    for (const [id, p] of this.pending) this.settle(id, p, new RackError('unavailable', 'the connection to the kernel was closed'));
+    const ws = this.ws;
+    if (ws) {
+      ws.close();
+      this.dropped(ws);
+    }
+  }
+}
