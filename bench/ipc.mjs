@@ -12,6 +12,7 @@ import { WebSocketServer, WebSocket } from 'ws';
 import { jsonOut, percentile, redisServer, resp, root, spawnKernel, startRedis, table, writeJson } from './lib/common.mjs';
 
 const { connect } = await import(join(root, 'dist/libdck/index.js'));
+const { credentialsOf } = await import(join(root, 'dist/protocol/user-data.js'));
 const N_LAT = 2000;
 const N_TPUT = 20000;
 const CLIENTS = 8;
@@ -38,7 +39,7 @@ for (;;) {
   await new Promise((r) => setTimeout(r, 20));
 }
 const { readFileSync } = await import('node:fs');
-const token = (p) => JSON.parse(readFileSync(join(k.dataDir, 'vms', p.compute_id, 'vm.json'), 'utf8')).meta.rack_token;
+const token = (p) => credentialsOf(JSON.parse(readFileSync(join(k.dataDir, 'vms', p.compute_id, 'vm.json'), 'utf8')).userData).token;
 const racks = await Promise.all(procs.map((p) => connect({ url: k.url, token: token(p) })));
 const [a, b] = racks;
 

@@ -39,6 +39,12 @@ export const COMPONENTS = {
     additionalProperties: { type: 'string', maxLength: 255 },
   },
   Signal: { type: 'string', enum: SIGNALS.filter((s) => s !== 'KILL') },
+  UserData: {
+    type: 'string',
+    maxLength: 65535,
+    pattern: '^[A-Za-z0-9+/]*={0,2}$',
+    description: "base64 user_data, at most 64 KiB once encoded (Nova's limit); the process token is added to it",
+  },
   ShmKey: { type: 'string', minLength: 1, maxLength: 255, pattern: '^[^\\u0000-\\u001f\\u007f]*$' },
   Prefix: { type: 'string', maxLength: 255 },
   Group: {

@@ -1,4 +1,5 @@
 /** What every rack command shares: argument parsing, the kernel client, output. */
+import { readFileSync } from 'node:fs';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { RestClient } from './client.js';
 
@@ -76,3 +77,19 @@ export function print(json: boolean, data: unknown, text: () => string): void {
   process.stdout.write(json ? JSON.stringify(data) + '\n' : text() + '\n');
 }
 
+
+/** Nova takes at most 65,535 bytes of base64 user_data: 49,151 bytes of the file itself. */
+const MAX_USER_DATA = 49_151;
+
+/** `--user-data FILE` as the API wants it (base64); a clear usage error for a missing or too big file. */
+export function userDataOf(file: string | undefined): string | undefined {
+  if (file === undefined) return undefined;
+  let bytes: Buffer;
+  try {
+    bytes = readFileSync(file);
+  } catch (err) {
+    throw new UsageError(`--user-data ${file}: ${(err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (err as Error).message}`);
+  }
+  if (bytes.length > MAX_USER_DATA) throw new UsageError(`--user-data ${file} is ${bytes.length} bytes; at most ${MAX_USER_DATA} fit Nova's 64 KiB of base64`);
+  return bytes.toString('base64');
+}

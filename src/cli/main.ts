@@ -8,6 +8,14 @@ import { PROCESS_COMMANDS } from './process-commands.js';
 const COMMANDS: Record<string, Command> = { ...PROCESS_COMMANDS, ...ipcCommands() };
 
 
+const CONNECTION_HELP = [
+  'Connection: RACK_URL and RACK_TOKEN (or --url, --token); RACK_GID and RACK_PID set the group and',
+  'the calling process inside a VM. --json prints machine-readable output.',
+  'Exit status: 0 ok, 1 the kernel refused or could not be reached, 2 bad usage; rack wait exits',
+  "with the child's status.",
+  '',
+].join('\n');
+
 /** `rack`: thin entry; the commands live in process-commands.ts and ipc-commands.ts. */
 function usage(): string {
   const width = Math.max(...Object.keys(COMMANDS).map((k) => k.length));
@@ -17,11 +25,7 @@ function usage(): string {
     'Commands:',
     ...Object.entries(COMMANDS).map(([k, c]) => `  ${k.padEnd(width)}  ${c.summary}\n  ${' '.repeat(width)}  ${c.usage}`),
     '',
-    'Connection: RACK_URL and RACK_TOKEN (or --url, --token); RACK_GID and RACK_PID set the group and',
-    'the calling process inside a VM. --json prints machine-readable output.',
-    'Exit status: 0 ok, 1 the kernel refused or could not be reached, 2 bad usage; rack wait exits',
-    "with the child's status.",
-    '',
+    CONNECTION_HELP,
   ].join('\n');
 }
 
@@ -37,6 +41,11 @@ async function main(argv: string[]): Promise<number> {
   }
   const command = COMMANDS[name];
   if (!command) throw new UsageError(`unknown command "${name}"; run "rack --help" for the list`);
+  // Every command answers --help with its own usage, before it looks at anything else.
+  if (rest.includes('--help') || rest.includes('-h')) {
+    process.stdout.write(`rack ${name}: ${command.summary}\n\nusage: ${command.usage}\n\n${CONNECTION_HELP}`);
+    return 0;
+  }
   return command.run(rest);
 }
 

@@ -1,5 +1,5 @@
 import { SIGNAL_TABLE, type Group, type Process, type WaitResult } from '../protocol/process.js';
-import { argsOf, client, gidOf, int, parse, print, seconds, UsageError, type Command } from './args.js';
+import { argsOf, client, gidOf, int, parse, print, seconds, UsageError, userDataOf, type Command } from './args.js';
 import { drawTree, shorten } from './tree.js';
 
 const processLine = (p: Process): string =>
@@ -51,7 +51,7 @@ export const PROCESS_COMMANDS: Record<string, Command> = {
 
   group: {
     summary: 'create, list or delete groups (admin)',
-    usage: 'rack group create NAME [--template T] [--flavor F] [--arg K=V]... | rack group ls | rack group rm GID',
+    usage: 'rack group create NAME [--template T] [--flavor F] [--arg K=V]... [--user-data FILE] | rack group ls | rack group rm GID',
     async run(argv) {
       const [sub, ...rest] = argv;
       if (sub === 'create') {
@@ -60,10 +60,13 @@ export const PROCESS_COMMANDS: Record<string, Command> = {
           flavor: { type: 'string' },
           description: { type: 'string' },
           arg: { type: 'string', multiple: true },
+          'user-data': { type: 'string' },
         }, 1);
         if (!positionals[0]) throw new UsageError('rack group create needs a NAME');
         const group: Record<string, unknown> = { name: positionals[0] };
         for (const k of ['template', 'flavor', 'description']) if (values[k] !== undefined) group[k] = values[k];
+        const userdata = userDataOf(values['user-data'] as string | undefined);
+        if (userdata !== undefined) group.userdata = userdata;
         const args = argsOf(values.arg as string[] | undefined);
         if (args) group.args = args;
         const res = await client(values).call<{ group: Group }>('POST', '/v1/groups', { group });
@@ -106,7 +109,7 @@ export const PROCESS_COMMANDS: Record<string, Command> = {
 
   fork: {
     summary: 'fork child processes (or boot a root process with the admin token)',
-    usage: 'rack fork [--gid GID] [--ppid N] [--count N] [--template T] [--flavor F] [--name NAME] [--arg K=V]... [--wait-running SECONDS]',
+    usage: 'rack fork [--gid GID] [--ppid N] [--count N] [--template T] [--flavor F] [--name NAME] [--arg K=V]... [--user-data FILE] [--wait-running SECONDS]',
     async run(argv) {
       const { values } = parse(argv, {
         gid: { type: 'string' },
@@ -116,6 +119,7 @@ export const PROCESS_COMMANDS: Record<string, Command> = {
         flavor: { type: 'string' },
         name: { type: 'string' },
         arg: { type: 'string', multiple: true },
+        'user-data': { type: 'string' },
         'wait-running': { type: 'string' },
       });
       const c = client(values);
@@ -127,6 +131,8 @@ export const PROCESS_COMMANDS: Record<string, Command> = {
       for (const k of ['template', 'flavor', 'name']) if (values[k] !== undefined) body[k] = values[k];
       const args = argsOf(values.arg as string[] | undefined);
       if (args) body.args = args;
+      const userdata = userDataOf(values['user-data'] as string | undefined);
+      if (userdata !== undefined) body.userdata = userdata;
       let { processes } = await c.call<{ processes: Process[] }>('POST', `/v1/groups/${encodeURIComponent(gid)}/processes`, { process: body });
       const wait = seconds(values['wait-running'] as string | undefined, '--wait-running');
       if (wait !== undefined) {

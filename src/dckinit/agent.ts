@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { KernelSocket } from '../client/kernel-socket.js';
 import type { Logger } from '../common/log.js';
 import { META, RESERVED_META_PREFIX } from '../protocol/metadata.js';
+import { credentialsOf } from '../protocol/user-data.js';
 import type { SignalEvent } from '../protocol/channel.js';
 import { SIGNAL_TABLE } from '../protocol/process.js';
 import { ConfigError, loadConfig, type OnExit } from './config/config.js';
@@ -33,14 +34,14 @@ export function defaultConfigFile(): string {
 }
 
 /** The app's environment: who it is in RACK, how to reach the kernel, and its args. */
-export function appEnvironment(meta: Record<string, string>, role: string): Record<string, string> {
+export function appEnvironment(meta: Record<string, string>, role: string, token: string): Record<string, string> {
   const env: Record<string, string> = {
     RACK_URL: meta[META.url] ?? '',
     RACK_GID: meta[META.gid] ?? '',
     RACK_PID: meta[META.pid] ?? '',
     RACK_PPID: meta[META.ppid] ?? '',
     RACK_ROLE: role,
-    RACK_TOKEN: meta[META.token] ?? '',
+    RACK_TOKEN: token,
   };
   for (const [k, v] of Object.entries(meta)) {
     if (!k.startsWith(RESERVED_META_PREFIX)) env[`RACK_ARG_${k.toUpperCase()}`] = v;
@@ -50,7 +51,7 @@ export function appEnvironment(meta: Record<string, string>, role: string): Reco
 
 function checkRackMeta(data: InstanceData): string | null {
   const m = data.meta;
-  for (const key of [META.gid, META.url, META.token]) if (!m[key]) return `metadata has no ${key}`;
+  for (const key of [META.gid, META.url]) if (!m[key]) return `metadata has no ${key}`;
   if (!/^[0-9]+$/.test(m[META.pid]!)) return `${META.pid} is not a number: "${m[META.pid]}"`;
   if ((m[META.ppid] ?? '') !== '' && !/^[0-9]+$/.test(m[META.ppid]!)) return `${META.ppid} is not a number: "${m[META.ppid]}"`;
   try {
@@ -82,6 +83,8 @@ export async function runAgent(opts: AgentOptions): Promise<AgentResult> {
   }
   const bad = checkRackMeta(data);
   if (bad) throw new ConfigError(`${data.source}: ${bad}`);
+  const credentials = credentialsOf(data.userData);
+  if (!credentials) throw new ConfigError(`${data.source}: the user_data holds no RACK credentials (a cloud-config with rack.token)`);
   config = loadConfig(configFile, data.userData);
   const meta = data.meta;
   const gid = meta[META.gid]!;
@@ -97,12 +100,12 @@ export async function runAgent(opts: AgentOptions): Promise<AgentResult> {
     process.exitCode = EXIT_ENDED_EARLY;
   });
 
-  const channel = new KernelSocket({ url: meta[META.url]!, token: meta[META.token]!, role: 'agent', timeoutMs: 0, heartbeatMs: config.heartbeat * 1000, log: alog });
+  const channel = new KernelSocket({ url: meta[META.url]!, token: credentials.token, role: 'agent', timeoutMs: 0, heartbeatMs: config.heartbeat * 1000, log: alog });
   channel.start();
   const roleConfig = config.roles[role];
   const record = new AppRecord(gid, pid, alog);
   const onExit: OnExit = roleConfig?.on_exit ?? (role === 'parent' ? 'stay' : 'kill');
-  const supervisor = roleConfig ? new Supervisor(roleConfig, appEnvironment(meta, role), alog) : null;
+  const supervisor = roleConfig ? new Supervisor(roleConfig, appEnvironment(meta, role, credentials.token), alog) : null;
   // An agent restarted by systemd after its app ended does not run the app again.
   let exit: AppExit | null = record.exited();
   let state: 'starting' | 'running' | 'exited' = exit ? 'exited' : 'starting';

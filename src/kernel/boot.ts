@@ -2,6 +2,7 @@ import { isRackError, RackError } from '../common/errors.js';
 import type { Logger } from '../common/log.js';
 import type { ComputeDriver, VmChange } from '../compute/driver.js';
 import { META } from '../protocol/metadata.js';
+import { composeUserData } from '../protocol/user-data.js';
 import { isTerminal, type Process } from '../protocol/process.js';
 import type { ProcessStore } from '../store/store.js';
 import type { ProcessTable } from './process-table.js';
@@ -58,7 +59,6 @@ export class Booter {
         [META.pid]: String(p.pid),
         [META.ppid]: p.ppid === null ? '' : String(p.ppid),
         [META.url]: this.opts.url(),
-        [META.token]: token,
       };
       const id = await this.opts.compute.boot({
         gid: p.gid,
@@ -67,7 +67,8 @@ export class Booter {
         template: p.template!,
         flavor: p.flavor,
         meta,
-        userData,
+        // The token in user_data: Nova shows it to admins only (metadata: to the whole project).
+        userData: composeUserData(userData, { token }),
       });
       const state = await this.opts.compute.state(id).catch(() => 'BUILD' as const);
       const booted = await this.opts.table.changeLive(p.gid, p.pid, { compute_id: id, status: state === 'ACTIVE' ? 'ACTIVE' : 'BUILD' });

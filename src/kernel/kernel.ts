@@ -45,6 +45,8 @@ export interface GroupInput {
   template?: string;
   flavor?: string;
   args?: Args;
+  /** Raw user_data every fork of the group gets unless it gives its own. */
+  userdata?: string;
 }
 
 export interface ForkInput {
@@ -114,7 +116,7 @@ export class Kernel {
       args: input.args ?? {},
       created_at: new Date().toISOString(),
     };
-    await this.store.groups.create(group);
+    await this.store.groups.create(group, input.userdata ?? null);
     this.log.info({ gid: group.gid, group: group.name }, 'group created');
     return group;
   }
@@ -206,7 +208,8 @@ export class Kernel {
     const created = await this.table.create(gid, Array.from({ length: count }, () => row));
     try {
       const tokens = await Promise.all(created.map((p) => this.opts.tokens.issue(gid, p.pid)));
-      await this.booter.bootAll(created, tokens, input.userdata ?? null);
+      const userData = input.userdata ?? (await this.store.groups.userData(gid));
+      await this.booter.bootAll(created, tokens, userData);
     } catch (err) {
       await this.table.rollback(created, (err as Error).message);
       throw err;

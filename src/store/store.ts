@@ -21,8 +21,10 @@ export interface ProcessFilter {
 }
 
 export interface GroupStore {
-  create(group: Group): Promise<void>;
+  /** `userData`: the raw user_data forks of the group get by default (never shown in a Group). */
+  create(group: Group, userData?: string | null): Promise<void>;
   get(gid: string): Promise<Group | null>;
+  userData(gid: string): Promise<string | null>;
   list(): Promise<Group[]>;
   /** Removes the group with its processes, tokens and everything else stored under it. */
   delete(gid: string): Promise<void>;

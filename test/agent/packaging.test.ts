@@ -58,11 +58,11 @@ describe('cloud-init/template/install.sh', () => {
 });
 
 describe('dckinit binary', () => {
-  async function agentWith(meta: Record<string, string>, config = 'roles: {}\n'): Promise<{ code: number; stderr: string }> {
+  async function agentWith(meta: Record<string, string>, config = 'roles: {}\n', userData: string | null = null): Promise<{ code: number; stderr: string }> {
     const md = new MetadataServer();
     await md.listen(0);
     const secret = MetadataServer.newSecret();
-    md.register({ secret, uuid: 'u', name: 'vm', meta, userData: null });
+    md.register({ secret, uuid: 'u', name: 'vm', meta, userData });
     const cfg = join(mkdtempSync(join(tmpdir(), 'dckinit-bin-')), 'config.yaml');
     writeFileSync(cfg, config);
     try {
@@ -85,6 +85,12 @@ describe('dckinit binary', () => {
     const r = await agentWith({ rack_pid: '100', rack_gid: 'g' });
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(/metadata has no rack_url/);
+  });
+
+  it('RACK metadata but no credentials in user_data: a clear error and a non-zero exit', async () => {
+    const r = await agentWith({ rack_pid: '100', rack_gid: 'g', rack_url: 'http://127.0.0.1:9' }, 'roles: {}\n', '#cloud-config\n{}\n');
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/user_data holds no RACK credentials/);
   });
 
   it('a bad config: the file, line and key, and a non-zero exit', async () => {

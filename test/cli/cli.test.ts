@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Process } from '../../src/protocol/process.js';
+import { cloudConfigs, credentialsOf } from '../../src/protocol/user-data.js';
 import { startTestKernel, untilProcess, type TestKernel } from '../support/kernel.js';
 
 describe('rack CLI', () => {
@@ -41,6 +42,40 @@ describe('rack CLI', () => {
     const v = await rack(['--version']);
     expect(v.code).toBe(0);
     expect(v.stdout).toMatch(/^rack [0-9]+\.[0-9]+\.[0-9]+\n$/);
+  });
+
+  it('every command answers --help with its own usage, exit 0', async () => {
+    for (const cmd of ['kernel', 'group', 'ps', 'fork', 'kill', 'signal', 'wait', 'console', 'status', 'send', 'recv', 'shm', 'file', 'pipe']) {
+      const r = await rack([cmd, '--help'], { RACK_URL: '' });
+      expect(r.code, cmd).toBe(0);
+      expect(r.stdout, cmd).toMatch(new RegExp(`^rack ${cmd}: .*\n\nusage: rack ${cmd}`));
+    }
+  });
+
+  it('--user-data FILE: a group\'s default for its forks, or one fork\'s own; the token is added beside it', async () => {
+    const groupData = join(dir, 'group.yaml');
+    const forkData = join(dir, 'fork.sh');
+    writeFileSync(groupData, '#cloud-config\npackages: [curl]\n');
+    writeFileSync(forkData, '#!/bin/sh\necho fork\n');
+    const g = (await rack(['group', 'create', 'ud', '--template', 'idle', '--user-data', groupData])).stdout.trim();
+    const userDataOf = async (pid: number): Promise<string> => {
+      const p = await untilProcess(k, g, pid, (x) => x.compute_id !== null);
+      return JSON.parse(readFileSync(join(k.dataDir, 'vms', p.compute_id!, 'vm.json'), 'utf8')).userData as string;
+    };
+    const [first] = JSON.parse((await rack(['fork', '--json'], { RACK_GID: g })).stdout) as Process[];
+    const inherited = await userDataOf(first!.pid);
+    expect(cloudConfigs(inherited)).toContain('#cloud-config\npackages: [curl]\n');
+    expect(credentialsOf(inherited)!.token).toBe(k.tokenOf(first!));
+    const [second] = JSON.parse((await rack(['fork', '--json', '--user-data', forkData], { RACK_GID: g })).stdout) as Process[];
+    const own = await userDataOf(second!.pid);
+    expect(own).toContain('Content-Type: text/x-shellscript');
+    expect(own).toContain('echo fork');
+    expect(own).not.toContain('packages: [curl]');
+    // The group does not show its user_data to anyone.
+    expect(JSON.stringify((await k.call('GET', `/v1/groups/${g}`)).body)).not.toContain('curl');
+    const missing = await rack(['fork', '--user-data', join(dir, 'nope')], { RACK_GID: g });
+    expect(missing.code).toBe(2);
+    expect(missing.stderr).toMatch(/--user-data .*nope: no such file/);
   });
 
   it('a refusal or an unreachable kernel: exit 1 with the reason', async () => {

@@ -3,6 +3,7 @@ import type { AddressInfo } from 'node:net';
 import { Writable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLogger } from '../../src/common/log.js';
+import { cloudConfigs, credentialsOf } from '../../src/protocol/user-data.js';
 import { startTestKernel, untilProcess } from '../support/kernel.js';
 
 /** A small stand-in for Keystone v3 and Nova: enough of their APIs to drive the nova driver for real over HTTP. */
@@ -97,7 +98,12 @@ describe('nova compute driver (against a fake Keystone + Nova over HTTP)', () =>
       expect(srv).toMatchObject({ imageRef: 'image-uuid', flavorRef: 'm1.small', name: `rack-${gid.slice(0, 8)}-100` });
       expect(srv.metadata).toMatchObject({ rack_gid: gid, rack_pid: '100', rack_ppid: '', color: 'red', rack_url: k.url });
       expect(srv.metadata.rack_kernel).toMatch(/^[0-9a-f-]{36}$/);
-      expect(Buffer.from(srv.user_data!, 'base64').toString()).toBe('#cloud-config\n{}\n');
+      // The process token is in user_data (admins only), beside the user's own; never in metadata.
+      const userData = Buffer.from(srv.user_data!, 'base64').toString();
+      const self = await k.call('GET', '/v1/self', undefined, credentialsOf(userData)!.token);
+      expect(self.body.process).toMatchObject({ gid, pid: 100 });
+      expect(cloudConfigs(userData)).toContain('#cloud-config\n{}\n');
+      expect(JSON.stringify(srv.metadata)).not.toContain('rkp_');
 
       // The console comes from os-getConsoleOutput.
       const con = await k.call('GET', `/v1/groups/${gid}/processes/100/console?lines=2`);

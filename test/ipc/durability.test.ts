@@ -8,6 +8,7 @@ import { pipeline } from 'node:stream/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connect, type Rack } from '../../src/libdck/index.js';
 import type { Process } from '../../src/protocol/process.js';
+import { credentialsOf } from '../../src/protocol/user-data.js';
 import { adminCall, freePort, rssOf, startKernelProcess, stopKernelProcess, ADMIN_TOKEN } from '../support/kernel-process.js';
 import { watchGroup } from '../support/watch.js';
 
@@ -20,7 +21,7 @@ describe('IPC with the kernel as a separate process', () => {
   let gid: string;
   let call: ReturnType<typeof adminCall>;
   const procs: Process[] = [];
-  const token = (p: Process): string => JSON.parse(readFileSync(join(dataDir, 'vms', p.compute_id!, 'vm.json'), 'utf8')).meta.rack_token;
+  const token = (p: Process): string => credentialsOf(JSON.parse(readFileSync(join(dataDir, 'vms', p.compute_id!, 'vm.json'), 'utf8')).userData)!.token;
 
   beforeAll(async () => {
     port = await freePort();

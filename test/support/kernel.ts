@@ -6,6 +6,7 @@ import { silentLogger } from '../../src/common/log.js';
 import { until } from '../../src/common/until.js';
 import { startKernel, type KernelConfig, type RunningKernel } from '../../src/server/start.js';
 import type { Process } from '../../src/protocol/process.js';
+import { credentialsOf } from '../../src/protocol/user-data.js';
 
 export const FIXTURES = join(import.meta.dirname, '..', 'fixtures', 'templates');
 
@@ -48,7 +49,7 @@ export async function startTestKernel(cfg: Partial<KernelConfig> = {}, dataDir?:
     const key = `${p.gid}/${p.pid}`;
     if (!tokens.has(key)) {
       const vm = JSON.parse(readFileSync(join(dir, 'vms', p.compute_id!, 'vm.json'), 'utf8'));
-      tokens.set(key, vm.meta.rack_token as string);
+      tokens.set(key, credentialsOf(vm.userData)!.token);
     }
     return tokens.get(key)!;
   };

@@ -1,4 +1,6 @@
+import type { GroupInput } from '../../kernel/kernel.js';
 import { defineOp, type Operation } from '../operation.js';
+import { decodeUserdata } from './processes.js';
 import { empty, object, ref } from '../schemas.js';
 import type { Services } from './services.js';
 
@@ -21,14 +23,14 @@ export function groupOps({ kernel }: Services): Operation[] {
       summary: 'Create a group (admin)',
       policy: 'admin',
       input: {
-        properties: { name: ref('Name'), description: ref('Text'), template: ref('Name'), flavor: ref('Name'), args: ref('Args') },
+        properties: { name: ref('Name'), description: ref('Text'), template: ref('Name'), flavor: ref('Name'), args: ref('Args'), userdata: { ...ref('UserData'), description: 'base64 user_data every fork of the group gets unless it gives its own (never shown again)' } },
         required: ['name'],
       },
       output: groupOut,
       errors: ['payload_too_large'],
       idempotent: false,
-      rest: { method: 'POST', path: '/v1/groups', status: 201, body: { root: 'group', fields: ['name', 'description', 'template', 'flavor', 'args'] } },
-      handler: async (_ctx, input) => ({ group: await kernel.createGroup(input) }),
+      rest: { method: 'POST', path: '/v1/groups', status: 201, body: { root: 'group', fields: ['name', 'description', 'template', 'flavor', 'args', 'userdata'] } },
+      handler: async (_ctx, input: { userdata?: string }) => ({ group: await kernel.createGroup({ ...(input as GroupInput), userdata: decodeUserdata(input.userdata) }) }),
     }),
     defineOp({
       name: 'group.show',

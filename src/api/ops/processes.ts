@@ -62,7 +62,7 @@ export function processOps({ kernel }: Services): Operation[] {
           template: ref('Name'),
           flavor: ref('Name'),
           args: ref('Args'),
-          userdata: { type: 'string', maxLength: 65535, pattern: '^[A-Za-z0-9+/]*={0,2}$', description: 'base64 user_data, at most 64 KiB once encoded (Nova\'s limit)' },
+          userdata: ref('UserData'),
           count: { type: 'integer', minimum: 1 },
           wait_running: seconds(MAX_WAIT_SECONDS, 'answer only once every new app runs (seconds to wait)'),
         },

@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import yaml from 'js-yaml';
+import { cloudConfigs } from '../../protocol/user-data.js';
 
 export type OnExit = 'kill' | 'stay' | 'poweroff';
 
@@ -172,12 +173,13 @@ function merge(base: unknown, over: unknown): unknown {
   return out;
 }
 
-/** The `dckinit:` key of a cloud-config user_data, if it is one. */
+/** The `dckinit:` key of the user_data's cloud-config (the whole user_data, or one of its MIME parts). */
 export function userDataOverlay(userData: string | null): { doc: unknown; text: string } | null {
-  if (!userData || !userData.startsWith('#cloud-config')) return null;
-  const doc = parseYaml(userData, 'user_data') as Obj | null;
-  if (!doc || typeof doc !== 'object' || !('dckinit' in doc)) return null;
-  return { doc: doc.dckinit, text: userData };
+  for (const text of cloudConfigs(userData)) {
+    const doc = parseYaml(text, 'user_data') as Obj | null;
+    if (doc && typeof doc === 'object' && 'dckinit' in doc) return { doc: doc.dckinit, text };
+  }
+  return null;
 }
 
 /** Loads and validates the config file (a missing file is an empty config), with user_data's `dckinit:` over it. */

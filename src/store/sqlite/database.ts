@@ -98,6 +98,8 @@ const MIGRATIONS: readonly string[] = [
      event TEXT NOT NULL
    );
    CREATE INDEX signals_target ON signals (gid, pid, seq);`,
+  // The user_data every fork of the group gets unless it gives its own.
+  `ALTER TABLE groups ADD COLUMN userdata TEXT;`,
 ];
 
 export function openDatabase(file: string): Db {

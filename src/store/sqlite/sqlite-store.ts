@@ -30,9 +30,9 @@ function toProcess(row: ProcessRow | undefined): Process | null {
   return { ...rest, args: JSON.parse(args) as Record<string, string> };
 }
 
-function toGroup(row: (Omit<Group, 'args'> & { args: string; next_pid?: number }) | undefined): Group | null {
+function toGroup(row: (Omit<Group, 'args'> & { args: string; next_pid?: number; userdata?: string | null }) | undefined): Group | null {
   if (!row) return null;
-  const { next_pid: _n, args, ...rest } = row;
+  const { next_pid: _n, userdata: _u, args, ...rest } = row;
   return { ...rest, args: JSON.parse(args) as Record<string, string> };
 }
 
@@ -59,13 +59,18 @@ function patchSql(patch: ProcessPatch): { sets: string; values: unknown[] } {
 class SqliteGroups implements GroupStore {
   constructor(private readonly db: Db) {}
 
-  async create(g: Group): Promise<void> {
+  async create(g: Group, userData: string | null = null): Promise<void> {
     this.db
       .prepare(
-        `INSERT INTO groups (gid, name, description, template, flavor, args, next_pid, created_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+        `INSERT INTO groups (gid, name, description, template, flavor, args, next_pid, created_at, userdata)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       )
-      .run(g.gid, g.name, g.description, g.template, g.flavor, JSON.stringify(g.args), FIRST_PID, g.created_at);
+      .run(g.gid, g.name, g.description, g.template, g.flavor, JSON.stringify(g.args), FIRST_PID, g.created_at, userData);
+  }
+
+  async userData(gid: string): Promise<string | null> {
+    const row = this.db.prepare('SELECT userdata FROM groups WHERE gid = ?').get(gid) as { userdata: string | null } | undefined;
+    return row?.userdata ?? null;
   }
 
   async get(gid: string): Promise<Group | null> {
