@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // `npm run hello -- [--children N]`: the hello app in the sim. A kernel on loopback, a group whose
 // image is this directory, one root process; every line the apps print is shown with its PID.
-import { dirname } from 'node:path';
+import { basename, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { drawTimelines, Sim } from 'rack/sim';
@@ -21,15 +21,16 @@ try {
   process.exit(2);
 }
 
+// The image is this directory: the kernel is given its parent, and names it by its name.
 const image = dirname(fileURLToPath(import.meta.url));
 const sim = await Sim.start({
-  templates: [image],
+  templates: [dirname(image)],
   onAppLine: (l) => console.log(`  ${String(l.pid).padStart(4)} │ ${l.text}`),
 });
 const k = sim.kernel.kernel;
 const admin = { kind: 'admin' };
 console.log(`RACK kernel (sim driver) at ${sim.url}`);
-const group = await k.createGroup({ name: 'hello', template: image });
+const group = await k.createGroup({ name: 'hello', template: basename(image) });
 const t0 = Date.now();
 const [root] = await k.fork(admin, group.gid, { args: { children } });
 console.log(`group ${group.gid}: root process ${root.pid} boots, then forks ${children} children\n`);

@@ -7,8 +7,10 @@ import { RackError } from '../common/errors.js';
 import { createLogger, type Logger } from '../common/log.js';
 import type { ComputeDriver } from '../compute/driver.js';
 import { SqliteStore } from '../store/sqlite/sqlite-store.js';
-import type { MailboxLimits, Store } from '../store/store.js';
+import type { Quotas } from '../protocol/process.js';
+import type { Store } from '../store/store.js';
 import { Authenticator, loadAdminToken } from '../auth/auth.js';
+import { DEFAULT_LIMITS, Limiter, type ClientLimits } from '../auth/limits.js';
 import { LocalFiles } from '../files/local.js';
 import { Messaging } from '../ipc/messaging.js';
 import { Pipes } from '../ipc/pipes.js';
@@ -29,8 +31,10 @@ export interface KernelConfig extends DriverConfig {
   log?: Logger;
   /** A ready-made store (tests, embedding); the default is DATA/rack.db. */
   store?: Store;
-  /** Bounds of every mailbox (messages and bytes waiting to be read). */
-  mailbox?: MailboxLimits;
+  /** The quotas of groups created without their own (see Quotas). */
+  quotas?: Partial<Quotas>;
+  /** What one client may take: request rate, requests in flight, connections, bytes queued to it. */
+  limits?: Partial<ClientLimits>;
 }
 
 export interface RunningKernel {
@@ -79,11 +83,16 @@ export async function startKernel(cfg: KernelConfig): Promise<RunningKernel> {
     url: () => url,
     forkLimit: cfg.forkLimit,
     defaultGraceMs: cfg.defaultGraceMs,
+    quotas: cfg.quotas,
   });
+  const quotas = (gid: string): Promise<Quotas> => kernel.quotas(gid);
   const services: Services = {
     kernel,
-    messaging: new Messaging(store.mailboxes, (gid, pid) => kernel.getProcess(gid, pid), cfg.mailbox),
-    shm: new SharedMemory(store.shm),
+    messaging: new Messaging(store.mailboxes, (gid, pid) => kernel.getProcess(gid, pid), async (gid) => {
+      const q = await quotas(gid);
+      return { maxCount: q.mailbox_messages, maxBytes: q.mailbox_bytes };
+    }),
+    shm: new SharedMemory(store.shm, async (gid) => (await quotas(gid)).shm_bytes),
     pipes: new Pipes(),
     files: new LocalFiles(join(dataDir, 'files')),
   };
@@ -98,10 +107,19 @@ export async function startKernel(cfg: KernelConfig): Promise<RunningKernel> {
     groupDeleted: (gid) => pipes.closeGroup(gid),
   });
   kernel.use({ name: 'mailbox', ended: (p) => messaging.forget(p.gid, p.pid) });
-  kernel.use({ name: 'tokens', groupDeleted: (gid) => auth.forget(gid) });
+  // A process's app token ends with the process; its agent's, with its VM.
+  kernel.use({
+    name: 'tokens',
+    ended: (p) => auth.revoke(p.gid, p.pid, 'app'),
+    vmGone: (p) => auth.revoke(p.gid, p.pid, 'agent'),
+    groupDeleted: (gid) => auth.forgetGroup(gid),
+  });
   kernel.use({ name: 'files', groupDeleted: (gid) => files.deleteGroup(gid) });
   await kernel.reconcile();
-  const api = createApi({ operations: operations(services), kernel, auth, log });
+  const limiter = new Limiter({ ...DEFAULT_LIMITS, ...cfg.limits });
+  const api = createApi({ operations: operations(services), kernel, auth, limiter, log });
+  // A revoked token's open connections close (their clients get 401 if they come back).
+  auth.on('revoked', (whose) => api.ws.disconnect(whose));
   await new Promise<void>((ok, fail) => {
     api.server.once('error', fail);
     api.server.listen(port, host, () => ok());

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { ADMIN } from '../auth/auth.js';
 import { silentLogger, type Logger } from '../common/log.js';
 import { until } from '../common/until.js';
-import { findVmProcesses } from '../compute/sim/os-processes.js';
+import { findVmsProcesses } from '../compute/sim/os-processes.js';
 import { consolePath } from '../compute/sim/sim-driver.js';
 import { startKernel, type RunningKernel } from '../server/start.js';
 import { isTerminal, type Process } from '../protocol/process.js';
@@ -93,9 +93,7 @@ export class Sim {
 
   /** OS processes still running for any VM this sim booted. */
   leftovers(): number {
-    let n = 0;
-    for (const id of this.computeIds) n += findVmProcesses(id).length;
-    return n;
+    return [...findVmsProcesses(this.computeIds).values()].reduce((n, pids) => n + pids.length, 0);
   }
 
   /**

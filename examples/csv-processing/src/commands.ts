@@ -7,8 +7,10 @@ import { request } from 'undici';
 import type { JobStatus, PutFile } from './protocol.js';
 import { statusKey } from './protocol.js';
 
-/** The template (VM image) of the case study: this example's own directory. */
-export const TEMPLATE = join(dirname(fileURLToPath(import.meta.url)), '..');
+/** The template (VM image) of the case study: this example's own directory, by its name. */
+export const TEMPLATE = 'csv-processing';
+/** Where the template lives: the directory a kernel is given with --templates. */
+export const TEMPLATES_DIR = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 
 export interface Target {
   url: string;

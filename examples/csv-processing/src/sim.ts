@@ -12,7 +12,7 @@ import { pino } from 'pino';
 import { ADMIN, drawTimelines, formatCount, formatDuration, LiveBlock, progressBar, Sim } from 'rack/sim';
 import type { Process } from 'rack/libdck';
 import { importFile } from './baseline.js';
-import { putFile, startDaemon, TEMPLATE, type Target } from './commands.js';
+import { putFile, startDaemon, TEMPLATE, TEMPLATES_DIR, type Target } from './commands.js';
 import { generateCsv } from './generate.js';
 import type { JobStatus } from './protocol.js';
 import { statusKey } from './protocol.js';
@@ -85,7 +85,7 @@ async function main(): Promise<number> {
   const live = new LiveBlock(out as NodeJS.WriteStream);
   const work = mkdtempSync(join(tmpdir(), 'rack-csv-'));
   const kernelLog = join(work, 'kernel.log');
-  const sim = await Sim.start({ templates: [TEMPLATE], log: pino({ level: 'info' }, createWriteStream(kernelLog)), keepData: opts.keep });
+  const sim = await Sim.start({ templates: [TEMPLATES_DIR], log: pino({ level: 'info' }, createWriteStream(kernelLog)), keepData: opts.keep });
   const k = sim.kernel;
   let stopping = false;
   const stop = async (code: number): Promise<number> => {
