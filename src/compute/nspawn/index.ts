@@ -7,6 +7,7 @@ import { nspawnPreflight } from './preflight.js';
 export { NspawnDriver, readVm, type NspawnVm } from './nspawn-driver.js';
 export { DEFAULT_IMAGE_STORE } from './images.js';
 export { processesIn } from './machine.js';
+export { NSPAWN_MIRROR_URL } from './nspawn-driver.js';
 
 /** Checks the host, then starts the driver (its guest network and metadata service). */
 export async function startNspawn(opts: { dataDir: string; kernelId: string; images: string[]; mirror?: string; log?: Logger }): Promise<NspawnDriver> {

@@ -17,6 +17,8 @@ import { KernelRelay } from './relay.js';
 /** Where guests reach the kernel (through the relay) and the mirror, on the gateway address. */
 const RELAY_PORT = 8088;
 const MIRROR_PORT = 8080;
+/** Where guests find the RACK_NSPAWN_MIRROR directory. */
+export const NSPAWN_MIRROR_URL = `http://${GATEWAY}:${MIRROR_PORT}`;
 
 export interface NspawnDriverOptions {
   /** The kernel's data dir; VMs live in DATA/vms/<id>/. */
@@ -139,7 +141,8 @@ export class NspawnDriver implements ComputeDriver {
       const files = writeGuestFiles(vmDir, GATEWAY);
       this.metadata.register({ secret, uuid: id, name: req.name, meta: req.meta, userData: req.userData, address });
       const { nspawn, exited } = await startMachine({
-        name: req.name,
+        // Not req.name: the guest's hostname is cloud-init's to set, from the metadata.
+        name: `rk-${key}`,
         rootfs,
         netns,
         console: join(vmDir, 'console.log'),
