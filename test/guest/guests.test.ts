@@ -5,12 +5,12 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import yaml from 'js-yaml';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { ADMIN } from '../../src/auth/auth.js';
 import type { NspawnVm } from '../../src/compute/nspawn/index.js';
 import { NSPAWN_MIRROR_URL } from '../../src/compute/nspawn/index.js';
 import { agentJournal, GuestKernel, inGuest, leftovers, machineGone, MIRROR, unitProperties } from './support.js';
 
 const APP = 'test/guest/fixtures/guest-app';
-const admin = { kind: 'admin' } as const;
 /** A guest boots a whole OS on two busy cores: minutes, not seconds, are the honest bound. */
 const BOOT_MS = 240_000;
 
@@ -45,8 +45,8 @@ describe.each(WAYS)('$way guests', ({ template, userdata, args }) => {
   });
 
   async function root(name: string, rootArgs: Record<string, string>): Promise<{ gid: string; pid: number }> {
-    const g = await gk.kernel.createGroup(admin, { name, template });
-    const [p] = await gk.kernel.fork(admin, g.gid, { args: { ...args, ...rootArgs }, userdata: userdata?.() });
+    const g = await gk.kernel.createGroup({ name, template });
+    const [p] = await gk.kernel.fork(ADMIN, g.gid, { args: { ...args, ...rootArgs }, userdata: userdata?.() });
     return { gid: g.gid, pid: p!.pid };
   }
 
@@ -92,7 +92,7 @@ describe.each(WAYS)('$way guests', ({ template, userdata, args }) => {
     expect(endedProc).toMatchObject({ status: 'EXITED', exit_code: 7 });
     await gk.agentConnected(running.gid, running.pid, 60_000);
     await gk.agentConnected(ended.gid, ended.pid, 60_000);
-    const vms = [gk.vm(await gk.kernel.store.processes.get(running.gid, running.pid).then((p) => p!)), gk.vm(endedProc)];
+    const vms = [gk.vm(await gk.kernel.getProcess(running.gid, running.pid)), gk.vm(endedProc)];
 
     await gk.outage(30_000);
     await Promise.all([gk.agentConnected(running.gid, running.pid, 10_000), gk.agentConnected(ended.gid, ended.pid, 10_000)]);

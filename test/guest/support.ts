@@ -7,9 +7,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
+import { ADMIN } from '../../src/auth/auth.js';
 import { silentLogger } from '../../src/common/log.js';
+import { until } from '../../src/common/until.js';
 import { processesIn, readVm, type NspawnVm } from '../../src/compute/nspawn/index.js';
 import { alive, stopMachine } from '../../src/compute/nspawn/machine.js';
+import type { AgentPresence } from '../../src/kernel/events.js';
 import { isTerminal, type Process } from '../../src/protocol/process.js';
 import { startKernel, type RunningKernel } from '../../src/server/start.js';
 
@@ -17,7 +20,6 @@ const run = promisify(execFile);
 export const IMAGES = process.env.RACK_IMAGES || '/var/lib/rack/images';
 export const MIRROR = process.env.RACK_TEST_MIRROR || '/var/cache/rack/test-mirror';
 const TOKEN = 'guest-suite-admin-token-0123456789';
-const admin = { kind: 'admin' } as const;
 
 export class GuestKernel {
   private constructor(
@@ -66,23 +68,19 @@ export class GuestKernel {
   }
 
   /** Resolves with the process once `ok` holds for it (checked now and on every change); fails after `ms`. */
-  async until(gid: string, pid: number, ok: (p: Process) => boolean, ms: number, what: string): Promise<Process> {
+  until(gid: string, pid: number, ok: (p: Process) => boolean, ms: number, what: string): Promise<Process> {
     const kernel = this.kernel;
-    return new Promise((resolve, reject) => {
-      const check = (p: Process | null): void => {
-        if (p && p.gid === gid && p.pid === pid && ok(p)) finish(null, p);
-      };
-      const onEvent = (p: Process): void => check(p);
-      const finish = (err: Error | null, p?: Process): void => {
-        clearTimeout(timer);
-        kernel.off('process', onEvent);
-        if (err) reject(err);
-        else resolve(p!);
-      };
-      const timer = setTimeout(() => finish(new Error(`process ${pid}: not ${what} within ${ms / 1000} s`)), ms);
-      kernel.on('process', onEvent);
-      void kernel.store.processes.get(gid, pid).then(check);
-    });
+    return until(
+      kernel.events,
+      'process',
+      (p: Process) => p.gid === gid && p.pid === pid,
+      async () => {
+        const p = await kernel.getProcess(gid, pid);
+        return ok(p) ? p : null;
+      },
+      Date.now() + ms,
+      { timeoutMessage: `process ${pid}: not ${what} within ${ms / 1000} s` },
+    );
   }
 
   ended(gid: string, pid: number, ms: number): Promise<Process> {
@@ -90,22 +88,16 @@ export class GuestKernel {
   }
 
   /** Resolves once the process's guest agent is connected; fails after `ms`. */
-  agentConnected(gid: string, pid: number, ms: number): Promise<void> {
+  agentConnected(gid: string, pid: number, ms: number): Promise<true> {
     const kernel = this.kernel;
-    if (kernel.agentConnected(gid, pid)) return Promise.resolve();
-    return new Promise((resolve, reject) => {
-      const on = (e: { gid: string; pid: number; connected: boolean }): void => {
-        if (e.gid === gid && e.pid === pid && e.connected) done(null);
-      };
-      const done = (err: Error | null): void => {
-        clearTimeout(timer);
-        kernel.off('agent', on);
-        if (err) reject(err);
-        else resolve();
-      };
-      const timer = setTimeout(() => done(new Error(`the agent of process ${pid} did not connect within ${ms / 1000} s`)), ms);
-      kernel.on('agent', on);
-    });
+    return until(
+      kernel.events,
+      'agent',
+      (e: AgentPresence) => e.gid === gid && e.pid === pid,
+      () => (kernel.agentConnected(gid, pid) ? true : null),
+      Date.now() + ms,
+      { timeoutMessage: `the agent of process ${pid} did not connect within ${ms / 1000} s` },
+    );
   }
 
   vm(p: Process): NspawnVm {
@@ -117,7 +109,7 @@ export class GuestKernel {
   /** Ends every group, stops the kernel, and stops whatever machine is still recorded (after a failure). */
   async close(): Promise<void> {
     try {
-      for (const g of await this.kernel.store.groups.list()) await this.kernel.deleteGroup(admin, g.gid).catch(() => {});
+      for (const g of await this.kernel.listGroups(ADMIN)) await this.kernel.deleteGroup(g.gid).catch(() => {});
       await this.k.close();
     } finally {
       const vmsDir = join(this.dataDir, 'vms');
