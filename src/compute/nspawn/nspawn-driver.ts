@@ -8,7 +8,7 @@ import type { BootRequest, ComputeDriver, VmChange, VmInfo, VmState } from '../d
 import { MetadataServer } from '../metadata/metadata-server.js';
 import { writeGuestFiles } from './guest-files.js';
 import { resolveImage } from './images.js';
-import { alive, pidNamespace, processesIn, startMachine, stopMachine, waitLeader, type OsProcess } from './machine.js';
+import { alive, pidNamespace, startMachine, stopMachine, waitLeader, type OsProcess } from './machine.js';
 import { serveMirror } from './mirror.js';
 import { listenInNetns } from './netns-listen.js';
 import { GATEWAY, GuestNetwork, METADATA_ADDRESS, netnsExists } from './network.js';
@@ -82,8 +82,6 @@ export class NspawnDriver implements ComputeDriver {
   private relay: KernelRelay | null = null;
   private mirror: Server | null = null;
   private poller: NodeJS.Timeout | null = null;
-  /** The PID namespaces of every machine this driver booted, for `leftovers()`. */
-  private readonly pidns = new Map<string, string>();
 
   constructor(private readonly opts: NspawnDriverOptions) {
     this.vmsDir = join(opts.dataDir, 'vms');
@@ -156,7 +154,6 @@ export class NspawnDriver implements ComputeDriver {
         throw err;
       });
       const vm: NspawnVm = { id, name: req.name, gid: req.gid, pid: req.pid, rootfs, meta: req.meta, userData: req.userData, secret, address, netns, nspawn, leader, pidns: pidNamespace(leader.pid) };
-      if (vm.pidns) this.pidns.set(id, vm.pidns);
       writeFileSync(join(vmDir, 'vm.json'), JSON.stringify(vm, null, 2), { mode: 0o600 });
       void exited.then(() => {
         this.log.info({ vm: id, gid: req.gid, pid: req.pid }, 'machine stopped');
@@ -206,17 +203,6 @@ export class NspawnDriver implements ComputeDriver {
 
   onChange(listener: (change: VmChange) => void): void {
     this.listeners.push(listener);
-  }
-
-  /** Processes and namespaces left of machines this driver booted and destroyed (0 when clean). */
-  leftovers(): number {
-    let n = 0;
-    const live = new Set(this.records().map((r) => r.id));
-    for (const [id, ns] of this.pidns) if (!live.has(id)) n += processesIn(ns).length;
-    for (const e of existsSync('/run/netns') ? readdirSync('/run/netns') : []) {
-      if (e.startsWith(`${this.network.hostNetns}-`) && ![...live].some((id) => readVm(this.opts.dataDir, id)?.netns === e)) n++;
-    }
-    return n;
   }
 
   /** Stops serving; machines keep running (a restarted kernel adopts them). The network goes once no machine is left. */
