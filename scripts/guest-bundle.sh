@@ -13,7 +13,8 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 die() { echo "guest-bundle: $*" >&2; exit 1; }
-[ $# -eq 1 ] && [ "$1" != "-h" ] && [ "$1" != "--help" ] || { sed -n '7p' "$0" | sed 's/^# *//' >&2; exit 2; }
+case ${1:-} in -h|--help) sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;; esac
+[ $# -eq 1 ] || { sed -n '7p' "$0" | sed 's/^# *//' >&2; exit 2; }
 out=$(mkdir -p "$1" && cd "$1" && pwd)
 [ -f "$here/dist/dckinit/main.js" ] || die "$here has no dist/: run npm ci (or npm run build) first"
 command -v npm >/dev/null || die "npm is needed"

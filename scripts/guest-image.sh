@@ -27,12 +27,13 @@ here=$(cd "$(dirname "$0")/.." && pwd)
 die() { echo "guest-image: $*" >&2; exit 1; }
 step() { echo "guest-image: $*" >&2; }
 usage() { sed -n '4,9p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+help() { sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; exit 0; }
 name_ok() { [[ $1 =~ ^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$ ]] || die "image name \"$1\" must be a plain name (letters, digits, . _ -)"; }
 hash_of() { sha256sum | cut -c1-16; }
 
 [ $# -ge 1 ] || usage
 cmd=$1; shift
-case $cmd in -h|--help) usage ;; esac
+case $cmd in -h|--help) help ;; esac
 [ "$(id -u)" -eq 0 ] || die "needs root (mmdebstrap and the image files belong to root)"
 
 sources() {
