@@ -31,11 +31,11 @@ function userData(): string {
 }
 
 const WAYS = [
-  { way: 'baked', template: 'rack-test-app', userdata: undefined, args: {} },
-  { way: 'user-data', template: 'rack-test-stock', userdata: userData, args: { forward_userdata: '1' } },
+  { way: 'baked', template: 'rack-test-app', userdata: undefined },
+  { way: 'user-data', template: 'rack-test-stock', userdata: userData },
 ] as const;
 
-describe.each(WAYS)('$way guests', ({ template, userdata, args }) => {
+describe.each(WAYS)('$way guests', ({ template, userdata }) => {
   let gk: GuestKernel;
   beforeEach(async () => {
     gk = await GuestKernel.start();
@@ -45,8 +45,9 @@ describe.each(WAYS)('$way guests', ({ template, userdata, args }) => {
   });
 
   async function root(name: string, rootArgs: Record<string, string>): Promise<{ gid: string; pid: number }> {
-    const g = await gk.kernel.createGroup({ name, template });
-    const [p] = await gk.kernel.fork(ADMIN, g.gid, { args: { ...args, ...rootArgs }, userdata: userdata?.() });
+    // The group's user_data: every fork gets it, the children the app forks included.
+    const g = await gk.kernel.createGroup({ name, template, ...(userdata ? { userdata: userdata() } : {}) });
+    const [p] = await gk.kernel.fork(ADMIN, g.gid, { args: rootArgs });
     return { gid: g.gid, pid: p!.pid };
   }
 
