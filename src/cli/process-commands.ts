@@ -15,7 +15,7 @@ export function shellStatus(w: WaitResult): number {
 export const PROCESS_COMMANDS: Record<string, Command> = {
   kernel: {
     summary: 'run the RACK kernel',
-    usage: 'rack kernel [--listen HOST:PORT] [--data DIR] [--driver sim|nova] [--templates DIR]... [--public-url URL] [--fork-limit N] [--quota NAME=N]...',
+    usage: 'rack kernel [--listen HOST:PORT] [--data DIR] [--driver sim|nova|nspawn] [--templates DIR]... [--public-url URL] [--fork-limit N] [--quota NAME=N]...',
     async run(argv) {
       const { values } = parse(argv, {
         listen: { type: 'string', default: '127.0.0.1:8088' },
@@ -26,7 +26,7 @@ export const PROCESS_COMMANDS: Record<string, Command> = {
         'fork-limit': { type: 'string' },
         quota: { type: 'string', multiple: true },
       });
-      if (values.driver !== 'sim' && values.driver !== 'nova') throw new UsageError(`--driver must be sim or nova, got "${String(values.driver)}"`);
+      if (values.driver !== 'sim' && values.driver !== 'nova' && values.driver !== 'nspawn') throw new UsageError(`--driver must be sim, nova or nspawn, got "${String(values.driver)}"`);
       const { startKernel } = await import('../server/start.js');
       const k = await startKernel({
         listen: values.listen as string,

@@ -126,8 +126,10 @@ export async function startKernel(cfg: KernelConfig): Promise<RunningKernel> {
   });
   const addr = api.server.address() as AddressInfo;
   const hostPart = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
-  if (!url) url = `http://${hostPart}:${addr.port}`;
-  log.info({ url, data: dataDir, driver: compute.name }, 'kernel listening');
+  const listenUrl = `http://${hostPart}:${addr.port}`;
+  // A driver whose VMs cannot reach this address (nspawn guests in their own network) relays.
+  if (!url) url = compute.guestUrl ? await compute.guestUrl(listenUrl) : listenUrl;
+  log.info({ url: listenUrl, vm_url: url, data: dataDir, driver: compute.name }, 'kernel listening');
 
   let closing: Promise<void> | undefined;
   const close = (): Promise<void> =>
@@ -141,5 +143,5 @@ export async function startKernel(cfg: KernelConfig): Promise<RunningKernel> {
       await store.close();
       unlock();
     })());
-  return { url, adminToken, dataDir, kernel, services, api, close };
+  return { url: cfg.publicUrl ?? listenUrl, adminToken, dataDir, kernel, services, api, close };
 }

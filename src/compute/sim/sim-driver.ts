@@ -1,11 +1,12 @@
 import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { closeSync, existsSync, fstatSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import yaml from 'js-yaml';
 import { RackError } from '../../common/errors.js';
 import { silentLogger, type Logger } from '../../common/log.js';
 import { packageRoot } from '../../common/package-info.js';
+import { consoleTail } from '../console-tail.js';
 import type { BootRequest, ComputeDriver, VmChange, VmInfo, VmState } from '../driver.js';
 import { MetadataServer } from '../metadata/metadata-server.js';
 import { findVmsProcesses, killVmsProcesses, processStartTime } from './os-processes.js';
@@ -33,9 +34,6 @@ interface VmRecord {
 }
 
 const NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
-
-/** The most of a console's end read for consoleOutput(). */
-const CONSOLE_TAIL = 1024 * 1024;
 
 /** A sim VM's serial console (its init's stdout and stderr), as `nova console-log` would show. */
 export function consolePath(dataDir: string, vmId: string): string {
@@ -214,25 +212,7 @@ export class SimDriver implements ComputeDriver {
 
   async consoleOutput(id: string, lines: number): Promise<string> {
     if (!/^sim-[0-9a-f-]{36}$/.test(id)) return '';
-    let fd: number;
-    try {
-      fd = openSync(consolePath(this.opts.dataDir, id), 'r');
-    } catch {
-      return '';
-    }
-    try {
-      // The tail only: at most CONSOLE_TAIL bytes, then the last `lines` lines of it.
-      const size = fstatSync(fd).size;
-      const start = Math.max(0, size - CONSOLE_TAIL);
-      const buf = Buffer.alloc(size - start);
-      readSync(fd, buf, 0, buf.length, start);
-      const all = buf.toString('utf8').split('\n');
-      if (start > 0) all.shift(); // a partial first line
-      if (all.at(-1) === '') all.pop();
-      return all.slice(-lines).map((l) => l + '\n').join('');
-    } finally {
-      closeSync(fd);
-    }
+    return consoleTail(consolePath(this.opts.dataDir, id), lines);
   }
 
   /**
