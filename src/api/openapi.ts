@@ -21,7 +21,8 @@ export function operationsMarkdown(): string {
     const rest = op.rest ? `\`${op.rest.method} ${op.rest.path}\`${op.rest.query?.length ? ` ?${op.rest.query.join('&')}` : ''}` : `(WebSocket only: ${op.wsOnly})`;
     const ws = op.ws === false ? '(REST only: streamed)' : `\`${op.name}\``;
     const fields = Object.keys(op.input.properties).filter((f) => f !== '$payload');
-    return `| ${ws} | ${rest} | ${op.policy} | ${fields.join(', ')} | ${op.idempotent ? 'yes' : ''} | ${op.summary.replaceAll('|', '\\|')} |`;
+    const twice = op.idempotent ? 'same' : op.durable ? 'first answer (stored)' : op.connection ? 'not resent' : 'first answer';
+    return `| ${ws} | ${rest} | ${op.policy} | ${fields.join(', ')} | ${twice} | ${op.summary.replaceAll('|', '\\|')} |`;
   });
   return [
     '# Operations',
@@ -31,9 +32,12 @@ export function operationsMarkdown(): string {
     'over REST the fields come from the path, the query string and the body, and some answers are',
     'wrapped in a key (`{"kill": {...}}`) as openapi.yaml shows. Policy: who may call it (any token; admin; group:',
     'the admin or a process of the group; self: the admin or the process itself; process: a process',
-    'token only). Resend: a client may send it again after a reconnect.',
+    'token only). Sent twice: what the same request (the same `rid`, or Idempotency-Key over REST)',
+    'does the second time: `same` (doing it again changes nothing), `first answer` (the kernel',
+    "answers as the first time; `stored`: kept with the change, across a kernel restart), `not",
+    "resent` (it acts on the calling connection; clients take a pipe end up again with pipe.attach).",
     '',
-    '| WebSocket op | REST | policy | fields | resend | what it does |',
+    '| WebSocket op | REST | policy | fields | sent twice | what it does |',
     '|---|---|---|---|---|---|',
     ...rows,
     '',

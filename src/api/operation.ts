@@ -3,6 +3,7 @@ import { Ajv2020, type ErrorObject, type ValidateFunction } from 'ajv/dist/2020.
 import type { Principal } from '../auth/auth.js';
 import { requireAdmin, requireGroup, requireSelf } from '../auth/policy.js';
 import { RackError, type ErrorCode } from '../common/errors.js';
+import type { Answers } from './answers.js';
 import type { Connection } from './connection.js';
 import { COMPONENTS, type Schema } from './schemas.js';
 
@@ -19,6 +20,8 @@ export type Policy = 'any' | 'admin' | 'group' | 'self' | 'process';
 
 export interface OpContext {
   who: Principal;
+  /** The caller's id for this request (`rid` on the WebSocket, Idempotency-Key over REST), keyed to the caller. */
+  rid: string | null;
   /** The group the call acts in ('' for ops outside any group). */
   gid: string;
   /** The WebSocket connection the call came on; null over REST. */
@@ -70,8 +73,20 @@ export interface Operation<I = any, O = any> {
   errors?: readonly ErrorCode[];
   /** For `self`: the field naming the process (default `pid`); a process token's own pid fills it in. */
   self?: string;
-  /** Whether a resend after a lost answer changes nothing (clients resend only these). */
+  /**
+   * Whether doing it twice changes nothing. A client sends every call whose answer was lost
+   * again, with the same request id: for the others the kernel keeps the first answer (in
+   * memory, or in the store when `durable`) and gives it again instead of doing it twice.
+   */
   idempotent: boolean;
+  /** The store keeps this op's answer by request id, in the same step as its change (it survives a restart). */
+  durable?: boolean;
+  /**
+   * It acts on the calling connection (a pipe end it opens or reads): sent again on another
+   * connection it would be another request, so clients do not resend it; they take the end up
+   * again with pipe.attach instead.
+   */
+  connection?: boolean;
   /** A guest agent's token may call it (for its own process only): its channel, its reports, its self-kill. */
   agent?: boolean;
   /** Over REST; null when it exists only on a WebSocket (say why in `wsOnly`). */
@@ -198,6 +213,16 @@ export function describeError(e: ErrorObject | undefined): string {
     default:
       return `${field} ${e.message ?? 'is invalid'}`;
   }
+}
+
+/**
+ * Runs an operation's handler, once per request id: a request sent again gets the first answer.
+ * Idempotent ops just run again; `durable` ones are kept by the store itself.
+ */
+export function invoke(c: CompiledOp, ctx: OpContext, input: Record<string, unknown>, answers: Answers): Promise<unknown> {
+  const run = (): Promise<unknown> => c.op.handler(ctx, input);
+  if (ctx.rid === null || c.op.idempotent || c.op.durable || c.op.connection || c.op.rest?.raw) return run();
+  return answers.once(ctx.rid, run);
 }
 
 /** Validates an assembled input, then applies the policy; answers the group the call acts in. */

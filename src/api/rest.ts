@@ -2,7 +2,8 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Principal } from '../auth/auth.js';
 import { RackError } from '../common/errors.js';
 import { readBody, readJson, sendJson } from './http.js';
-import { admit, type CompiledOp } from './operation.js';
+import { checkRid, requestKey, type Answers } from './answers.js';
+import { admit, invoke, type CompiledOp } from './operation.js';
 
 export interface RestRoute {
   method: string;
@@ -119,12 +120,16 @@ export async function serveRest(
   req: IncomingMessage,
   res: ServerResponse,
   url: URL,
+  answers: Answers,
 ): Promise<number> {
   const c = route.compiled;
   const rest = c.op.rest!;
   const input = await inputOf(c, req, url, params);
+  // The Idempotency-Key header names a request as `rid` does on the WebSocket.
+  const header = req.headers['idempotency-key'];
+  const rid = checkRid(typeof header === 'string' ? header : undefined, 'the Idempotency-Key header');
   const gid = admit(c, who, input);
-  const result = await c.op.handler({ who, gid, conn: null, http: { req, res } }, input);
+  const result = await invoke(c, { who, gid, rid: rid === null ? null : requestKey(who, rid), conn: null, http: { req, res } }, input, answers);
   // A handler that streamed its answer has written it already.
   if (res.headersSent) return res.statusCode;
   const status = rest.status ?? 200;

@@ -5,6 +5,7 @@ import { RackError } from '../common/errors.js';
 import type { Logger } from '../common/log.js';
 import type { Kernel } from '../kernel/kernel.js';
 import { PROCESS_STATUSES } from '../protocol/process.js';
+import { Answers } from './answers.js';
 import { sendError, sendJson } from './http.js';
 import { Metrics } from './metrics.js';
 import { compile, type CompiledOp, type Operation } from './operation.js';
@@ -46,9 +47,10 @@ export function createApi(opts: ApiOptions): Api {
     return PROCESS_STATUSES.map((status) => [{ status }, counts[status] ?? 0]);
   });
 
+  const answers = new Answers();
   const router = new Router(compiled.filter((c) => c.op.rest).map((c) => ({ method: c.op.rest!.method, path: c.op.rest!.path, compiled: c })));
   const wsOps = new Map<string, CompiledOp>(compiled.filter((c) => c.op.ws !== false).map((c) => [c.op.name, c]));
-  const ws = new KernelWebSocketServer({ authenticate: (h) => auth.authenticate(h), limiter, ops: wsOps, log, onConnection: (d) => (wsClients += d) });
+  const ws = new KernelWebSocketServer({ authenticate: (h) => auth.authenticate(h), limiter, answers, ops: wsOps, log, onConnection: (d) => (wsClients += d) });
 
   const unauthenticated = async (path: string, res: ServerResponse): Promise<boolean> => {
     if (path === '/healthz') {
@@ -81,7 +83,7 @@ export function createApi(opts: ApiOptions): Api {
       // A request counts against its token until its answer has gone out (or the client left).
       const release = limiter.admit(who);
       res.once('close', release);
-      status = await serveRest(route, params, who, req, res, url);
+      status = await serveRest(route, params, who, req, res, url, answers);
     } catch (err) {
       status = sendError(res, err);
       if (status >= 500) log.error({ err, method: req.method, path: req.url }, 'request failed');

@@ -8,7 +8,8 @@ import type { Logger } from '../common/log.js';
 import { decodeBinaryFrame } from '../protocol/binary-frame.js';
 import { WS_PATH } from '../protocol/channel.js';
 import { Connection } from './connection.js';
-import { admit, type CompiledOp } from './operation.js';
+import { type Answers, checkRid, requestKey } from './answers.js';
+import { admit, invoke, type CompiledOp } from './operation.js';
 
 /** Largest frame a client may send: 1 MiB of payload plus room for the envelope. */
 export const MAX_FRAME = 1024 * 1024 + 64 * 1024;
@@ -16,6 +17,7 @@ export const MAX_FRAME = 1024 * 1024 + 64 * 1024;
 export interface WsServerOptions {
   authenticate(header: string | undefined): Promise<Principal>;
   limiter: Limiter;
+  answers: Answers;
   /** The operations that exist on the WebSocket, by op name. */
   ops: ReadonlyMap<string, CompiledOp>;
   log: Logger;
@@ -124,7 +126,7 @@ export class KernelWebSocketServer {
       const e = isRackError(err) ? err : new RackError('invalid_json', `frame is not valid JSON: ${(err as Error).message}`);
       return send(conn, { id: null, ok: false, error: e.toJSON() });
     }
-    const { id, op: name, ...input } = frame;
+    const { id, op: name, rid, ...input } = frame;
     if (typeof id !== 'number' || !Number.isSafeInteger(id)) {
       return send(conn, { id: null, ok: false, error: { code: 'bad_request', message: '"id" must be an integer' } });
     }
@@ -134,8 +136,9 @@ export class KernelWebSocketServer {
       const c = typeof name === 'string' ? this.opts.ops.get(name) : undefined;
       if (!c) throw new RackError('bad_request', `unknown op "${String(name).slice(0, 40)}"`);
       if (conn.role === null && name !== 'hello') throw new RackError('bad_request', 'send "hello" first');
+      const key = checkRid(rid, '"rid"');
       const gid = admit(c, conn.who, input);
-      const result = await c.op.handler({ who: conn.who, gid, conn, http: null }, input);
+      const result = await invoke(c, { who: conn.who, gid, rid: key === null ? null : requestKey(conn.who, key), conn, http: null }, input, this.opts.answers);
       send(conn, { id, ok: true, result });
     } catch (err) {
       const e = isRackError(err) ? err : new RackError('internal', 'internal error');

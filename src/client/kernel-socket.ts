@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import WebSocket from 'ws';
 import { Backoff } from '../common/backoff.js';
@@ -29,6 +30,10 @@ interface Pending {
   payload?: Buffer;
   resolve(v: unknown): void;
   reject(e: Error): void;
+  /** Runs while the call is with a connected kernel. */
+  timeoutMs: number;
+  /** It acts on this connection (a pipe end): lost with it, never sent on another. */
+  bound: boolean;
   timer: NodeJS.Timeout | null;
   sent: boolean;
 }
@@ -38,19 +43,23 @@ type Frame = { id?: unknown; ok?: boolean; result?: Record<string, unknown>; err
 /**
  * The one client core for a process's WebSocket to the kernel (the guest agent's channel,
  * libdck's connection): hello, reconnect with one backoff policy, a map of pending calls, and one
- * rule for what is sent again after a reconnect: the operations the kernel names as safe to
- * resend in its hello answer; any other call whose answer was lost fails with `unavailable`.
+ * rule for what is sent again after a reconnect: every call whose answer has not come, with the
+ * same request id (`rid`). The kernel answers a request it has seen with its first answer (it
+ * keeps them; those that change stored state, durably), so a call sent twice happens once, also
+ * across a kernel restart, and the caller sees one result.
  *
- * While open it keeps the Node process alive (as a socket does), also between reconnect
- * attempts: a process waiting on a call during a kernel outage must not just end. Events:
- * 'up' (hello answer; every connection), 'reconnect' (hello answer; all but the first), 'down',
- * 'event' (header, payload?) for what the kernel pushes.
+ * A call's timeout runs while it is with a connected kernel: a call made or resent during an
+ * outage waits for the kernel to come back. While open, the socket keeps the Node process alive
+ * (also between reconnect attempts): a process waiting on a call during an outage must not just
+ * end. Events: 'up' (hello answer; every connection), 'reconnect' (hello answer; all but the
+ * first), 'down', 'event' (header, payload?) for what the kernel pushes.
  */
 export class KernelSocket extends EventEmitter {
   private ws: WebSocket | null = null;
   private nextId = 1;
   private readonly pending = new Map<number, Pending>();
-  private resendable = new Set<string>(['hello']);
+  /** This client's name for its requests: `rid` = session.id, unique to the kernel. */
+  private readonly session = randomBytes(9).toString('base64url');
   private up = false;
   private closed = false;
   private connections = 0;
@@ -132,8 +141,6 @@ export class KernelSocket extends EventEmitter {
       params: { role: this.opts.role },
       resolve: (r) => {
         if (this.ws !== ws) return;
-        const hello = (r ?? {}) as { resend?: unknown };
-        if (Array.isArray(hello.resend)) this.resendable = new Set(['hello', ...hello.resend.filter((x): x is string => typeof x === 'string')]);
         this.up = true;
         this.backoff.reset();
         this.lastHeard = Date.now();
@@ -149,6 +156,8 @@ export class KernelSocket extends EventEmitter {
         ws.terminate();
       },
       // A kernel that takes the connection but never answers hello is tried again.
+      timeoutMs: 10_000,
+      bound: true,
       timer: setTimeout(() => ws.terminate(), 10_000),
       sent: true,
     };
@@ -178,15 +187,14 @@ export class KernelSocket extends EventEmitter {
     this.watch = this.heartbeat = null;
     const was = this.up;
     this.up = false;
+    // Every call whose answer is lost goes again on the next connection, with its request id.
     for (const [id, p] of this.pending) {
       if (!p.sent) continue;
-      if (p.op === 'hello') {
-        if (p.timer) clearTimeout(p.timer);
-        this.pending.delete(id);
-        continue;
-      }
-      if (this.resendable.has(p.op)) p.sent = false;
-      else this.settle(id, p, new RackError('unavailable', `the connection to the kernel dropped before "${p.op}" was answered; it may or may not have happened`));
+      if (p.timer) clearTimeout(p.timer);
+      p.timer = null;
+      if (p.op === 'hello') this.pending.delete(id);
+      else if (p.bound) this.settle(id, p, new RackError('unavailable', `the connection to the kernel dropped before "${p.op}" was answered`));
+      else p.sent = false;
     }
     if (was) this.emit('down');
     if (this.closed) return;
@@ -228,18 +236,20 @@ export class KernelSocket extends EventEmitter {
   private transmit(id: number, p: Pending): void {
     if (!this.up || !this.ws || this.ws.readyState !== WebSocket.OPEN) return;
     p.sent = true;
-    const frame = { id, op: p.op, ...p.params };
+    if (p.timeoutMs > 0 && !p.timer) p.timer = setTimeout(() => this.settle(id, p, new RackError('timeout', `"${p.op}" got no answer within ${p.timeoutMs} ms`)), p.timeoutMs);
+    const frame = { id, rid: `${this.session}.${id}`, op: p.op, ...p.params };
     this.ws.send(p.payload ? encodeBinaryFrame(frame, p.payload) : JSON.stringify(frame));
   }
 
-  /** One call; waits for a connection when down; rejects with the kernel's error, or `timeout`. */
-  call<T = any>(op: string, params: Record<string, unknown> = {}, opts: { timeoutMs?: number; payload?: Buffer } = {}): Promise<T> {
+  /**
+   * One call; waits for a connection when down; rejects with the kernel's error, or `timeout`
+   * when a connected kernel does not answer within `timeoutMs`.
+   */
+  call<T = any>(op: string, params: Record<string, unknown> = {}, opts: { timeoutMs?: number; payload?: Buffer; bound?: boolean } = {}): Promise<T> {
     if (this.closed) return Promise.reject(new RackError('unavailable', 'the connection to the kernel is closed'));
     const id = this.nextId++;
-    const ms = opts.timeoutMs ?? this.timeoutMs;
     return new Promise<T>((resolve, reject) => {
-      const p: Pending = { op, params, payload: opts.payload, resolve: resolve as (v: unknown) => void, reject, timer: null, sent: false };
-      if (ms > 0) p.timer = setTimeout(() => this.settle(id, p, new RackError('timeout', `"${op}" got no answer within ${ms} ms`)), ms);
+      const p: Pending = { op, params, payload: opts.payload, resolve: resolve as (v: unknown) => void, reject, timeoutMs: opts.timeoutMs ?? this.timeoutMs, bound: opts.bound === true, timer: null, sent: false };
       this.pending.set(id, p);
       this.transmit(id, p);
     });

@@ -81,37 +81,39 @@ export class SharedMemory extends EventEmitter<{ change: [ShmChange] }> {
     return { deleted };
   }
 
-  async incr(gid: string, key: string, by: number): Promise<{ value: number }> {
+  // incr, cas, push and pop take the caller's request id: sent again, they answer as the first time.
+
+  async incr(gid: string, key: string, by: number, rid: string | null = null): Promise<{ value: number }> {
     if (!Number.isSafeInteger(by)) throw new RackError('bad_request', '"by" must be an integer');
-    const value = await this.store.incr(gid, checkKey(key), by, await this.maxBytes(gid));
+    const value = await this.store.incr(gid, checkKey(key), by, await this.maxBytes(gid), rid);
     this.changed(gid, key, 'set');
     return { value };
   }
 
-  async cas(gid: string, key: string, expect: unknown, value: unknown): Promise<{ ok: boolean; value: unknown }> {
+  async cas(gid: string, key: string, expect: unknown, value: unknown, rid: string | null = null): Promise<{ ok: boolean; value: unknown }> {
     const expectJson = expect === null || expect === undefined ? null : encode(expect);
-    const r = await this.store.cas(gid, checkKey(key), expectJson, encode(value), await this.maxBytes(gid));
+    const r = await this.store.cas(gid, checkKey(key), expectJson, encode(value), await this.maxBytes(gid), rid);
     if (r.ok) this.changed(gid, key, 'set');
     return { ok: r.ok, value: r.current === null ? null : JSON.parse(r.current) };
   }
 
-  async push(gid: string, key: string, values: unknown, left: boolean): Promise<{ length: number }> {
+  async push(gid: string, key: string, values: unknown, left: boolean, rid: string | null = null): Promise<{ length: number }> {
     if (!Array.isArray(values) || values.length === 0 || values.length > 10_000) {
       throw new RackError('bad_request', '"values" must be an array of 1 to 10000 JSON values');
     }
-    const length = await this.store.push(gid, checkKey(key), values.map(encode), left, await this.maxBytes(gid));
+    const length = await this.store.push(gid, checkKey(key), values.map(encode), left, await this.maxBytes(gid), rid);
     this.changed(gid, key, 'push');
     return { length };
   }
 
   /** Pops one item; with a timeout, waits for a push when the list is empty (blocking pop). */
-  async pop(gid: string, key: string, left: boolean, timeoutMs = 0): Promise<{ value: unknown }> {
+  async pop(gid: string, key: string, left: boolean, timeoutMs = 0, rid: string | null = null): Promise<{ value: unknown }> {
     checkKey(key);
     const json = await until(
       this,
       'change',
       (c: ShmChange) => c.gid === gid && c.key === key && c.op === 'push',
-      () => this.store.pop(gid, key, left),
+      () => this.store.pop(gid, key, left, rid),
       Date.now() + timeoutMs,
       { onTimeout: () => null as unknown as string },
     );

@@ -186,9 +186,10 @@ export class Kernel {
   /**
    * Creates `count` children of `ppid` (or a root process, for an operator) and boots their VMs;
    * answers once the compute service has accepted every VM (BUILD, or ACTIVE already). All or
-   * nothing: a refusal rolls the whole fork back and is the answer.
+   * nothing: a refusal rolls the whole fork back and is the answer. A fork sent again with the
+   * same request id (`rid`) boots nothing: it answers the processes of the first, as they are now.
    */
-  async fork(who: Principal, gid: string, input: ForkInput): Promise<Process[]> {
+  async fork(who: Principal, gid: string, input: ForkInput, rid: string | null = null): Promise<Process[]> {
     const group = await this.getGroup(gid);
     const count = input.count ?? 1;
     if (!Number.isInteger(count) || count < 1 || count > this.forkLimit) {
@@ -224,7 +225,8 @@ export class Kernel {
       error: null,
       compute_id: null,
     };
-    const created = await this.table.create(gid, Array.from({ length: count }, () => row), group.quotas);
+    const { processes: created, replayed } = await this.table.create(gid, Array.from({ length: count }, () => row), group.quotas, rid);
+    if (replayed) return Promise.all(created.map(async (p) => (await this.store.processes.get(gid, p.pid)) ?? p));
     try {
       const tokens = await Promise.all(created.map((p) => this.opts.tokens.issue(gid, p.pid)));
       const userData = input.userdata ?? (await this.store.groups.userData(gid));
@@ -293,9 +295,9 @@ export class Kernel {
   }
 
   /** wait(): how a child of `ppid` ended (see Waits); long-polls up to `timeoutMs`. */
-  async wait(gid: string, ppid: number, opts: { pid?: number; timeoutMs: number }): Promise<WaitResult> {
+  async wait(gid: string, ppid: number, opts: { pid?: number; timeoutMs: number; rid?: string | null }): Promise<WaitResult> {
     await this.getProcess(gid, ppid);
-    return this.waits.child(gid, ppid, opts.pid, Date.now() + opts.timeoutMs);
+    return this.waits.child(gid, ppid, opts.pid, Date.now() + opts.timeoutMs, opts.rid ?? null);
   }
 
   /** Waits until the given apps report `running`; 409 if one ends first, 408 on timeout. */

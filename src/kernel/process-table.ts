@@ -20,15 +20,19 @@ export class ProcessTable {
     return this.processes.get(gid, pid);
   }
 
-  /** New processes (BUILD, consecutive PIDs); each is reacted to as forked, then announced. */
-  async create(gid: string, rows: readonly NewProcess[], quotas: Pick<Quotas, 'processes' | 'forks'>): Promise<Process[]> {
-    const created = await this.processes.insert(gid, rows, quotas);
+  /**
+   * New processes (BUILD, consecutive PIDs); each is reacted to as forked, then announced. A
+   * request id seen before answers the processes it created then, and creates none (`replayed`).
+   */
+  async create(gid: string, rows: readonly NewProcess[], quotas: Pick<Quotas, 'processes' | 'forks'>, rid: string | null = null): Promise<{ processes: Process[]; replayed: boolean }> {
+    const { processes: created, replayed } = await this.processes.insert(gid, rows, quotas, rid);
+    if (replayed) return { processes: created, replayed };
     for (const p of created) {
       this.log.info({ gid, pid: p.pid, ppid: p.ppid, template: p.template }, 'fork');
       await this.hooks.run('forked', p);
       this.events.emit('process', p);
     }
-    return created;
+    return { processes: created, replayed };
   }
 
   async change(gid: string, pid: number, patch: ProcessPatch): Promise<Process | null> {

@@ -15,9 +15,10 @@ export class Waits {
 
   /**
    * How a child of `ppid` ended: the given one, or any child not yet reaped (each is reaped
-   * once). Rejects with no_child when there is nothing to wait for, timeout at the deadline.
+   * once; a request id seen before gets the child it reaped then). Rejects with no_child when
+   * there is nothing to wait for, timeout at the deadline.
    */
-  async child(gid: string, ppid: number, pid: number | undefined, deadline: number): Promise<WaitResult> {
+  async child(gid: string, ppid: number, pid: number | undefined, deadline: number, rid: string | null = null): Promise<WaitResult> {
     if (pid !== undefined) {
       const child = await this.processes.get(gid, pid);
       if (!child || child.ppid !== ppid) throw new RackError('no_child', `process ${pid} is not a child of ${ppid}`);
@@ -29,7 +30,7 @@ export class Waits {
       return waitResultOf(ended)!;
     }
     const ended = await until(this.events, 'process', (p: Process) => p.gid === gid && p.ppid === ppid, async () => {
-      const reaped = await this.processes.reapAny(gid, ppid);
+      const reaped = await this.processes.reapAny(gid, ppid, rid);
       if (reaped) return reaped;
       const live = await this.processes.list(gid, { ppid, status: LIVE });
       if (live.length === 0) throw new RackError('no_child', `process ${ppid} has no child left to wait for`);

@@ -36,7 +36,7 @@ export class Pipe {
       if (end === null || attaching || outstanding > CREDIT / 2) return;
       const more = CREDIT - outstanding;
       outstanding += more;
-      void conn.call('pipe.read', { end, bytes: more, received }).catch((err: RackError) => {
+      void conn.call('pipe.read', { end, bytes: more, received }, { bound: true }).catch((err: RackError) => {
         // A grant lost with the connection is renewed once the end is attached again.
         if (err.code !== 'unavailable' && err.code !== 'conflict') fail(err);
       });
@@ -80,7 +80,7 @@ export class Pipe {
       highWaterMark: CREDIT,
       read: () => {
         if (end !== null) return grant();
-        opening ??= conn.call('pipe.open', { pipe: this.id, mode: 'r', resume: true }).then((r: { end: number }) => {
+        opening ??= conn.call('pipe.open', { pipe: this.id, mode: 'r', resume: true }, { bound: true }).then((r: { end: number }) => {
           end = r.end;
           grant();
         }, fail);
@@ -100,7 +100,7 @@ export class Pipe {
     const conn = this.conn;
     let end: number | null = null;
     const open = async (): Promise<number> => {
-      end ??= (await conn.call('pipe.open', { pipe: this.id, mode: 'w', resume: true })).end as number;
+      end ??= (await conn.call('pipe.open', { pipe: this.id, mode: 'w', resume: true }, { bound: true })).end as number;
       return end;
     };
     let offset = 0;

@@ -36,7 +36,7 @@ export interface ProcessStore {
    * atomically: either all are stored or none. Past the group's quota of live processes or of
    * forks in total, none is, and quota_exceeded says which.
    */
-  insert(gid: string, rows: readonly NewProcess[], quotas: Pick<Quotas, 'processes' | 'forks'>): Promise<Process[]>;
+  insert(gid: string, rows: readonly NewProcess[], quotas: Pick<Quotas, 'processes' | 'forks'>, rid?: string | null): Promise<{ processes: Process[]; replayed: boolean }>;
   get(gid: string, pid: number): Promise<Process | null>;
   list(gid: string, filter?: ProcessFilter): Promise<Process[]>;
   /** Every process of every group that is not terminal (for reconciliation at start). */
@@ -49,7 +49,7 @@ export interface ProcessStore {
    */
   updateLive(gid: string, pid: number, patch: ProcessPatch): Promise<Process | null>;
   /** wait(any): the oldest ended child of ppid not yet reaped, marked reaped in the same step. */
-  reapAny(gid: string, ppid: number): Promise<Process | null>;
+  reapAny(gid: string, ppid: number, rid?: string | null): Promise<Process | null>;
   markReaped(gid: string, pid: number): Promise<void>;
   /** The process (any status) whose VM has this compute id, if any. */
   byComputeId(computeId: string): Promise<Process | null>;
@@ -113,19 +113,20 @@ export interface ShmValue {
 
 /**
  * Shared memory of the groups. Each group's bytes (keys and values) are counted; a write that
- * would take a group past `maxBytes` is refused with quota_exceeded and changes nothing.
+ * would take a group past `maxBytes` is refused with quota_exceeded and changes nothing. A write
+ * given a request id (`rid`) that was done before answers as it did then, and changes nothing.
  */
 export interface ShmStore {
   get(gid: string, key: string): Promise<ShmValue>;
   set(gid: string, key: string, json: string, ttlMs: number | null, maxBytes: number): Promise<number>;
   delete(gid: string, key: string): Promise<boolean>;
-  incr(gid: string, key: string, by: number, maxBytes: number): Promise<number>;
+  incr(gid: string, key: string, by: number, maxBytes: number, rid?: string | null): Promise<number>;
   /** Sets `json` only if the current value equals `expect` (null = absent). */
-  cas(gid: string, key: string, expect: string | null, json: string, maxBytes: number): Promise<{ ok: boolean; current: string | null }>;
-  push(gid: string, key: string, values: readonly string[], left: boolean, maxBytes: number): Promise<number>;
+  cas(gid: string, key: string, expect: string | null, json: string, maxBytes: number, rid?: string | null): Promise<{ ok: boolean; current: string | null }>;
+  push(gid: string, key: string, values: readonly string[], left: boolean, maxBytes: number, rid?: string | null): Promise<number>;
   /** The bytes the group's shared memory holds. */
   usage(gid: string): Promise<number>;
-  pop(gid: string, key: string, left: boolean): Promise<string | null>;
+  pop(gid: string, key: string, left: boolean, rid?: string | null): Promise<string | null>;
   range(gid: string, key: string, start: number, stop: number): Promise<string[]>;
   len(gid: string, key: string): Promise<number>;
   keys(gid: string, prefix: string): Promise<string[]>;

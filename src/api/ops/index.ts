@@ -15,10 +15,8 @@ export type { Services } from './services.js';
  * REST binding). The REST routes, the WebSocket ops and openapi.yaml are all made from this list.
  */
 export function operations(services: Services): Operation[] {
-  // What clients may send again after a reconnect: they learn it from hello's answer.
-  const resendable: string[] = [];
-  const all = [
-    ...sessionOps(services, resendable),
+  return [
+    ...sessionOps(services),
     ...groupOps(services),
     ...processOps(services),
     ...messageOps(services),
@@ -26,6 +24,4 @@ export function operations(services: Services): Operation[] {
     ...pipeOps(services),
     ...fileOps(services),
   ];
-  resendable.push(...all.filter((op) => op.idempotent && op.ws !== false).map((op) => op.name));
-  return all;
 }

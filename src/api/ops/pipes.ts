@@ -70,6 +70,7 @@ export function pipeOps({ kernel, pipes }: Services): Operation[] {
       output: object({ end: { type: 'integer' } }, ['end']),
       errors: ['not_found'],
       idempotent: false,
+      connection: true,
       rest: null,
       wsOnly: ENDS_BOUND,
       handler: async (ctx, input: { pipe: string; mode: 'r' | 'w'; resume?: boolean }) => {
@@ -122,6 +123,7 @@ export function pipeOps({ kernel, pipes }: Services): Operation[] {
       output: empty,
       errors: ['not_found', 'conflict'],
       idempotent: false,
+      connection: true,
       rest: null,
       wsOnly: ENDS_BOUND,
       handler: async (ctx, input: { end: number; bytes: number; received?: number }) => {

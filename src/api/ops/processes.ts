@@ -71,10 +71,11 @@ export function processOps({ kernel }: Services): Operation[] {
       output: processesOut,
       errors: ['not_found', 'conflict', 'payload_too_large', 'timeout', 'quota_exceeded', 'compute_error'],
       idempotent: false,
+      durable: true,
       rest: { method: 'POST', path: P, status: 202, query: ['wait_running'], body: { root: 'process', fields: ['ppid', 'name', 'template', 'flavor', 'args', 'userdata', 'count'] } },
       handler: async (ctx, input: { gid: string; wait_running?: number; userdata?: string }) => {
         const { gid: _gid, wait_running, userdata, ...rest } = input;
-        const created = await kernel.fork(ctx.who, ctx.gid, { ...rest, userdata: decodeUserdata(userdata) });
+        const created = await kernel.fork(ctx.who, ctx.gid, { ...rest, userdata: decodeUserdata(userdata) }, ctx.rid);
         if (wait_running === undefined) return { processes: created };
         return { processes: await kernel.waitRunning(ctx.gid, created.map((c) => c.pid), wait_running * 1000) };
       },
@@ -159,9 +160,10 @@ export function processOps({ kernel }: Services): Operation[] {
       output: ref('WaitResult'),
       errors: ['not_found', 'no_child', 'timeout'],
       idempotent: false,
+      durable: true,
       rest: { method: 'GET', path: `${P}/{ppid}/wait`, query: ['pid', 'timeout'], wrap: 'wait' },
       handler: async (ctx, input: { ppid: number; pid?: number; timeout?: number }) =>
-        kernel.wait(ctx.gid, input.ppid, { pid: input.pid, timeoutMs: Math.round((input.timeout ?? 30) * 1000) }),
+        kernel.wait(ctx.gid, input.ppid, { pid: input.pid, timeoutMs: Math.round((input.timeout ?? 30) * 1000), rid: ctx.rid }),
     }),
     defineOp({
       name: 'running',

@@ -13,14 +13,14 @@ export function connOf(ctx: OpContext): Connection {
 }
 
 /** The WebSocket session: hello, heartbeats, event subscriptions, and the agent's state reports. */
-export function sessionOps({ kernel }: Services, resendable: readonly string[]): Operation[] {
+export function sessionOps({ kernel }: Services): Operation[] {
   return [
     defineOp({
       name: 'hello',
       summary: 'Start the session: agent (the guest agent), app (libdck) or admin; answers the caller\'s process',
       policy: 'any',
       input: { properties: { role: { type: 'string', enum: ['agent', 'app', 'admin'] } } },
-      output: object({ process: ref('Process'), resend: { type: 'array', items: { type: 'string' }, description: 'the ops a client may send again after a reconnect' } }, ['resend']),
+      output: object({ process: ref('Process') }),
       idempotent: true,
       agent: true,
       rest: null,
@@ -34,11 +34,10 @@ export function sessionOps({ kernel }: Services, resendable: readonly string[]):
         if (conn.role !== null && conn.role !== role) throw new RackError('conflict', `this connection is already an ${conn.role}`);
         const first = conn.role === null;
         conn.role = role;
-        const resend = [...resendable];
-        if (who.kind === 'admin') return { resend };
+        if (who.kind === 'admin') return {};
         const p = await kernel.getProcess(who.gid, who.pid);
         if (role === 'agent' && first) conn.onClose(kernel.attachAgent(who.gid, who.pid, { send: (ev) => conn.push(ev) }));
-        return { process: p, resend };
+        return { process: p };
       },
     }),
     defineOp({

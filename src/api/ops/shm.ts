@@ -63,8 +63,9 @@ export function shmOps({ shm }: Services): Operation[] {
       output: object({ value: { type: 'integer' } }, ['value']),
       errors: ['conflict', 'quota_exceeded'],
       idempotent: false,
+      durable: true,
       rest: { method: 'POST', path: `${SHM}/incr`, body: { root: '', fields: ['by'], optional: true } },
-      handler: async (ctx, input: { key: string; by?: number }) => shm.incr(ctx.gid, input.key, input.by ?? 1),
+      handler: async (ctx, input: { key: string; by?: number }) => shm.incr(ctx.gid, input.key, input.by ?? 1, ctx.rid),
     }),
     defineOp({
       name: 'shm.cas',
@@ -74,8 +75,9 @@ export function shmOps({ shm }: Services): Operation[] {
       output: object({ ok: { type: 'boolean' }, value: {} }, ['ok', 'value']),
       errors: ['conflict', 'payload_too_large', 'quota_exceeded'],
       idempotent: false,
+      durable: true,
       rest: { method: 'POST', path: `${SHM}/cas`, body: { root: '', fields: ['expect', 'value'] } },
-      handler: async (ctx, input: { key: string; expect: unknown; value: unknown }) => shm.cas(ctx.gid, input.key, input.expect, input.value),
+      handler: async (ctx, input: { key: string; expect: unknown; value: unknown }) => shm.cas(ctx.gid, input.key, input.expect, input.value, ctx.rid),
     }),
     defineOp({
       name: 'shm.push',
@@ -85,8 +87,9 @@ export function shmOps({ shm }: Services): Operation[] {
       output: object({ length: { type: 'integer' } }, ['length']),
       errors: ['conflict', 'payload_too_large', 'quota_exceeded'],
       idempotent: false,
+      durable: true,
       rest: { method: 'POST', path: `${SHM}/push`, body: { root: '', fields: ['values', 'left'] } },
-      handler: async (ctx, input: { key: string; values: unknown[]; left?: boolean }) => shm.push(ctx.gid, input.key, input.values, input.left === true),
+      handler: async (ctx, input: { key: string; values: unknown[]; left?: boolean }) => shm.push(ctx.gid, input.key, input.values, input.left === true, ctx.rid),
     }),
     defineOp({
       name: 'shm.pop',
@@ -96,9 +99,10 @@ export function shmOps({ shm }: Services): Operation[] {
       output: object({ value: {} }, ['value']),
       errors: ['conflict'],
       idempotent: false,
+      durable: true,
       rest: { method: 'POST', path: `${SHM}/pop`, query: ['timeout'], body: { root: '', fields: ['left'], optional: true } },
       handler: async (ctx, input: { key: string; left?: boolean; timeout?: number }) =>
-        shm.pop(ctx.gid, input.key, input.left !== false, Math.round((input.timeout ?? 0) * 1000)),
+        shm.pop(ctx.gid, input.key, input.left !== false, Math.round((input.timeout ?? 0) * 1000), ctx.rid),
     }),
     defineOp({
       name: 'shm.range',

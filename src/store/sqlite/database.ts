@@ -108,6 +108,13 @@ const MIGRATIONS: readonly string[] = [
      gid TEXT PRIMARY KEY REFERENCES groups(gid) ON DELETE CASCADE,
      bytes INTEGER NOT NULL
    );`,
+  // The answers of requests that changed something, by request key, so that a request sent
+  // again (after a lost answer, a kernel restart) is answered, not done twice.
+  // Two generations, each keyed by request key alone (one b-tree written per request): a
+  // generation is emptied whole when its turn comes again, so no index on time is needed.
+  `CREATE TABLE requests_0 (key TEXT PRIMARY KEY, answer TEXT NOT NULL) WITHOUT ROWID;
+   CREATE TABLE requests_1 (key TEXT PRIMARY KEY, answer TEXT NOT NULL) WITHOUT ROWID;
+   CREATE TABLE request_periods (gen INTEGER PRIMARY KEY, period INTEGER NOT NULL);`,
 ];
 
 export function openDatabase(file: string): Db {

@@ -1,6 +1,7 @@
 import { RackError } from '../../common/errors.js';
 import type { ShmStore, ShmValue } from '../store.js';
 import type { Db } from './database.js';
+import type { RequestLog } from './request-log.js';
 
 interface Row {
   kind: 'v' | 'l';
@@ -23,7 +24,10 @@ export class SqliteShm implements ShmStore {
   private readonly addUsage;
   private readonly tx: <T>(fn: () => T) => T;
 
-  constructor(private readonly db: Db) {
+  constructor(
+    private readonly db: Db,
+    private readonly requests: RequestLog,
+  ) {
     this.used = db.prepare('SELECT bytes FROM shm_usage WHERE gid = ?');
     this.addUsage = db.prepare(
       'INSERT INTO shm_usage (gid, bytes) VALUES (?, ?) ON CONFLICT (gid) DO UPDATE SET bytes = max(0, bytes + excluded.bytes)',
@@ -116,8 +120,8 @@ export class SqliteShm implements ShmStore {
     });
   }
 
-  async incr(gid: string, key: string, by: number, maxBytes: number): Promise<number> {
-    return this.tx(() => {
+  async incr(gid: string, key: string, by: number, maxBytes: number, rid: string | null = null): Promise<number> {
+    return this.tx(() => this.requests.once(rid, () => {
       const r = this.value(gid, key);
       const cur = r?.value === null || r === undefined ? 0 : (JSON.parse(r.value) as unknown);
       if (typeof cur !== 'number' || !Number.isSafeInteger(cur)) throw new RackError('conflict', `key "${key}" does not hold an integer`);
@@ -126,18 +130,18 @@ export class SqliteShm implements ShmStore {
       this.account(gid, Buffer.byteLength(key) + String(next).length - this.size(gid, key, r), maxBytes);
       this.upsert.get(gid, key, 'v', String(next), r?.expires_at ?? null);
       return next;
-    });
+    }).value);
   }
 
-  async cas(gid: string, key: string, expect: string | null, json: string, maxBytes: number): Promise<{ ok: boolean; current: string | null }> {
-    return this.tx(() => {
+  async cas(gid: string, key: string, expect: string | null, json: string, maxBytes: number, rid: string | null = null): Promise<{ ok: boolean; current: string | null }> {
+    return this.tx(() => this.requests.once(rid, () => {
       const r = this.value(gid, key);
       const current = r?.value ?? null;
       if (current !== expect) return { ok: false, current };
       this.account(gid, Buffer.byteLength(key) + Buffer.byteLength(json) - this.size(gid, key, r), maxBytes);
       this.upsert.get(gid, key, 'v', json, r?.expires_at ?? null);
       return { ok: true, current: json };
-    });
+    }).value);
   }
 
   private bounds(gid: string, key: string): { lo: number | null; hi: number | null; n: number } {
@@ -146,8 +150,8 @@ export class SqliteShm implements ShmStore {
       .get(gid, key) as { lo: number | null; hi: number | null; n: number };
   }
 
-  async push(gid: string, key: string, values: readonly string[], left: boolean, maxBytes: number): Promise<number> {
-    return this.tx(() => {
+  async push(gid: string, key: string, values: readonly string[], left: boolean, maxBytes: number, rid: string | null = null): Promise<number> {
+    return this.tx(() => this.requests.once(rid, () => {
       const r = this.list(gid, key);
       this.account(gid, (r ? 0 : Buffer.byteLength(key)) + values.reduce((n, v) => n + Buffer.byteLength(v), 0), maxBytes);
       if (!r) this.upsert.get(gid, key, 'l', null, null);
@@ -158,11 +162,12 @@ export class SqliteShm implements ShmStore {
       let hi = b.hi ?? -1;
       for (const v of values) ins.run(gid, key, left ? --lo : ++hi, v);
       return b.n + values.length;
-    });
+    }).value);
   }
 
-  async pop(gid: string, key: string, left: boolean): Promise<string | null> {
-    return this.tx(() => {
+  async pop(gid: string, key: string, left: boolean, rid: string | null = null): Promise<string | null> {
+    // A pop that found nothing is not kept: the blocking pop tries again with the same id.
+    return this.tx(() => this.requests.once(rid, () => {
       if (!this.list(gid, key)) return null;
       const item = this.db
         .prepare(`SELECT pos, value FROM shm_items WHERE gid = ? AND key = ? ORDER BY pos ${left ? 'ASC' : 'DESC'} LIMIT 1`)
@@ -177,7 +182,7 @@ export class SqliteShm implements ShmStore {
       }
       else this.db.prepare('UPDATE shm SET version = version + 1 WHERE gid = ? AND key = ?').run(gid, key);
       return item.value;
-    });
+    }, (v) => v !== null).value);
   }
 
   async range(gid: string, key: string, start: number, stop: number): Promise<string[]> {

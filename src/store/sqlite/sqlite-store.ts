@@ -18,6 +18,7 @@ import type {
 } from '../store.js';
 import { openDatabase, type Db } from './database.js';
 import { FIRST_PID } from '../../protocol/process.js';
+import { RequestLog } from './request-log.js';
 import { SqliteMailboxes } from './mailbox-store.js';
 import { SqliteShm } from './shm-store.js';
 
@@ -91,9 +92,10 @@ class SqliteGroups implements GroupStore {
 }
 
 class SqliteProcesses implements ProcessStore {
-  private readonly insertTx: (gid: string, rows: readonly NewProcess[], quotas: Pick<Quotas, 'processes' | 'forks'>) => Process[];
+  private readonly insertTx: (gid: string, rows: readonly NewProcess[], quotas: Pick<Quotas, 'processes' | 'forks'>, rid: string | null) => { value: Process[]; replayed: boolean };
+  private readonly reapTx: (gid: string, ppid: number, rid: string | null) => { value: Process | null; replayed: boolean };
 
-  constructor(private readonly db: Db) {
+  constructor(private readonly db: Db, requests: RequestLog) {
     const bump = db.prepare('UPDATE groups SET next_pid = next_pid + ? WHERE gid = ? RETURNING next_pid');
     const ins = db.prepare(
       `INSERT INTO processes (gid, pid, ppid, name, template, flavor, args, status, app_state, app_status,
@@ -102,7 +104,7 @@ class SqliteProcesses implements ProcessStore {
          @exit_code, @signal, @error, @compute_id, @created_at, @updated_at, NULL)`,
     );
     const live = db.prepare(`SELECT count(*) AS n FROM processes WHERE gid = ? AND status IN ('BUILD', 'ACTIVE')`);
-    this.insertTx = db.transaction((gid: string, rows: readonly NewProcess[], quotas: Pick<Quotas, 'processes' | 'forks'>) => {
+    this.insertTx = db.transaction((gid: string, rows: readonly NewProcess[], quotas: Pick<Quotas, 'processes' | 'forks'>, rid: string | null) => requests.once(rid, () => {
       const n = (live.get(gid) as { n: number }).n;
       if (n + rows.length > quotas.processes) {
         throw new RackError('quota_exceeded', `quota: the group may have ${quotas.processes} live processes; it has ${n}, and this fork asks for ${rows.length} more`);
@@ -119,11 +121,21 @@ class SqliteProcesses implements ProcessStore {
         ins.run({ ...p, args: JSON.stringify(p.args) });
         return p;
       });
-    });
+    }));
+    const reap = db.prepare(
+      `UPDATE processes SET reaped = 1 WHERE rowid = (
+         SELECT rowid FROM processes WHERE gid = ? AND ppid = ? AND reaped = 0
+           AND status IN ('EXITED', 'KILLED', 'ERROR') ORDER BY ended_at, pid LIMIT 1)
+       RETURNING *`,
+    );
+    this.reapTx = db.transaction((gid: string, ppid: number, rid: string | null) =>
+      requests.once(rid, () => toProcess(reap.get(gid, ppid) as ProcessRow | undefined), (p) => p !== null),
+    );
   }
 
-  async insert(gid: string, rows: readonly NewProcess[], quotas: Pick<Quotas, 'processes' | 'forks'>): Promise<Process[]> {
-    return this.insertTx(gid, rows, quotas);
+  async insert(gid: string, rows: readonly NewProcess[], quotas: Pick<Quotas, 'processes' | 'forks'>, rid: string | null = null): Promise<{ processes: Process[]; replayed: boolean }> {
+    const { value, replayed } = this.insertTx(gid, rows, quotas, rid);
+    return { processes: value, replayed };
   }
 
   async get(gid: string, pid: number): Promise<Process | null> {
@@ -175,16 +187,8 @@ class SqliteProcesses implements ProcessStore {
     return toProcess(row);
   }
 
-  async reapAny(gid: string, ppid: number): Promise<Process | null> {
-    const row = this.db
-      .prepare(
-        `UPDATE processes SET reaped = 1 WHERE rowid = (
-           SELECT rowid FROM processes WHERE gid = ? AND ppid = ? AND reaped = 0
-             AND status IN ('EXITED', 'KILLED', 'ERROR') ORDER BY ended_at, pid LIMIT 1)
-         RETURNING *`,
-      )
-      .get(gid, ppid) as ProcessRow | undefined;
-    return toProcess(row);
+  async reapAny(gid: string, ppid: number, rid: string | null = null): Promise<Process | null> {
+    return this.reapTx(gid, ppid, rid).value;
   }
 
   async markReaped(gid: string, pid: number): Promise<void> {
@@ -287,12 +291,13 @@ export class SqliteStore implements Store {
   constructor(file: string) {
     this.db = openDatabase(file);
     this.groups = new SqliteGroups(this.db);
-    this.processes = new SqliteProcesses(this.db);
+    const requests = new RequestLog(this.db);
+    this.processes = new SqliteProcesses(this.db, requests);
     this.tokens = new SqliteTokens(this.db);
     this.kills = new SqliteKills(this.db);
     this.signals = new SqliteSignalQueue(this.db);
     this.mailboxes = new SqliteMailboxes(this.db);
-    this.shm = new SqliteShm(this.db);
+    this.shm = new SqliteShm(this.db, requests);
   }
 
   async close(): Promise<void> {
