@@ -56,8 +56,10 @@ describe('the same request twice', () => {
     rmSync(dataDir, { recursive: true, force: true });
   });
 
-  const restart = async (): Promise<void> => {
+  /** kill -9 of the kernel, `downMs` without one, then the kernel again on the same data. */
+  const restart = async (downMs = 0): Promise<void> => {
     await stopKernelProcess(kernel, 'SIGKILL');
+    if (downMs > 0) await new Promise((r) => setTimeout(r, downMs)); // the outage itself, not a wait for an event
     kernel = await startKernelProcess(port, dataDir);
   };
 
@@ -110,7 +112,7 @@ describe('the same request twice', () => {
     expect((await incr('bad key with spaces')).status).toBe(400);
   }, 30_000);
 
-  it('a libdck app with calls in flight across a kernel kill -9 gets every answer once: no error, the counter exact, one fork', async () => {
+  it('a libdck app with calls in flight across a kernel kill -9 and 30 s down gets every answer once: no error, the counter exact, one fork', async () => {
     const watch = await watchGroup(url, ADMIN_TOKEN, gid);
     await call('POST', `/v1/groups/${gid}/processes`, { process: {} });
     await watch.until((all) => [...all.values()].some((p) => p.compute_id !== null));
@@ -129,7 +131,7 @@ describe('the same request twice', () => {
         values.push(await app.shm.incr('counter'));
         if (values.length === CALLS / 4 && !restarted) {
           // The kill -9 goes at once; the fork is made while the kernel dies, and goes when it is back.
-          restarted = restart();
+          restarted = restart(30_000);
           forked = app.fork({ count: 1 });
         }
       }
