@@ -1,4 +1,5 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createTlsServer } from 'node:https';
 import type { Authenticator } from '../auth/auth.js';
 import type { Limiter } from '../auth/limits.js';
 import { RackError } from '../common/errors.js';
@@ -18,6 +19,8 @@ export interface ApiOptions {
   auth: Authenticator;
   limiter: Limiter;
   log: Logger;
+  /** https and wss with this certificate (chain) and key, PEM; plain http without. */
+  tls?: { cert: string; key: string };
 }
 
 export interface Api {
@@ -93,7 +96,8 @@ export function createApi(opts: ApiOptions): Api {
     }
   };
 
-  const server = createServer((req, res) => void handle(req, res));
+  const serve = (req: IncomingMessage, res: ServerResponse): void => void handle(req, res);
+  const server: Server = opts.tls ? createTlsServer({ cert: opts.tls.cert, key: opts.tls.key }, serve) : createServer(serve);
   // Headers must arrive within 20 s; bodies may be file uploads of any size, so there is no
   // whole-request limit, but a socket idle for longer than the longest long-poll is closed.
   server.requestTimeout = 0;

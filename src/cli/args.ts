@@ -2,6 +2,7 @@
 import { readFileSync } from 'node:fs';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { QUOTA_NAMES, type Quotas } from '../protocol/process.js';
+import { readCa } from '../client/trust.js';
 import { RestClient } from './client.js';
 
 export class UsageError extends Error {}
@@ -17,6 +18,7 @@ type Options = NonNullable<ParseArgsConfig['options']>;
 const CONNECT: Options = {
   url: { type: 'string' },
   token: { type: 'string' },
+  ca: { type: 'string' },
   json: { type: 'boolean', default: false },
 };
 
@@ -43,7 +45,17 @@ export function client(values: Record<string, unknown>): RestClient {
   } catch {
     throw new UsageError(`--url is not a URL: "${url}"`);
   }
-  return new RestClient(url, token);
+  return new RestClient(url, token, undefined, caOf(values));
+}
+
+/** The CA to trust for an https:// kernel: --ca FILE, or RACK_CA. */
+export function caOf(values: Record<string, unknown>): string | undefined {
+  const file = (values.ca as string | undefined) ?? process.env.RACK_CA;
+  try {
+    return readCa(file, values.ca !== undefined ? '--ca' : 'RACK_CA');
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
 }
 
 export function gidOf(values: Record<string, unknown>): string {

@@ -1,5 +1,6 @@
 import { request } from 'undici';
 import { restError } from '../client/rest-error.js';
+import { dispatcherFor } from '../client/trust.js';
 import { RackError } from '../common/errors.js';
 
 /** A small REST client for the CLI and scripts: JSON in, JSON out, errors as RackError. */
@@ -8,6 +9,8 @@ export class RestClient {
     readonly url: string,
     private readonly token: string,
     private readonly timeoutMs = 60_000,
+    /** A CA (PEM) to trust for an https:// kernel, beside the system's. */
+    readonly ca?: string,
   ) {}
 
   async call<T = unknown>(method: 'GET' | 'POST' | 'PUT' | 'DELETE', path: string, body?: unknown, timeoutMs?: number): Promise<T> {
@@ -20,6 +23,7 @@ export class RestClient {
           ...(body === undefined ? {} : { 'content-type': 'application/json' }),
         },
         body: body === undefined ? undefined : JSON.stringify(body),
+        dispatcher: dispatcherFor(this.ca),
         headersTimeout: timeoutMs ?? this.timeoutMs,
         bodyTimeout: timeoutMs ?? this.timeoutMs,
       });

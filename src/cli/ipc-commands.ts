@@ -3,9 +3,10 @@ import { stat } from 'node:fs/promises';
 import { pipeline } from 'node:stream/promises';
 import { request } from 'undici';
 import { restError } from '../client/rest-error.js';
+import { dispatcherFor } from '../client/trust.js';
 import { RackError } from '../common/errors.js';
 import { checkPath } from '../protocol/file-path.js';
-import { client, gidOf, int, parse, print, seconds, UsageError, type Command } from './args.js';
+import { caOf, client, gidOf, int, parse, print, seconds, UsageError, type Command } from './args.js';
 import { progress } from './progress.js';
 
 function selfPid(values: Record<string, unknown>): number {
@@ -23,15 +24,15 @@ function parseValue(text: string): unknown {
 }
 
 /** Streams a body to or from the kernel (files, pipes) with the CLI's token. */
-async function stream(method: 'GET' | 'PUT', url: string, token: string, body?: NodeJS.ReadableStream) {
-  const res = await request(url, { method, body: body as never, headers: { authorization: `Bearer ${token}`, 'content-type': 'application/octet-stream' }, bodyTimeout: 0, headersTimeout: 60_000 }).catch((err: Error) => {
+async function stream(method: 'GET' | 'PUT', url: string, token: string, ca: string | undefined, body?: NodeJS.ReadableStream) {
+  const res = await request(url, { method, body: body as never, dispatcher: dispatcherFor(ca), headers: { authorization: `Bearer ${token}`, 'content-type': 'application/octet-stream' }, bodyTimeout: 0, headersTimeout: 60_000 }).catch((err: Error) => {
     throw new RackError('unavailable', `cannot reach the kernel: ${err.message}`);
   });
   if (res.statusCode >= 400) throw restError(res.statusCode, await res.body.text());
   return res;
 }
 
-const connection = (values: Record<string, unknown>) => ({ url: (values.url as string | undefined) ?? process.env.RACK_URL!, token: (values.token as string | undefined) ?? process.env.RACK_TOKEN! });
+const connection = (values: Record<string, unknown>) => ({ url: (values.url as string | undefined) ?? process.env.RACK_URL!, token: (values.token as string | undefined) ?? process.env.RACK_TOKEN!, ca: caOf(values) });
 
 /** Messages, shared memory, files and pipes for operators and scripts. */
 export function ipcCommands(): Record<string, Command> {
@@ -126,7 +127,7 @@ export function ipcCommands(): Record<string, Command> {
       async run(argv) {
         const [sub, ...rest] = argv;
         const { values, positionals } = parse(rest, { gid: { type: 'string' } }, 2);
-        const { url, token } = connection(values);
+        const { url, token, ca } = connection(values);
         const c = client(values);
         const g = `/v1/groups/${encodeURIComponent(gidOf(values))}/files`;
         const path = (): string => {
@@ -150,14 +151,14 @@ export function ipcCommands(): Record<string, Command> {
               }
             }
             const src = (fromStdin ? process.stdin : createReadStream(positionals[1]!)).pipe(progress(`put ${positionals[0]}`, size));
-            const res = await stream('PUT', `${url}${g}/${p}`, token, src);
+            const res = await stream('PUT', `${url}${g}/${p}`, token, ca, src);
             const info = ((await res.body.json()) as { file: unknown }).file;
             print(values.json as boolean, info, () => `stored ${positionals[0]}`);
             return 0;
           }
           case 'get': {
             const p = path();
-            const res = await stream('GET', `${url}${g}/${p}`, token);
+            const res = await stream('GET', `${url}${g}/${p}`, token, ca);
             const length = Number(res.headers['content-length'] ?? NaN);
             await pipeline(
               res.body,
@@ -185,7 +186,7 @@ export function ipcCommands(): Record<string, Command> {
       async run(argv) {
         const [sub, ...rest] = argv;
         const { values, positionals } = parse(rest, { gid: { type: 'string' } }, 1);
-        const { url, token } = connection(values);
+        const { url, token, ca } = connection(values);
         const g = `/v1/groups/${encodeURIComponent(gidOf(values))}/pipes`;
         if (sub === 'create') {
           const r = await client(values).call<{ pipe: string }>('POST', g);
@@ -195,12 +196,12 @@ export function ipcCommands(): Record<string, Command> {
         if (!positionals[0]) throw new UsageError(`rack pipe ${sub ?? ''} needs an ID`);
         const id = encodeURIComponent(positionals[0]);
         if (sub === 'write') {
-          const res = await stream('PUT', `${url}${g}/${id}`, token, process.stdin.pipe(progress(`pipe write ${positionals[0]}`, null)));
+          const res = await stream('PUT', `${url}${g}/${id}`, token, ca, process.stdin.pipe(progress(`pipe write ${positionals[0]}`, null)));
           await res.body.dump();
           return 0;
         }
         if (sub === 'read') {
-          const res = await stream('GET', `${url}${g}/${id}`, token);
+          const res = await stream('GET', `${url}${g}/${id}`, token, ca);
           await pipeline(res.body, progress(`pipe read ${positionals[0]}`, null), process.stdout);
           return 0;
         }

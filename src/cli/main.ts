@@ -9,8 +9,9 @@ const COMMANDS: Record<string, Command> = { ...PROCESS_COMMANDS, ...ipcCommands(
 
 
 const CONNECTION_HELP = [
-  'Connection: RACK_URL and RACK_TOKEN (or --url, --token); RACK_GID and RACK_PID set the group and',
-  'the calling process inside a VM. --json prints machine-readable output.',
+  'Connection: RACK_URL and RACK_TOKEN (or --url, --token); RACK_CA (or --ca FILE) names the CA of an',
+  'https kernel; RACK_GID and RACK_PID set the group and the calling process inside a VM. --json',
+  'prints machine-readable output.',
   'Exit status: 0 ok, 1 the kernel refused or could not be reached, 2 bad usage; rack wait exits',
   "with the child's status.",
   '',

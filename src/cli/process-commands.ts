@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { SIGNAL_TABLE, type Group, type Process, type WaitResult } from '../protocol/process.js';
 import { argsOf, client, gidOf, int, parse, print, quotasOf, seconds, UsageError, userDataOf, type Command } from './args.js';
 import { drawTree, shorten } from './tree.js';
@@ -12,10 +13,34 @@ export function shellStatus(w: WaitResult): number {
   return 125;
 }
 
+/** --tls-cert and --tls-key (both or neither), and --tls-ca: PEM files, read and checked here. */
+function tlsOf(values: Record<string, unknown>): { cert: string; key: string; ca?: string } | undefined {
+  const [certFile, keyFile, caFile] = [values['tls-cert'], values['tls-key'], values['tls-ca']] as Array<string | undefined>;
+  if (certFile === undefined && keyFile === undefined) {
+    if (caFile !== undefined) throw new UsageError('--tls-ca goes with --tls-cert and --tls-key');
+    return undefined;
+  }
+  if (certFile === undefined || keyFile === undefined) throw new UsageError('--tls-cert and --tls-key go together');
+  const read = (file: string, flag: string, what: RegExp): string => {
+    let text: string;
+    try {
+      text = readFileSync(file, 'utf8');
+    } catch (err) {
+      throw new UsageError(`${flag}: cannot read "${file}": ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    }
+    if (!what.test(text)) throw new UsageError(`${flag}: "${file}" is not a PEM ${flag === '--tls-key' ? 'private key' : 'certificate'}`);
+    return text;
+  };
+  const cert = read(certFile, '--tls-cert', /-----BEGIN CERTIFICATE-----/);
+  const key = read(keyFile, '--tls-key', /-----BEGIN [A-Z ]*PRIVATE KEY-----/);
+  const ca = caFile === undefined ? undefined : read(caFile, '--tls-ca', /-----BEGIN CERTIFICATE-----/);
+  return { cert, key, ...(ca ? { ca } : {}) };
+}
+
 export const PROCESS_COMMANDS: Record<string, Command> = {
   kernel: {
     summary: 'run the RACK kernel',
-    usage: 'rack kernel [--listen HOST:PORT] [--data DIR] [--driver sim|nova|nspawn] [--templates DIR]... [--public-url URL] [--fork-limit N] [--quota NAME=N]...',
+    usage: 'rack kernel [--listen HOST:PORT] [--data DIR] [--driver sim|nova|nspawn] [--templates DIR]... [--public-url URL] [--fork-limit N] [--quota NAME=N]... [--tls-cert FILE --tls-key FILE [--tls-ca FILE]]',
     async run(argv) {
       const { values } = parse(argv, {
         listen: { type: 'string', default: '127.0.0.1:8088' },
@@ -25,7 +50,11 @@ export const PROCESS_COMMANDS: Record<string, Command> = {
         'public-url': { type: 'string' },
         'fork-limit': { type: 'string' },
         quota: { type: 'string', multiple: true },
+        'tls-cert': { type: 'string' },
+        'tls-key': { type: 'string' },
+        'tls-ca': { type: 'string' },
       });
+      const tls = tlsOf(values);
       if (values.driver !== 'sim' && values.driver !== 'nova' && values.driver !== 'nspawn') throw new UsageError(`--driver must be sim, nova or nspawn, got "${String(values.driver)}"`);
       const { startKernel } = await import('../server/start.js');
       const k = await startKernel({
@@ -36,6 +65,7 @@ export const PROCESS_COMMANDS: Record<string, Command> = {
         publicUrl: values['public-url'] as string | undefined,
         forkLimit: values['fork-limit'] === undefined ? undefined : int(values['fork-limit'] as string, '--fork-limit'),
         quotas: quotasOf(values.quota as string[] | undefined),
+        tls,
       });
       process.stdout.write(`RACK kernel at ${k.url} (admin token in ${k.dataDir}/admin-token unless RACK_ADMIN_TOKEN is set)\n`);
       await new Promise<void>((resolve) => {

@@ -11,6 +11,8 @@ import { restError } from './rest-error.js';
 export interface KernelSocketOptions {
   url: string;
   token: string;
+  /** A CA (PEM) to trust for a wss:// kernel, beside the system's. */
+  ca?: string;
   role: 'agent' | 'app' | 'admin';
   /** Default per-call timeout in ms; 0 waits as long as it takes (the agent's reports). */
   timeoutMs?: number;
@@ -110,7 +112,7 @@ export class KernelSocket extends EventEmitter {
   private dial(): void {
     if (this.closed || this.ws) return;
     const url = this.opts.url.replace(/^http/, 'ws').replace(/\/+$/, '') + WS_PATH;
-    const ws = new WebSocket(url, { headers: { authorization: `Bearer ${this.opts.token}` }, handshakeTimeout: 10_000, maxPayload: 4 * 1024 * 1024 });
+    const ws = new WebSocket(url, { headers: { authorization: `Bearer ${this.opts.token}` }, handshakeTimeout: 10_000, maxPayload: 4 * 1024 * 1024, ...(this.opts.ca ? { ca: this.opts.ca } : {}) });
     this.ws = ws;
     ws.on('unexpected-response', (_req, res) => {
       let body = '';

@@ -12,6 +12,7 @@ import type { InstanceData } from './metadata/openstack.js';
 import { Notifier } from './notify/notify.js';
 import { decideRole } from './role/role.js';
 import { AppRecord } from './state/app-record.js';
+import { saveKernelCa } from './state/kernel-ca.js';
 import { Supervisor, type AppExit } from './supervisor/supervisor.js';
 
 export interface AgentOptions {
@@ -34,7 +35,7 @@ export function defaultConfigFile(): string {
 }
 
 /** The app's environment: who it is in RACK, how to reach the kernel, and its args. */
-export function appEnvironment(meta: Record<string, string>, role: string, token: string): Record<string, string> {
+export function appEnvironment(meta: Record<string, string>, role: string, token: string, caFile?: string): Record<string, string> {
   const env: Record<string, string> = {
     RACK_URL: meta[META.url] ?? '',
     RACK_GID: meta[META.gid] ?? '',
@@ -42,6 +43,7 @@ export function appEnvironment(meta: Record<string, string>, role: string, token
     RACK_PPID: meta[META.ppid] ?? '',
     RACK_ROLE: role,
     RACK_TOKEN: token,
+    ...(caFile ? { RACK_CA: caFile } : {}),
   };
   for (const [k, v] of Object.entries(meta)) {
     if (!k.startsWith(RESERVED_META_PREFIX)) env[`RACK_ARG_${k.toUpperCase()}`] = v;
@@ -100,12 +102,14 @@ export async function runAgent(opts: AgentOptions): Promise<AgentResult> {
     process.exitCode = EXIT_ENDED_EARLY;
   });
 
-  const channel = new KernelSocket({ url: meta[META.url]!, token: credentials.agent_token, role: 'agent', timeoutMs: 0, heartbeatMs: config.heartbeat * 1000, log: alog });
+  // An https kernel's CA: trusted by this agent, and by the app (RACK_CA names the file).
+  const caFile = credentials.ca ? saveKernelCa(credentials.ca, alog) : undefined;
+  const channel = new KernelSocket({ url: meta[META.url]!, token: credentials.agent_token, ca: credentials.ca, role: 'agent', timeoutMs: 0, heartbeatMs: config.heartbeat * 1000, log: alog });
   channel.start();
   const roleConfig = config.roles[role];
   const record = new AppRecord(gid, pid, alog);
   const onExit: OnExit = roleConfig?.on_exit ?? (role === 'parent' ? 'stay' : 'kill');
-  const supervisor = roleConfig ? new Supervisor(roleConfig, appEnvironment(meta, role, credentials.token), alog) : null;
+  const supervisor = roleConfig ? new Supervisor(roleConfig, appEnvironment(meta, role, credentials.token, caFile), alog) : null;
   // An agent restarted by systemd after its app ended does not run the app again.
   let exit: AppExit | null = record.exited();
   let state: 'starting' | 'running' | 'exited' = exit ? 'exited' : 'starting';

@@ -17,6 +17,8 @@ export interface BootOptions {
   url: () => string;
   /** VMs asked of the compute service at once. */
   concurrency: number;
+  /** The CA (PEM) VMs trust for an https kernel: it goes with each VM's credentials. */
+  ca?: string;
 }
 
 /**
@@ -69,7 +71,7 @@ export class Booter {
         flavor: p.flavor,
         meta,
         // The tokens in user_data: Nova shows it to admins only (metadata: to the whole project).
-        userData: composeUserData(userData, { token: tokens.app, agent_token: tokens.agent }),
+        userData: composeUserData(userData, { token: tokens.app, agent_token: tokens.agent, ...(this.opts.ca ? { ca: this.opts.ca } : {}) }),
       });
       const state = await this.opts.compute.state(id).catch(() => 'BUILD' as const);
       const booted = await this.opts.table.changeLive(p.gid, p.pid, { compute_id: id, status: state === 'ACTIVE' ? 'ACTIVE' : 'BUILD' });

@@ -41,6 +41,8 @@ export interface KernelOptions {
   bootConcurrency?: number;
   /** The operator's quotas for groups created without their own. */
   quotas?: Partial<Quotas>;
+  /** The CA (PEM) VMs trust for this kernel's TLS certificate; none for http. */
+  ca?: string;
 }
 
 export interface GroupInput {
@@ -100,7 +102,7 @@ export class Kernel {
     this.hooks = new Hooks(this.log);
     this.table = new ProcessTable(this.store.processes, this.events, this.hooks, this.log);
     this.agents = new Agents(this.store.signals, this.events, this.log, (w) => this.track(w));
-    this.booter = new Booter({ compute: this.compute, table: this.table, processes: this.store.processes, log: this.log, url: opts.url, concurrency: opts.bootConcurrency ?? 16 });
+    this.booter = new Booter({ compute: this.compute, table: this.table, processes: this.store.processes, log: this.log, url: opts.url, concurrency: opts.bootConcurrency ?? 16, ca: opts.ca });
     this.killer = new Killer({ processes: this.store.processes, kills: this.store.kills, table: this.table, agents: this.agents, compute: this.compute, events: this.events, log: this.log });
     this.waits = new Waits(this.store.processes, this.events);
     this.compute.onChange((c) => this.track(this.booter.vmChanged(c)));

@@ -1,6 +1,7 @@
 import { Readable } from 'node:stream';
 import { request } from 'undici';
 import { restError } from '../client/rest-error.js';
+import { dispatcherFor } from '../client/trust.js';
 import { RackError } from '../common/errors.js';
 import { checkPath } from '../protocol/file-path.js';
 import type { FileInfo } from '../protocol/files.js';
@@ -15,6 +16,7 @@ export class Files {
     private readonly url: string,
     private readonly token: string,
     private readonly gid: string,
+    private readonly ca?: string,
   ) {}
 
   private where(path: string): string {
@@ -23,7 +25,7 @@ export class Files {
   }
 
   private async send(method: 'GET' | 'PUT' | 'HEAD' | 'DELETE', url: string, body?: Readable | Buffer | string, headers: Record<string, string> = {}) {
-    const res = await request(url, { method, body, headers: { authorization: `Bearer ${this.token}`, ...headers }, headersTimeout: 60_000, bodyTimeout: 0 }).catch((err: Error) => {
+    const res = await request(url, { method, body, dispatcher: dispatcherFor(this.ca), headers: { authorization: `Bearer ${this.token}`, ...headers }, headersTimeout: 60_000, bodyTimeout: 0 }).catch((err: Error) => {
       throw new RackError('unavailable', `cannot reach the kernel: ${err.message}`);
     });
     if (res.statusCode >= 400) throw restError(res.statusCode, method === 'HEAD' ? '' : await res.body.text());

@@ -1,6 +1,7 @@
 # libdck.sh: RACK system calls for shell apps. POSIX sh + curl, nothing else.
 #   . /opt/rack/dist/libdck/libdck.sh
-# Uses RACK_URL, RACK_TOKEN, RACK_GID and RACK_PID, which dckinit gives every app.
+# Uses RACK_URL, RACK_TOKEN, RACK_GID and RACK_PID, which dckinit gives every app, and
+# RACK_CA (the CA file of an https kernel) when it gives one.
 # Exit statuses: 0 ok; 1 the kernel refused (its message on stderr); 2 bad usage;
 # 3 the kernel cannot be reached; 124 timed out (dck_wait, dck_recv).
 
@@ -17,12 +18,17 @@ _dck_int() { # NAME VALUE
   esac
 }
 
+# _dck_curl ARGS...: curl, trusting the kernel's CA when RACK_CA names one (never --insecure).
+_dck_curl() {
+  if [ -n "${RACK_CA:-}" ]; then curl --cacert "$RACK_CA" "$@"; else curl "$@"; fi
+}
+
 # _dck_call METHOD PATH [CURL ARGS...]: the body goes to stdout; the status decides the exit.
 _dck_call() {
   _dck_m=$1 _dck_p=$2
   shift 2
   _dck_out=$(mktemp) || return 3
-  _dck_code=$(curl -sS -o "$_dck_out" -w '%{http_code}' -X "$_dck_m" \
+  _dck_code=$(_dck_curl -sS -o "$_dck_out" -w '%{http_code}' -X "$_dck_m" \
     -H "Authorization: Bearer $RACK_TOKEN" "$@" "$RACK_URL$_dck_p") || { rm -f "$_dck_out"; echo "libdck: cannot reach the kernel at $RACK_URL" >&2; return 3; }
   case "$_dck_code" in
     2??) cat "$_dck_out"; rm -f "$_dck_out"; return 0 ;;
@@ -133,7 +139,7 @@ dck_pipe_write() {
 # dck_pipe_read ID: copies pipe ID (or fifo:NAME) to stdout until every writer is gone.
 dck_pipe_read() {
   _dck_check || return
-  curl -sS -f -N -H "Authorization: Bearer $RACK_TOKEN" "$RACK_URL/v1/groups/$RACK_GID/pipes/$1" || return 1
+  _dck_curl -sS -f -N -H "Authorization: Bearer $RACK_TOKEN" "$RACK_URL/v1/groups/$RACK_GID/pipes/$1" || return 1
 }
 
 # dck_file_put PATH [FILE|-]: stores FILE (or stdin) in the group file system.
@@ -145,7 +151,7 @@ dck_file_put() {
 # dck_file_get PATH [FILE|-]: writes the file to FILE (or stdout).
 dck_file_get() {
   _dck_check || return
-  curl -sS -f -H "Authorization: Bearer $RACK_TOKEN" -o "${2:--}" "$RACK_URL/v1/groups/$RACK_GID/files/$1" || return 1
+  _dck_curl -sS -f -H "Authorization: Bearer $RACK_TOKEN" -o "${2:--}" "$RACK_URL/v1/groups/$RACK_GID/files/$1" || return 1
 }
 
 # dck_file_ls [PREFIX]: one path per line.

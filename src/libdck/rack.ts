@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { RackError, type ErrorCode } from '../common/errors.js';
 import type { Process, SignalName, WaitResult } from '../protocol/process.js';
 import { KernelSocket } from '../client/kernel-socket.js';
+import { readCa } from '../client/trust.js';
 import { Files } from './files.js';
 import { receive, type Message } from './messages.js';
 import { Pipe } from './pipes.js';
@@ -13,6 +14,8 @@ const SEND_BATCH = 256;
 export interface ConnectOptions {
   url?: string;
   token?: string;
+  /** A CA (PEM text) to trust for an https kernel; default the file RACK_CA names (dckinit sets it). */
+  ca?: string;
   /** Default per-call timeout in milliseconds (30 s). */
   timeoutMs?: number;
 }
@@ -43,9 +46,10 @@ export class Rack {
     readonly self: Process,
     readonly url: string,
     token: string,
+    ca?: string,
   ) {
     this.shm = new SharedMemory(conn);
-    this.files = new Files(url, token, self.gid);
+    this.files = new Files(url, token, self.gid, ca);
   }
 
   get gid(): string {
@@ -195,11 +199,12 @@ export async function connect(opts: ConnectOptions = {}): Promise<Rack> {
   const token = opts.token ?? process.env.RACK_TOKEN;
   if (!url) throw new RackError('bad_request', 'no RACK_URL: run inside a RACK VM (dckinit sets it) or pass { url }');
   if (!token) throw new RackError('bad_request', 'no RACK_TOKEN: run inside a RACK VM (dckinit sets it) or pass { token }');
-  const conn = new KernelSocket({ url, token, role: 'app', timeoutMs: opts.timeoutMs });
+  const ca = opts.ca ?? readCa(process.env.RACK_CA);
+  const conn = new KernelSocket({ url, token, ca, role: 'app', timeoutMs: opts.timeoutMs });
   const hello = (await conn.open()) as { process?: Process };
   if (!hello.process) {
     conn.close();
     throw new RackError('bad_request', 'connect() needs a process token; operators use the rack CLI or the REST API');
   }
-  return new Rack(conn, hello.process, url, token);
+  return new Rack(conn, hello.process, url, token, ca);
 }

@@ -15,6 +15,13 @@ describe('user_data with RACK credentials', () => {
     expect(credentialsOf(ud)).toEqual(creds);
   });
 
+  it('carries the kernel CA (a PEM bundle) as a literal block, and refuses anything else there', () => {
+    const pem = '-----BEGIN CERTIFICATE-----\nMIIBfzCCASWgAwIBAgIUQk3\nZm9vYmFy\n-----END CERTIFICATE-----\n';
+    const ud = composeUserData('#!/bin/sh\necho hi\n', { ...creds, ca: pem + pem });
+    expect(credentialsOf(ud)).toEqual({ ...creds, ca: pem + pem });
+    expect(() => composeUserData(null, { ...creds, ca: 'rack:\n  token: x' })).toThrow(/PEM/);
+  });
+
   it("beside the user's cloud-config, shell script or MIME document, each keeps its type", () => {
     const config = '#cloud-config\npackages: [curl]\ndckinit:\n  heartbeat: 5\n';
     const both = composeUserData(config, creds);

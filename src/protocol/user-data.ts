@@ -16,6 +16,16 @@ export interface Credentials {
   token: string;
   /** The guest agent's token: its channel only, until the VM is destroyed. */
   agent_token: string;
+  /** The CA (PEM) that signed an https kernel's certificate: what the VM trusts for it. */
+  ca?: string;
+}
+
+const PEM = /^-----BEGIN CERTIFICATE-----\r?\n[A-Za-z0-9+/=\r\n]+-----END CERTIFICATE-----\s*$/;
+
+/** One or more PEM certificates, nothing else (they go into YAML as a literal block). */
+function isCaBundle(text: string): boolean {
+  const blocks = text.trim().split(/(?<=-----END CERTIFICATE-----)\s*/).filter((b) => b !== '');
+  return blocks.length > 0 && blocks.every((b) => PEM.test(b));
 }
 
 const TOKEN = /^[A-Za-z0-9_-]{8,512}$/;
@@ -23,7 +33,12 @@ const BOUNDARY = '==RACK-user-data==';
 
 function credentialsDocument(c: Credentials): string {
   if (!TOKEN.test(c.token) || !TOKEN.test(c.agent_token)) throw new Error('a process token has unexpected characters');
-  return `#cloud-config\n# RACK: this VM's process credentials, read by dckinit (cloud-init ignores the key)\nrack:\n  token: ${c.token}\n  agent_token: ${c.agent_token}\n`;
+  let ca = '';
+  if (c.ca !== undefined) {
+    if (!isCaBundle(c.ca)) throw new Error('the kernel CA is not a PEM certificate bundle');
+    ca = `  ca: |\n${c.ca.trim().split(/\r?\n/).map((l) => `    ${l}`).join('\n')}\n`;
+  }
+  return `#cloud-config\n# RACK: this VM's process credentials, read by dckinit (cloud-init ignores the key)\nrack:\n  token: ${c.token}\n  agent_token: ${c.agent_token}\n${ca}`;
 }
 
 /** The content type cloud-init would give a user_data text (its own first-line rules). */
@@ -117,10 +132,13 @@ export function credentialsOf(userData: string | null): Credentials | null {
     } catch {
       continue;
     }
-    const rack = (parsed as { rack?: { token?: unknown; agent_token?: unknown } } | null)?.rack;
+    const rack = (parsed as { rack?: { token?: unknown; agent_token?: unknown; ca?: unknown } } | null)?.rack;
     const token = rack?.token;
     const agent = rack?.agent_token;
-    if (typeof token === 'string' && TOKEN.test(token) && typeof agent === 'string' && TOKEN.test(agent)) return { token, agent_token: agent };
+    const ca = rack?.ca;
+    if (typeof token === 'string' && TOKEN.test(token) && typeof agent === 'string' && TOKEN.test(agent)) {
+      return { token, agent_token: agent, ...(typeof ca === 'string' && isCaBundle(ca) ? { ca } : {}) };
+    }
   }
   return null;
 }

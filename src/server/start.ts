@@ -35,6 +35,11 @@ export interface KernelConfig extends DriverConfig {
   quotas?: Partial<Quotas>;
   /** What one client may take: request rate, requests in flight, connections, bytes queued to it. */
   limits?: Partial<ClientLimits>;
+  /**
+   * https and wss: the certificate (chain) and key, PEM. VMs are given `ca` to trust it, by
+   * default the certificate itself (right for a self-signed one; give the CA that signed it).
+   */
+  tls?: { cert: string; key: string; ca?: string };
 }
 
 export interface RunningKernel {
@@ -84,6 +89,7 @@ export async function startKernel(cfg: KernelConfig): Promise<RunningKernel> {
     forkLimit: cfg.forkLimit,
     defaultGraceMs: cfg.defaultGraceMs,
     quotas: cfg.quotas,
+    ca: cfg.tls ? (cfg.tls.ca ?? cfg.tls.cert) : undefined,
   });
   const quotas = (gid: string): Promise<Quotas> => kernel.quotas(gid);
   const services: Services = {
@@ -117,7 +123,7 @@ export async function startKernel(cfg: KernelConfig): Promise<RunningKernel> {
   kernel.use({ name: 'files', groupDeleted: (gid) => files.deleteGroup(gid) });
   await kernel.reconcile();
   const limiter = new Limiter({ ...DEFAULT_LIMITS, ...cfg.limits });
-  const api = createApi({ operations: operations(services), kernel, auth, limiter, log });
+  const api = createApi({ operations: operations(services), kernel, auth, limiter, log, tls: cfg.tls });
   // A revoked token's open connections close (their clients get 401 if they come back).
   auth.on('revoked', (whose) => api.ws.disconnect(whose));
   await new Promise<void>((ok, fail) => {
@@ -126,7 +132,7 @@ export async function startKernel(cfg: KernelConfig): Promise<RunningKernel> {
   });
   const addr = api.server.address() as AddressInfo;
   const hostPart = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
-  const listenUrl = `http://${hostPart}:${addr.port}`;
+  const listenUrl = `${cfg.tls ? 'https' : 'http'}://${hostPart}:${addr.port}`;
   // A driver whose VMs cannot reach this address (nspawn guests in their own network) relays.
   if (!url) url = compute.guestUrl ? await compute.guestUrl(listenUrl) : listenUrl;
   log.info({ url: listenUrl, vm_url: url, data: dataDir, driver: compute.name }, 'kernel listening');
