@@ -15,22 +15,25 @@ export function shellStatus(w: WaitResult): number {
 export const PROCESS_COMMANDS: Record<string, Command> = {
   kernel: {
     summary: 'run the RACK kernel',
-    usage: 'rack kernel [--listen HOST:PORT] [--data DIR] [--driver sim|nova] [--templates DIR]... [--public-url URL] [--fork-limit N]',
+    usage: 'rack kernel [--listen HOST:PORT] [--data DIR] [--driver sim|nova] [--files local|swift] [--templates DIR]... [--public-url URL] [--fork-limit N]',
     async run(argv) {
       const { values } = parse(argv, {
         listen: { type: 'string', default: '127.0.0.1:8088' },
         data: { type: 'string', default: '.rack' },
         driver: { type: 'string', default: 'sim' },
+        files: { type: 'string', default: 'local' },
         templates: { type: 'string', multiple: true },
         'public-url': { type: 'string' },
         'fork-limit': { type: 'string' },
       });
       if (values.driver !== 'sim' && values.driver !== 'nova') throw new UsageError(`--driver must be sim or nova, got "${String(values.driver)}"`);
+      if (values.files !== 'local' && values.files !== 'swift') throw new UsageError(`--files must be local or swift, got "${String(values.files)}"`);
       const { startKernel } = await import('../server/start.js');
       const k = await startKernel({
         listen: values.listen as string,
         dataDir: values.data as string,
         driver: values.driver,
+        files: values.files,
         templates: (values.templates as string[] | undefined) ?? [],
         publicUrl: values['public-url'] as string | undefined,
         forkLimit: values['fork-limit'] === undefined ? undefined : int(values['fork-limit'] as string, '--fork-limit'),

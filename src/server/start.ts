@@ -6,6 +6,7 @@ import { createApi, type Api } from '../api/server.js';
 import { RackError } from '../common/errors.js';
 import { createLogger, type Logger } from '../common/log.js';
 import type { ComputeDriver } from '../compute/driver.js';
+import type { FileBackend } from '../files/backend.js';
 import { SqliteStore } from '../store/sqlite/sqlite-store.js';
 import type { MailboxLimits, Store } from '../store/store.js';
 import { Authenticator, loadAdminToken } from '../auth/auth.js';
@@ -15,7 +16,7 @@ import { Pipes } from '../ipc/pipes.js';
 import { SharedMemory } from '../ipc/shared-memory.js';
 import { Kernel } from '../kernel/kernel.js';
 import { lockDataDir } from './data-dir.js';
-import { createCompute, type DriverConfig } from './drivers.js';
+import { createCompute, createFiles, type DriverConfig } from './drivers.js';
 
 export interface KernelConfig extends DriverConfig {
   /** host:port to listen on; port 0 picks a free one. */
@@ -62,8 +63,13 @@ export async function startKernel(cfg: KernelConfig): Promise<RunningKernel> {
   const adminToken = loadAdminToken(dataDir, cfg.adminToken ?? process.env.RACK_ADMIN_TOKEN);
   const store = cfg.store ?? new SqliteStore(join(dataDir, 'rack.db'));
   let compute: ComputeDriver;
+  let remoteFiles: FileBackend | undefined;
   try {
     compute = await createCompute(cfg, dataDir, log);
+    remoteFiles = await createFiles(cfg, log).catch(async (err: unknown) => {
+      await compute.close();
+      throw err;
+    });
   } catch (err) {
     await store.close();
     unlock();
@@ -85,7 +91,7 @@ export async function startKernel(cfg: KernelConfig): Promise<RunningKernel> {
     messaging: new Messaging(store.mailboxes, (gid, pid) => kernel.getProcess(gid, pid), cfg.mailbox),
     shm: new SharedMemory(store.shm),
     pipes: new Pipes(),
-    files: new LocalFiles(join(dataDir, 'files')),
+    files: remoteFiles ?? new LocalFiles(join(dataDir, 'files')),
   };
   // Every reaction to a process's life, in one place (the kernel's own, the signals queued for
   // its agent, is registered by the kernel). They run in this order before the change is announced.
@@ -119,6 +125,7 @@ export async function startKernel(cfg: KernelConfig): Promise<RunningKernel> {
       await new Promise<void>((ok) => api.server.close(() => ok()));
       await kernel.close();
       services.shm.close();
+      await services.files.close?.();
       await compute.close();
       await store.close();
       unlock();
