@@ -18,6 +18,8 @@ export interface ObjectHead {
   lastModified: string;
   /** An SLO manifest (its segments live elsewhere). */
   slo: boolean;
+  /** The sha256 RACK stored with the object (X-Object-Meta-Rack-Sha256), if any. */
+  sha256?: string;
 }
 
 /** A segment of an SLO manifest, as `multipart-manifest=put` takes it. */
@@ -173,5 +175,12 @@ export class SwiftApi {
 function headOf(h: IncomingHttpHeaders, what: string): ObjectHead {
   const size = Number(h['content-length']);
   if (!Number.isSafeInteger(size) || size < 0) throw new RackError('unavailable', `Swift answered ${what} without a Content-Length`);
-  return { size, etag: unquote(h.etag), lastModified: String(h['last-modified'] ?? ''), slo: String(h['x-static-large-object'] ?? '').toLowerCase() === 'true' };
+  const sha256 = h['x-object-meta-rack-sha256'];
+  return {
+    size,
+    etag: unquote(h.etag),
+    lastModified: String(h['last-modified'] ?? ''),
+    slo: String(h['x-static-large-object'] ?? '').toLowerCase() === 'true',
+    ...(typeof sha256 === 'string' && /^[0-9a-f]{64}$/.test(sha256) ? { sha256 } : {}),
+  };
 }

@@ -14,6 +14,8 @@ const MAX_SEGMENT = 5 * 1024 ** 3;
 /** Files up to this size (or the segment size, when smaller) are read into memory and stored as one object. */
 const INLINE_MAX = 8 * 1024 ** 2;
 const LIST_MAX = 10_000;
+/** The sha256 of a file written through RACK, kept with its object: the etag RACK shows (src/protocol/files.ts). */
+const SHA256 = 'x-object-meta-rack-sha256';
 
 export interface SwiftFilesOptions {
   session: KeystoneSession;
@@ -94,17 +96,18 @@ export class SwiftFiles implements FileBackend {
       if (next.done) {
         const data = Buffer.concat(head);
         const md5 = createHash('md5').update(data).digest('hex');
-        await this.putOnce(container, path, () => this.api.putObject(container, path, data, { etag: md5 }));
+        const sha256 = createHash('sha256').update(data).digest('hex');
+        await this.putOnce(container, path, () => this.api.putObject(container, path, data, { etag: md5, [SHA256]: sha256 }));
         return this.finished(gid, path, oldSegments);
       }
       head.push(Buffer.from(next.value));
       size += next.value.length;
       if (size > this.inlineBytes) break;
     }
-    const segments = await this.putSegments(gid, path, head, source);
+    const { segments, sha256 } = await this.putSegments(gid, path, head, source);
     try {
-      const manifest = JSON.stringify(segments);
-      await this.putOnce(container, path, () => this.api.putObject(container, path, Buffer.from(manifest), { 'content-type': 'application/octet-stream' }, '?multipart-manifest=put'));
+      const manifest = Buffer.from(JSON.stringify(segments));
+      await this.putOnce(container, path, () => this.api.putObject(container, path, manifest, { [SHA256]: sha256 }, '?multipart-manifest=put'));
     } catch (err) {
       await this.deleteObjects(segments.map((s) => s.path.replace(/^\//, '')));
       throw err;
@@ -127,12 +130,13 @@ export class SwiftFiles implements FileBackend {
   }
 
   /** Streams `head` and the rest of `source` into segments of segmentBytes; their manifest entries. */
-  private async putSegments(gid: string, path: string, head: Buffer[], source: AsyncIterator<Buffer>): Promise<SloSegment[]> {
+  private async putSegments(gid: string, path: string, head: Buffer[], source: AsyncIterator<Buffer>): Promise<{ segments: SloSegment[]; sha256: string }> {
     const container = this.segments(gid);
     await this.ensure(container);
     // Named by a hash of the path (a path may be 1 KiB, Swift's limit for a whole name) and this upload.
     const base = `${createHash('sha256').update(path).digest('hex').slice(0, 24)}/${Date.now().toString(36)}-${randomBytes(6).toString('hex')}`;
     const done: SloSegment[] = [];
+    const whole = createHash('sha256');
     type Segment = { name: string; stream: PassThrough; size: number; md5: ReturnType<typeof createHash>; put: Promise<string | null>; settled: boolean };
     let current: Segment | null = null;
     const open = (): Segment => {
@@ -167,6 +171,7 @@ export class SwiftFiles implements FileBackend {
         chunk = chunk.subarray(part.length);
         current.size += part.length;
         current.md5.update(part);
+        whole.update(part);
         if (!current.stream.write(part)) await Promise.race([once(current.stream, 'drain'), current.put]);
         // Swift answered before the segment was complete: a refusal (thrown by close()), never a success
         if (current.settled || current.size === this.segmentBytes) await close(false);
@@ -177,7 +182,7 @@ export class SwiftFiles implements FileBackend {
       for (let next = await source.next(); !next.done; next = await source.next()) await write(Buffer.from(next.value));
       if (current) await close(true);
       if (done.length > 1000) this.log.warn({ gid, path, segments: done.length }, 'more segments than Swift allows in one manifest by default (1000): raise RACK_SWIFT_SEGMENT_BYTES');
-      return done;
+      return { segments: done, sha256: whole.digest('hex') };
     } catch (err) {
       const failed = current as Segment | null;
       failed?.stream.destroy();
@@ -208,7 +213,7 @@ export class SwiftFiles implements FileBackend {
   async stat(gid: string, path: string): Promise<FileInfo> {
     const head = await this.api.headObject(this.container(gid), checkPath(path));
     if (!head) throw new RackError('not_found', `no file ${path}`);
-    return { path, size: head.size, etag: head.etag, modified: isoDate(head.lastModified) };
+    return { path, size: head.size, etag: head.sha256 ?? head.etag, modified: isoDate(head.lastModified) };
   }
 
   async list(gid: string, prefix: string): Promise<FileInfo[]> {
