@@ -74,14 +74,14 @@ export interface KernelProcess {
  * and the fixture's clouds.yaml (or `env` instead), RACK_NOVA_NETWORKS=none (the fixture has no
  * auto-allocated topology). Its log is DATA/kernel.log.
  */
-export async function startKernel(opts: { dataDir?: string; port?: number; files?: 'swift'; env?: Record<string, string>; cloud?: string } = {}): Promise<KernelProcess> {
+export async function startKernel(opts: { dataDir?: string; port?: number; files?: 'swift'; env?: Record<string, string>; cloud?: string; cwd?: string } = {}): Promise<KernelProcess> {
   const dataDir = opts.dataDir ?? mkdtempSync(join(tmpdir(), 'rack-os-kernel-'));
   const port = opts.port ?? (await freePort());
   const base = opts.env ?? { OS_CLOUD: opts.cloud ?? 'rack', OS_CLIENT_CONFIG_FILE: fixture().cloudsFile, RACK_NOVA_NETWORKS: 'none' };
   const env: Record<string, string> = { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: process.env.HOME ?? '/root', ...base, RACK_ADMIN_TOKEN: ADMIN, RACK_LOG_LEVEL: 'debug' };
   const log = openSync(join(dataDir, 'kernel.log'), 'a');
   const args = [CLI, 'kernel', '--driver', 'nova', '--listen', `127.0.0.1:${port}`, '--data', dataDir, ...(opts.files ? ['--files', opts.files] : [])];
-  const child = spawn(process.execPath, args, { env, stdio: ['ignore', 'pipe', log] });
+  const child = spawn(process.execPath, args, { env, cwd: opts.cwd, stdio: ['ignore', 'pipe', log] });
   closeSync(log);
   await new Promise<void>((resolve, reject) => {
     let out = '';
