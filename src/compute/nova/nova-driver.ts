@@ -80,7 +80,17 @@ export class NovaDriver implements ComputeDriver {
     const networks = parseNetworks(env.RACK_NOVA_NETWORKS);
     if (networks === 'auto') await checkAutoNetwork(opts.session);
     const list = (v: string | undefined): string[] | undefined => (v ? v.split(',').map((s) => s.trim()).filter(Boolean) : undefined);
-    return new NovaDriver({ ...opts, networks, keyName: env.RACK_NOVA_KEY_NAME || undefined, securityGroups: list(env.RACK_NOVA_SECURITY_GROUPS) });
+    const poll = env.RACK_NOVA_POLL_SECONDS;
+    if (poll !== undefined && !(/^[0-9]+(\.[0-9]+)?$/.test(poll) && Number(poll) >= 0.1 && Number(poll) <= 300)) {
+      throw new RackError('bad_request', `RACK_NOVA_POLL_SECONDS must be a number of seconds from 0.1 to 300, got "${poll.slice(0, 40)}"`);
+    }
+    return new NovaDriver({
+      ...opts,
+      networks,
+      keyName: env.RACK_NOVA_KEY_NAME || undefined,
+      securityGroups: list(env.RACK_NOVA_SECURITY_GROUPS),
+      pollMs: poll === undefined ? opts.pollMs : Number(poll) * 1000,
+    });
   }
 
   async boot(req: BootRequest): Promise<string> {
