@@ -12,7 +12,6 @@ export interface ServerView {
   status: string;
   /** The server fault's message (an ERROR server: "No valid host was found. ..."). */
   fault?: string;
-  tags: string[];
 }
 
 export interface ServerListing {
@@ -133,9 +132,8 @@ export class NovaApi {
 }
 
 function serverView(s: unknown, what: string): ServerView {
-  const o = s as { id?: unknown; status?: unknown; fault?: { message?: unknown }; tags?: unknown } | null;
+  const o = s as { id?: unknown; status?: unknown; fault?: { message?: unknown } } | null;
   if (typeof o?.id !== 'string' || typeof o.status !== 'string') throw new RackError('compute_error', `Nova answered ${what} without an id and a status`);
   const fault = typeof o.fault?.message === 'string' ? o.fault.message : undefined;
-  const tags = Array.isArray(o.tags) ? o.tags.filter((t): t is string => typeof t === 'string') : [];
-  return { id: o.id, status: o.status, fault, tags };
+  return { id: o.id, status: o.status, fault };
 }
