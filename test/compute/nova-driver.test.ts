@@ -35,7 +35,7 @@ describe('nova compute driver in a kernel (fake Keystone + Nova over HTTP)', () 
       const srv = os.servers.get(building.compute_id!)!;
       expect(srv).toMatchObject({ imageRef: 'image-uuid', flavorRef: 'm1.small', name: `rack-${gid.slice(0, 8)}-100`, networks: 'none' });
       expect(srv.metadata).toMatchObject({ rack_gid: gid, rack_pid: '100', rack_ppid: '', color: 'red', rack_url: k.url });
-      expect(srv.tags).toEqual(['rack-kernel-3a0c6c43-3bd5-4b39-a8f0-2f7c1b8b1a11']);
+      expect(srv.tags).toEqual(['rack-kernel-3a0c6c43-3bd5-4b39-a8f0-2f7c1b8b1a11', expect.stringMatching(/^rack-boot-[0-9a-f-]{36}$/)]);
       // The process token is in user_data (admins only), beside the user's own; never in metadata.
       const userData = Buffer.from(srv.user_data!, 'base64').toString();
       const self = await k.call('GET', '/v1/self', undefined, credentialsOf(userData)!.token);

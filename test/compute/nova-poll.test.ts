@@ -34,7 +34,7 @@ describe('nova driver: state from Nova at scale, refusals', () => {
     await driver?.close();
     os.servers.clear();
     changes.length = 0;
-    driver = new NovaDriver({ session: new KeystoneSession(loadCloudConfig({ env: os.env() })), kernelId: 'k1', networks: 'none', pollMs: POLL_MS });
+    driver = new NovaDriver({ session: new KeystoneSession(loadCloudConfig({ env: os.env() })), kernelId: 'k1', networks: 'none', pollMs: POLL_MS, timeoutMs: 500 });
     driver.onChange((c) => changes.push(c));
   });
 
@@ -71,9 +71,11 @@ describe('nova driver: state from Nova at scale, refusals', () => {
     for (const id of ids) os.set(id, 'ACTIVE');
     await until(() => changes.length === 100);
     for (const id of ids) await driver.destroy(id);
-    os.requests.length = 0;
+    // A poll begun before the last destroy may still arrive; after it, none.
     await new Promise((r) => setTimeout(r, POLL_MS * 5));
-    expect(os.requests).toEqual([]);
+    const settled = os.requests.length;
+    await new Promise((r) => setTimeout(r, POLL_MS * 5));
+    expect(os.requests.slice(settled)).toEqual([]);
     expect(changes).toHaveLength(100); // our own deletions are not news
   });
 
@@ -108,6 +110,35 @@ describe('nova driver: state from Nova at scale, refusals', () => {
     await expect(boot(100)).rejects.toMatchObject({ code: 'compute_error', message: expect.stringContaining('Invalid flavorRef') });
     await expect(boot(100, null)).rejects.toMatchObject({ code: 'bad_request', message: expect.stringContaining('needs a flavor') });
     expect(os.live()).toHaveLength(0);
+  });
+});
+
+describe('a creation Nova does not answer', () => {
+  it('fails the boot, and the server Nova made all the same is deleted when it shows up', async () => {
+    const os = new FakeOpenStack();
+    await os.start();
+    const driver = new NovaDriver({ session: new KeystoneSession(loadCloudConfig({ env: os.env() })), kernelId: 'k1', networks: 'none', pollMs: POLL_MS, timeoutMs: 300 });
+    const changes: VmChange[] = [];
+    driver.onChange((c) => changes.push(c));
+    try {
+      os.stallNext = true;
+      await expect(driver.boot({ gid: 'g', pid: 100, name: 'rack-g-100', template: 'img', flavor: 'f1', meta: {}, userData: null })).rejects.toMatchObject({
+        code: 'unavailable',
+        message: expect.stringMatching(/Nova did not answer the creation of server rack-g-100 .*it may create it still/),
+      });
+      expect(os.live()).toHaveLength(1);
+      // another server of the same kernel, whose POST was answered, stays
+      const kept = await driver.boot({ gid: 'g', pid: 101, name: 'rack-g-101', template: 'img', flavor: 'f1', meta: {}, userData: null });
+      for (let i = 0; os.live().length > 1; i++) {
+        if (i > 200) throw new Error('the unanswered server was not deleted');
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      expect(os.live().map((s) => s.id)).toEqual([kept]);
+      expect(changes).toEqual([]);
+    } finally {
+      await driver.close();
+      await os.stop();
+    }
   });
 });
 

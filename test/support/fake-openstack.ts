@@ -33,6 +33,8 @@ export class FakeOpenStack {
   autoActive = false;
   /** The answer to the next POST /servers, instead of creating a server. */
   refuseNext: { status: number; body: unknown } | null = null;
+  /** The next POST /servers creates its server but is never answered (a Nova too slow to answer). */
+  stallNext = false;
   pageSize = 1000;
   private n = 0;
 
@@ -102,6 +104,10 @@ export class FakeOpenStack {
         return send(r.status, r.body);
       }
       const s = this.create(JSON.parse(body).server);
+      if (this.stallNext) {
+        this.stallNext = false;
+        return;
+      }
       return send(202, { server: { id: s.id } });
     }
     if (m[1] === 'detail') return this.list(url.searchParams, send);

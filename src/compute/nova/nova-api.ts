@@ -10,6 +10,7 @@ const PAGE = 1000;
 export interface ServerView {
   id: string;
   status: string;
+  tags: string[];
   /** The server fault's message (an ERROR server: "No valid host was found. ..."). */
   fault?: string;
 }
@@ -38,7 +39,11 @@ export interface CreateServer {
  * (what to poll, what a change means) is in nova-driver.ts.
  */
 export class NovaApi {
-  constructor(private readonly session: KeystoneSession) {}
+  /** `timeoutMs`: how long Nova may take to answer (its API is slow under many creations at once). */
+  constructor(
+    private readonly session: KeystoneSession,
+    private readonly timeoutMs = 120_000,
+  ) {}
 
   private async call(method: 'GET' | 'POST' | 'DELETE', path: string, body?: unknown): Promise<{ status: number; data: unknown; text: string; date: number }> {
     const res = await this.session.request('compute', {
@@ -46,6 +51,7 @@ export class NovaApi {
       path,
       headers: { 'content-type': 'application/json', accept: 'application/json', 'openstack-api-version': MICROVERSION },
       body: body === undefined ? undefined : JSON.stringify(body),
+      timeoutMs: this.timeoutMs,
     });
     const text = await res.body.text();
     let data: unknown = null;
@@ -58,9 +64,17 @@ export class NovaApi {
     return { status: res.status, data, text, date: Number.isNaN(date) ? Date.now() : date };
   }
 
-  /** POST /servers: the new server's id, and Nova's clock when it accepted it. */
+  /**
+   * POST /servers: the new server's id, and Nova's clock when it accepted it. When Nova does not
+   * answer, it may still create the server: the error says so (code `unavailable`).
+   */
   async createServer(server: CreateServer): Promise<{ id: string; date: number }> {
-    const r = await this.call('POST', '/servers', { server });
+    let r;
+    try {
+      r = await this.call('POST', '/servers', { server });
+    } catch (err) {
+      throw new RackError('unavailable', `Nova did not answer the creation of server ${server.name} (${(err as Error).message}); it may create it still`);
+    }
     if (r.status === 202 || r.status === 200) {
       const id = (r.data as { server?: { id?: unknown } } | null)?.server?.id;
       if (typeof id !== 'string' || !id) throw new RackError('compute_error', `Nova accepted server ${server.name} but answered no server id`);
@@ -132,8 +146,9 @@ export class NovaApi {
 }
 
 function serverView(s: unknown, what: string): ServerView {
-  const o = s as { id?: unknown; status?: unknown; fault?: { message?: unknown } } | null;
+  const o = s as { id?: unknown; status?: unknown; fault?: { message?: unknown }; tags?: unknown } | null;
   if (typeof o?.id !== 'string' || typeof o.status !== 'string') throw new RackError('compute_error', `Nova answered ${what} without an id and a status`);
   const fault = typeof o.fault?.message === 'string' ? o.fault.message : undefined;
-  return { id: o.id, status: o.status, fault };
+  const tags = Array.isArray(o.tags) ? o.tags.filter((t): t is string => typeof t === 'string') : [];
+  return { id: o.id, status: o.status, fault, tags };
 }

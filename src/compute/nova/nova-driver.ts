@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { RackError } from '../../common/errors.js';
 import { silentLogger, type Logger } from '../../common/log.js';
 import type { KeystoneSession } from '../../openstack/keystone.js';
@@ -14,6 +15,8 @@ export interface NovaOptions {
   keyName?: string;
   securityGroups?: string[];
   pollMs?: number;
+  /** How long Nova may take to answer a request (default 120 s). */
+  timeoutMs?: number;
   log?: Logger;
 }
 
@@ -25,6 +28,8 @@ const GONE = new Set(['DELETED', 'SHUTOFF', 'SOFT_DELETED', 'SHELVED', 'SHELVED_
  * harmless (a state is reported only when it differs from the last one).
  */
 const OVERLAP_MS = 10_000;
+/** How long a server whose creation got no answer is looked out for (then reconcile at a restart finds it). */
+const LOST_MS = 15 * 60_000;
 const UUID = /^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$/;
 
 /** RACK_NOVA_NETWORKS: auto (Neutron's auto-allocated topology), none, or network UUIDs. */
@@ -57,13 +62,15 @@ export class NovaDriver implements ComputeDriver {
    * once each at the next poll, for the message.
    */
   private readonly faultless = new Set<string>();
+  /** Boot tags of servers whose POST got no answer (Nova may create them still), with until when to look out for them. */
+  private readonly lost = new Map<string, number>();
   private readonly poller: NodeJS.Timeout;
   private polling = false;
   private readonly tag: string;
   private readonly log: Logger;
 
   constructor(private readonly opts: NovaOptions) {
-    this.api = new NovaApi(opts.session);
+    this.api = new NovaApi(opts.session, opts.timeoutMs);
     this.tag = `rack-kernel-${opts.kernelId}`;
     this.log = opts.log ?? silentLogger();
     this.poller = setInterval(() => void this.poll(), opts.pollMs ?? 5000);
@@ -102,12 +109,24 @@ export class NovaDriver implements ComputeDriver {
       flavorRef: req.flavor,
       metadata: req.meta,
       networks: Array.isArray(networks) ? networks.map((uuid) => ({ uuid })) : networks,
-      tags: [this.tag],
+      // this boot's own tag: a server Nova creates after its POST went unanswered is known by it
+      tags: [this.tag, `rack-boot-${randomUUID()}`],
     };
     if (req.userData !== null) server.user_data = Buffer.from(req.userData).toString('base64');
     if (this.opts.keyName) server.key_name = this.opts.keyName;
     if (this.opts.securityGroups) server.security_groups = this.opts.securityGroups.map((name) => ({ name }));
-    const { id, date } = await this.api.createServer(server);
+    let created;
+    try {
+      created = await this.api.createServer(server);
+    } catch (err) {
+      if ((err as RackError).code === 'unavailable') {
+        // The fork fails; should Nova make the server after all, the poll deletes it.
+        this.lost.set(server.tags[1]!, Date.now() + LOST_MS);
+        this.since ??= Date.now() - LOST_MS;
+      }
+      throw err;
+    }
+    const { id, date } = created;
     this.known.set(id, 'BUILD');
     this.since ??= date - OVERLAP_MS;
     this.log.info({ gid: req.gid, pid: req.pid, vm: id }, 'server created');
@@ -154,7 +173,8 @@ export class NovaDriver implements ComputeDriver {
 
   /** One GET /servers/detail?changes-since=... for all watched servers; nothing while none is watched. */
   private async poll(): Promise<void> {
-    if (this.polling || this.known.size === 0 || this.since === null) return;
+    for (const [name, until] of this.lost) if (until < Date.now()) this.lost.delete(name);
+    if (this.polling || (this.known.size === 0 && this.lost.size === 0) || this.since === null) return;
     this.polling = true;
     try {
       for (const id of this.faultless) {
@@ -173,6 +193,13 @@ export class NovaDriver implements ComputeDriver {
   }
 
   private seen(s: ServerView): void {
+    const lostTag = s.tags.find((t) => this.lost.has(t));
+    if (lostTag && s.status !== 'DELETED') {
+      this.lost.delete(lostTag);
+      this.log.warn({ vm: s.id }, 'deleting a server Nova created after its creation failed');
+      void this.api.deleteServer(s.id).catch((err: Error) => this.log.warn({ vm: s.id, err: err.message }, 'cannot delete a server'));
+      return;
+    }
     const before = this.known.get(s.id);
     if (before === undefined) return; // another kernel's, a user's, or one we destroyed
     const now = mapStatus(s.status);
