@@ -30,7 +30,7 @@ try {
 }
 
 const nova = async (method, path, body) => {
-  const res = await os.request('compute', { method, path, headers: { 'content-type': 'application/json', accept: 'application/json', 'openstack-api-version': 'compute 2.52' }, body: body && JSON.stringify(body) });
+  const res = await os.request('compute', { method, path, headers: { 'content-type': 'application/json', accept: 'application/json', 'openstack-api-version': 'compute 2.52' }, body: body && JSON.stringify(body), timeoutMs: 120_000 });
   const text = await res.body.text();
   if (res.status >= 300) throw new Error(`Nova ${method} ${path}: HTTP ${res.status} ${text.slice(0, 200)}`);
   return text ? JSON.parse(text) : null;

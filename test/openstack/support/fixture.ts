@@ -42,6 +42,7 @@ export async function nova(s: KeystoneSession, method: 'GET' | 'POST' | 'DELETE'
     path,
     headers: { 'content-type': 'application/json', accept: 'application/json', 'openstack-api-version': 'compute 2.52' },
     body: body === undefined ? undefined : JSON.stringify(body),
+    timeoutMs: 120_000, // as the nova driver: Nova's API is slow when the machine is busy
   });
   const text = await res.body.text();
   return { status: res.status, body: text ? JSON.parse(text) : null };
