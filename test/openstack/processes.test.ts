@@ -96,8 +96,8 @@ describe('processes on a real OpenStack', () => {
       await untilServersGone(os, children.map((c) => c.compute_id));
       // The parent's guest printed what its wait() returned.
       const host = hosts.at(-1)!;
-      const root = host.guests.get(procs.find((p) => p.pid === 100)!.compute_id!);
-      const said = (root.console as string).split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l).msg);
+      const root = host.guests.get(procs.find((p) => p.pid === 100)!.compute_id!)!;
+      const said = root.console.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l).msg);
       expect(said).toContain('parent 100: exit codes {"101":1,"102":2,"103":3}');
     } finally {
       w.close();

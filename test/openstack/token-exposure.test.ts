@@ -44,9 +44,7 @@ describe('a RACK server as another member of the project sees it', () => {
     }
   });
 
-  // .fails until the kernel moves the process token from the server metadata to its user_data
-  // (issue 11, item 6: the lead's change to src/kernel and src/dckinit): then drop both .fails.
-  it.fails('the compute API shows it nothing that authenticates as the process', async () => {
+  it('the compute API shows it nothing that authenticates as the process', async () => {
     // Nova's newest microversion of this release (Zed: 2.93) shows the most.
     for (const path of [`/servers/${serverId}`, `/servers/${serverId}/metadata`, '/servers/detail']) {
       const res = await peer.request('compute', { method: 'GET', path, headers: { accept: 'application/json', 'openstack-api-version': 'compute 2.93' } });
@@ -57,7 +55,7 @@ describe('a RACK server as another member of the project sees it', () => {
     }
   });
 
-  it.fails('nor does `openstack server show`', async () => {
+  it('nor does `openstack server show`', async () => {
     const { stdout } = await run('/usr/bin/openstack', ['--os-cloud', 'rack-peer', 'server', 'show', serverId, '-f', 'json'], { env: { ...process.env, OS_CLIENT_CONFIG_FILE: fx.cloudsFile }, timeout: 120_000 });
     expect(JSON.parse(stdout).id).toBe(serverId);
     expect(stdout).not.toMatch(SECRET);
