@@ -44,18 +44,19 @@ async function untilGone(tag) {
 async function direct(n, run) {
   const tag = `rack-bench-${run}`;
   const t0 = performance.now();
-  await Promise.all(Array.from({ length: n }, (_, i) =>
-    nova('POST', '/servers', { server: { name: `bench-${run}-${i}`, imageRef: process.env.RACK_OS_IMAGE, flavorRef: process.env.RACK_OS_FLAVOR, networks: 'none', tags: [tag] } })));
-  for (;;) {
-    const s = await tagged(tag);
-    if (s.some((x) => x.status === 'ERROR')) throw new Error('a directly created server went ERROR');
-    if (s.length === n && s.every((x) => x.status === 'ACTIVE')) break;
-    await new Promise((r) => setTimeout(r, 200));
+  try {
+    await Promise.all(Array.from({ length: n }, (_, i) =>
+      nova('POST', '/servers', { server: { name: `bench-${run}-${i}`, imageRef: process.env.RACK_OS_IMAGE, flavorRef: process.env.RACK_OS_FLAVOR, networks: 'none', tags: [tag] } })));
+    for (;;) {
+      const s = await tagged(tag);
+      if (s.some((x) => x.status === 'ERROR')) throw new Error('a directly created server went ERROR');
+      if (s.length === n && s.every((x) => x.status === 'ACTIVE')) return performance.now() - t0;
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  } finally {
+    for (const s of await tagged(tag)) await nova('DELETE', `/servers/${s.id}`);
+    await untilGone(tag);
   }
-  const active = performance.now() - t0;
-  for (const s of await tagged(tag)) await nova('DELETE', `/servers/${s.id}`);
-  await untilGone(tag);
-  return active;
 }
 
 /** `rack kernel --driver nova` as its own process, configured by OS_CLOUD, its poll at its default. */
@@ -120,15 +121,18 @@ async function watch(k, gid) {
 async function viaRack(k, n, guests) {
   const { gid } = (await k.call('POST', '/v1/groups', { group: { name: `bench-${n}`, template: process.env.RACK_OS_IMAGE, flavor: process.env.RACK_OS_FLAVOR, args: { fanout: '0' } } })).group;
   const host = guests ? new GuestHost({ session: os, secret: process.env.RACK_OS_METADATA_SECRET, template: join(root, 'test/openstack/templates/tree'), match: (s) => s.metadata.rack_gid === gid }).start() : null;
-  const w = await watch(k, gid);
-  const t0 = performance.now();
-  await k.call('POST', `/v1/groups/${gid}/processes`, { process: { count: n } });
-  const t = await w.until((ps) => ps.length === n && ps.every(guests ? (p) => p.app_state === 'running' : (p) => p.status === 'ACTIVE'));
-  w.close();
-  await k.call('DELETE', `/v1/groups/${gid}`);
-  await untilGone(k.tag);
-  await host?.stop();
-  return t - t0;
+  try {
+    const w = await watch(k, gid);
+    const t0 = performance.now();
+    await k.call('POST', `/v1/groups/${gid}/processes`, { process: { count: n } });
+    const t = await w.until((ps) => ps.length === n && ps.every(guests ? (p) => p.app_state === 'running' : (p) => p.status === 'ACTIVE'));
+    w.close();
+    return t - t0;
+  } finally {
+    await k.call('DELETE', `/v1/groups/${gid}`);
+    await untilGone(k.tag);
+    await host?.stop();
+  }
 }
 
 const k = await kernel();

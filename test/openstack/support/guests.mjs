@@ -44,6 +44,12 @@ export class GuestHost {
   }
 
   start() {
+    // Guests are detached (they must outlive nothing but their server): should this process end
+    // without stop() (an exception, a timeout), they go with it.
+    this.onExit = () => {
+      for (const id of this.guests.keys()) this.halt(id, 'host exited');
+    };
+    process.once('exit', this.onExit);
     const tick = async () => {
       if (this.stopped) return;
       try {
@@ -138,6 +144,7 @@ export class GuestHost {
   async stop() {
     this.stopped = true;
     clearTimeout(this.timer);
+    process.off('exit', this.onExit);
     const exits = [];
     for (const [id, g] of this.guests) {
       if (!g.exit) exits.push(new Promise((r) => g.child.once('exit', r)));
