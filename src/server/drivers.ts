@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import type { Logger } from '../common/log.js';
 import type { ComputeDriver } from '../compute/driver.js';
 import { NovaDriver } from '../compute/nova/nova-driver.js';
+import { startNspawn } from '../compute/nspawn/index.js';
 import { SimDriver } from '../compute/sim/sim-driver.js';
 import type { FileBackend } from '../files/backend.js';
 import { SwiftFiles } from '../files/swift/swift-files.js';
@@ -12,10 +13,10 @@ import { KeystoneSession } from '../openstack/keystone.js';
 
 /** Which compute driver and file system a kernel uses, and the driver's own settings. */
 export interface DriverConfig {
-  driver?: 'sim' | 'nova';
+  driver?: 'sim' | 'nova' | 'nspawn';
   /** Where group files live: DATA/files (local, the default) or Swift (the OS_CLOUD / OS_* cloud). */
   files?: 'local' | 'swift';
-  /** Directories the sim driver searches for template names. */
+  /** Directories the sim driver searches for template names (nspawn: image stores). */
   templates?: string[];
   /** A ready-made compute driver (tests, embedding); overrides `driver`. */
   compute?: ComputeDriver;
@@ -24,15 +25,21 @@ export interface DriverConfig {
 /** The compute driver a kernel config names (sim by default). */
 export async function createCompute(cfg: DriverConfig, dataDir: string, log: Logger): Promise<ComputeDriver> {
   if (cfg.compute) return cfg.compute;
-  if ((cfg.driver ?? 'sim') === 'nova') {
-    // A stable id for this kernel's servers, so a restart finds them and no other kernel's.
-    const idFile = join(dataDir, 'kernel-id');
+  // A stable id for this kernel's VMs, so a restart finds them and no other kernel's.
+  const idFile = join(dataDir, 'kernel-id');
+  if (cfg.driver === 'nova' || cfg.driver === 'nspawn') {
     if (!existsSync(idFile)) writeFileSync(idFile, randomUUID() + '\n', { mode: 0o600 });
+  }
+  if (cfg.driver === 'nova') {
     const session = new KeystoneSession(loadCloudConfig());
     return NovaDriver.create({ session, kernelId: readFileSync(idFile, 'utf8').trim(), log: log.child({ component: 'nova' }) }).catch(async (err: unknown) => {
       await session.close();
       throw err;
     });
+  }
+  if (cfg.driver === 'nspawn') {
+    const mirror = process.env.RACK_NSPAWN_MIRROR || undefined;
+    return startNspawn({ dataDir, kernelId: readFileSync(idFile, 'utf8').trim(), images: cfg.templates ?? [], mirror, log: log.child({ component: 'nspawn' }) });
   }
   const sim = new SimDriver({ dataDir, templates: cfg.templates ?? [], log: log.child({ component: 'sim' }) });
   await sim.start();

@@ -7,8 +7,8 @@ import { admin, fixture, kernelTag, rack, serversOf, session, startKernel, until
 import { startMetadataProxy } from './support/metadata-proxy.mjs';
 
 const run = promisify(execFile);
-/** Process tokens start with rkp_ (src/auth/auth.ts). */
-const SECRET = /rkp_|rack_token/;
+/** Tokens start with rkp_ (the app's), rkg_ (the guest agent's) or rka_ (admin) (src/auth/auth.ts). */
+const SECRET = /rk[pga]_|rack_token|agent_token/;
 
 /**
  * Whatever lets a VM act as its process must not be readable through the compute API by the
@@ -67,6 +67,7 @@ describe('a RACK server as another member of the project sees it', () => {
     try {
       const [meta, userData] = await Promise.all(['meta_data.json', 'user_data'].map(async (f) => (await fetch(`${proxy.url}/openstack/latest/${f}`)).text()));
       expect(meta + userData).toMatch(/rkp_[A-Za-z0-9_-]{16,}/);
+      expect(meta + userData).toMatch(/rkg_[A-Za-z0-9_-]{16,}/);
     } finally {
       await proxy.close();
     }

@@ -116,6 +116,7 @@ export function processOps({ kernel }: Services): Operation[] {
       output: object({ pids: { type: 'array', items: { type: 'integer' } } }, ['pids']),
       errors: ['not_found'],
       idempotent: true,
+      agent: true,
       rest: { method: 'DELETE', path: `${P}/{pid}`, status: 202, query: ['signal', 'grace'], wrap: 'kill' },
       handler: async (ctx, input: { pid: number; signal?: 'TERM' | 'KILL'; grace?: number }) => ({
         pids: await kernel.kill(ctx.who, ctx.gid, input.pid, { signal: input.signal ?? 'TERM', graceMs: input.grace === undefined ? undefined : Math.round(input.grace * 1000) }),

@@ -39,6 +39,8 @@ export class SwiftFiles implements FileBackend {
   private readonly inlineBytes: number;
   /** Containers known to exist (made at the group's first put). */
   private readonly made = new Set<string>();
+  /** Bytes per group, counted once from a listing and kept up to date by put and delete. */
+  private readonly used = new Map<string, number>();
   private readonly log: Logger;
 
   constructor(private readonly opts: SwiftFilesOptions) {
@@ -82,12 +84,26 @@ export class SwiftFiles implements FileBackend {
     this.made.add(container);
   }
 
-  async put(gid: string, path: string, body: Readable): Promise<FileInfo> {
+  /** The bytes of the group's files (an SLO file counts its whole size, as Swift's listing shows it). */
+  async usage(gid: string): Promise<number> {
+    let n = this.used.get(gid);
+    if (n === undefined) {
+      n = (await this.api.listObjects(this.container(gid), '', Infinity)).reduce((sum, o) => sum + o.bytes, 0);
+      this.used.set(gid, n);
+    }
+    return n;
+  }
+
+  async put(gid: string, path: string, body: Readable, maxBytes: number): Promise<FileInfo> {
     checkPath(path);
     const container = this.container(gid);
     await this.ensure(container);
+    const before = await this.usage(gid);
     const old = await this.api.headObject(container, path);
     const oldSegments = old?.slo ? await this.api.manifestSegments(container, path) : [];
+    // What this file may hold: the quota less the other files (the file it replaces goes).
+    const room = maxBytes - before + (old?.size ?? 0);
+    const over = (): RackError => new RackError('quota_exceeded', `quota: the group's files may hold ${maxBytes} bytes; they hold ${before}, and this file is bigger than the ${Math.max(0, room)} bytes left`);
     const source = body[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
     const head: Buffer[] = [];
     let size = 0;
@@ -98,13 +114,17 @@ export class SwiftFiles implements FileBackend {
         const md5 = createHash('md5').update(data).digest('hex');
         const sha256 = createHash('sha256').update(data).digest('hex');
         await this.putOnce(container, path, () => this.api.putObject(container, path, data, { etag: md5, [SHA256]: sha256 }));
-        return this.finished(gid, path, oldSegments);
+        return this.finished(gid, path, oldSegments, size - (old?.size ?? 0), before);
       }
       head.push(Buffer.from(next.value));
       size += next.value.length;
+      if (size > room) {
+        await source.return?.();
+        throw over();
+      }
       if (size > this.inlineBytes) break;
     }
-    const { segments, sha256 } = await this.putSegments(gid, path, head, source);
+    const { segments, sha256, total } = await this.putSegments(gid, path, head, source, room, over);
     try {
       const manifest = Buffer.from(JSON.stringify(segments));
       await this.putOnce(container, path, () => this.api.putObject(container, path, manifest, { [SHA256]: sha256 }, '?multipart-manifest=put'));
@@ -112,7 +132,7 @@ export class SwiftFiles implements FileBackend {
       await this.deleteObjects(segments.map((s) => s.path.replace(/^\//, '')));
       throw err;
     }
-    return this.finished(gid, path, oldSegments);
+    return this.finished(gid, path, oldSegments, total - (old?.size ?? 0), before);
   }
 
   /** A PUT whose container was deleted meanwhile (a racing deleteGroup) is made again once. */
@@ -123,20 +143,22 @@ export class SwiftFiles implements FileBackend {
     if ((await put()) === null) throw new RackError('unavailable', `Swift lost container ${container} while storing ${path}`);
   }
 
-  /** The new file is in place: the old version's segments (it was an SLO) can go. */
-  private async finished(gid: string, path: string, oldSegments: string[]): Promise<FileInfo> {
+  /** The new file is in place: the old version's segments (it was an SLO) can go; the group's usage changes by `delta`. */
+  private async finished(gid: string, path: string, oldSegments: string[], delta: number, before: number): Promise<FileInfo> {
+    this.used.set(gid, Math.max(0, (this.used.get(gid) ?? before) + delta));
     await this.deleteObjects(oldSegments);
     return this.stat(gid, path);
   }
 
   /** Streams `head` and the rest of `source` into segments of segmentBytes; their manifest entries. */
-  private async putSegments(gid: string, path: string, head: Buffer[], source: AsyncIterator<Buffer>): Promise<{ segments: SloSegment[]; sha256: string }> {
+  private async putSegments(gid: string, path: string, head: Buffer[], source: AsyncIterator<Buffer>, room: number, over: () => RackError): Promise<{ segments: SloSegment[]; sha256: string; total: number }> {
     const container = this.segments(gid);
     await this.ensure(container);
     // Named by a hash of the path (a path may be 1 KiB, Swift's limit for a whole name) and this upload.
     const base = `${createHash('sha256').update(path).digest('hex').slice(0, 24)}/${Date.now().toString(36)}-${randomBytes(6).toString('hex')}`;
     const done: SloSegment[] = [];
     const whole = createHash('sha256');
+    let total = 0;
     type Segment = { name: string; stream: PassThrough; size: number; md5: ReturnType<typeof createHash>; put: Promise<string | null>; settled: boolean };
     let current: Segment | null = null;
     const open = (): Segment => {
@@ -165,6 +187,8 @@ export class SwiftFiles implements FileBackend {
       done.push({ path: `/${container}/${seg.name}`, etag, size_bytes: seg.size });
     };
     const write = async (chunk: Buffer): Promise<void> => {
+      total += chunk.length;
+      if (total > room) throw over();
       while (chunk.length > 0) {
         current ??= open();
         const part = chunk.subarray(0, this.segmentBytes - current.size);
@@ -182,8 +206,9 @@ export class SwiftFiles implements FileBackend {
       for (let next = await source.next(); !next.done; next = await source.next()) await write(Buffer.from(next.value));
       if (current) await close(true);
       if (done.length > 1000) this.log.warn({ gid, path, segments: done.length }, 'more segments than Swift allows in one manifest by default (1000): raise RACK_SWIFT_SEGMENT_BYTES');
-      return { segments: done, sha256: whole.digest('hex') };
+      return { segments: done, sha256: whole.digest('hex'), total };
     } catch (err) {
+      await source.return?.().catch(() => {});
       const failed = current as Segment | null;
       failed?.stream.destroy();
       await failed?.put.catch(() => null);
@@ -227,11 +252,14 @@ export class SwiftFiles implements FileBackend {
     if (!head) throw new RackError('not_found', `no file ${path}`);
     const segments = head.slo ? await this.api.manifestSegments(container, path) : [];
     if (!(await this.api.deleteObject(container, path))) throw new RackError('not_found', `no file ${path}`);
+    const n = this.used.get(gid);
+    if (n !== undefined) this.used.set(gid, Math.max(0, n - head.size));
     await this.deleteObjects(segments);
   }
 
   /** Every object of the group, then its containers. */
   async deleteGroup(gid: string): Promise<void> {
+    this.used.delete(gid);
     for (const container of [this.container(gid), this.segments(gid)]) {
       this.made.delete(container);
       for (;;) {
