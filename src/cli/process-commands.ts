@@ -40,12 +40,13 @@ function tlsOf(values: Record<string, unknown>): { cert: string; key: string; ca
 export const PROCESS_COMMANDS: Record<string, Command> = {
   kernel: {
     summary: 'run the RACK kernel',
-    usage: 'rack kernel [--listen HOST:PORT] [--data DIR] [--driver sim|nova|nspawn] [--templates DIR]... [--public-url URL] [--fork-limit N] [--quota NAME=N]... [--tls-cert FILE --tls-key FILE [--tls-ca FILE]]',
+    usage: 'rack kernel [--listen HOST:PORT] [--data DIR] [--driver sim|nova|nspawn] [--files local|swift] [--templates DIR]... [--public-url URL] [--fork-limit N] [--quota NAME=N]... [--tls-cert FILE --tls-key FILE [--tls-ca FILE]]',
     async run(argv) {
       const { values } = parse(argv, {
         listen: { type: 'string', default: '127.0.0.1:8088' },
         data: { type: 'string', default: '.rack' },
         driver: { type: 'string', default: 'sim' },
+        files: { type: 'string', default: 'local' },
         templates: { type: 'string', multiple: true },
         'public-url': { type: 'string' },
         'fork-limit': { type: 'string' },
@@ -56,11 +57,13 @@ export const PROCESS_COMMANDS: Record<string, Command> = {
       });
       const tls = tlsOf(values);
       if (values.driver !== 'sim' && values.driver !== 'nova' && values.driver !== 'nspawn') throw new UsageError(`--driver must be sim, nova or nspawn, got "${String(values.driver)}"`);
+      if (values.files !== 'local' && values.files !== 'swift') throw new UsageError(`--files must be local or swift, got "${String(values.files)}"`);
       const { startKernel } = await import('../server/start.js');
       const k = await startKernel({
         listen: values.listen as string,
         dataDir: values.data as string,
         driver: values.driver,
+        files: values.files,
         templates: (values.templates as string[] | undefined) ?? [],
         publicUrl: values['public-url'] as string | undefined,
         forkLimit: values['fork-limit'] === undefined ? undefined : int(values['fork-limit'] as string, '--fork-limit'),

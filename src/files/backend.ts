@@ -21,4 +21,6 @@ export interface FileBackend {
   list(gid: string, prefix: string): Promise<FileInfo[]>;
   delete(gid: string, path: string): Promise<void>;
   deleteGroup(gid: string): Promise<void>;
+  /** Releases connections (a remote store); the kernel calls it last. */
+  close?(): Promise<void>;
 }

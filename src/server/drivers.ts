@@ -6,10 +6,16 @@ import type { ComputeDriver } from '../compute/driver.js';
 import { NovaDriver } from '../compute/nova/nova-driver.js';
 import { startNspawn } from '../compute/nspawn/index.js';
 import { SimDriver } from '../compute/sim/sim-driver.js';
+import type { FileBackend } from '../files/backend.js';
+import { SwiftFiles } from '../files/swift/swift-files.js';
+import { loadCloudConfig } from '../openstack/cloud-config.js';
+import { KeystoneSession } from '../openstack/keystone.js';
 
-/** Which compute driver a kernel uses, and the driver's own settings. */
+/** Which compute driver and file system a kernel uses, and the driver's own settings. */
 export interface DriverConfig {
   driver?: 'sim' | 'nova' | 'nspawn';
+  /** Where group files live: DATA/files (local, the default) or Swift (the OS_CLOUD / OS_* cloud). */
+  files?: 'local' | 'swift';
   /** Directories the sim driver searches for template names (nspawn: image stores). */
   templates?: string[];
   /** A ready-made compute driver (tests, embedding); overrides `driver`. */
@@ -24,7 +30,13 @@ export async function createCompute(cfg: DriverConfig, dataDir: string, log: Log
   if (cfg.driver === 'nova' || cfg.driver === 'nspawn') {
     if (!existsSync(idFile)) writeFileSync(idFile, randomUUID() + '\n', { mode: 0o600 });
   }
-  if (cfg.driver === 'nova') return NovaDriver.fromEnv({ kernelId: readFileSync(idFile, 'utf8').trim(), log: log.child({ component: 'nova' }) });
+  if (cfg.driver === 'nova') {
+    const session = new KeystoneSession(loadCloudConfig());
+    return NovaDriver.create({ session, kernelId: readFileSync(idFile, 'utf8').trim(), log: log.child({ component: 'nova' }) }).catch(async (err: unknown) => {
+      await session.close();
+      throw err;
+    });
+  }
   if (cfg.driver === 'nspawn') {
     const mirror = process.env.RACK_NSPAWN_MIRROR || undefined;
     return startNspawn({ dataDir, kernelId: readFileSync(idFile, 'utf8').trim(), images: cfg.templates ?? [], mirror, log: log.child({ component: 'nspawn' }) });
@@ -32,4 +44,10 @@ export async function createCompute(cfg: DriverConfig, dataDir: string, log: Log
   const sim = new SimDriver({ dataDir, templates: cfg.templates ?? [], log: log.child({ component: 'sim' }) });
   await sim.start();
   return sim;
+}
+
+/** The group file system a kernel config names; undefined: the default, local files in DATA/files. */
+export async function createFiles(cfg: DriverConfig, log: Logger): Promise<FileBackend | undefined> {
+  if ((cfg.files ?? 'local') === 'local') return undefined;
+  return SwiftFiles.create({ session: new KeystoneSession(loadCloudConfig()), log: log.child({ component: 'swift' }) });
 }

@@ -6,6 +6,7 @@ import { createApi, type Api } from '../api/server.js';
 import { RackError } from '../common/errors.js';
 import { createLogger, type Logger } from '../common/log.js';
 import type { ComputeDriver } from '../compute/driver.js';
+import type { FileBackend } from '../files/backend.js';
 import { SqliteStore } from '../store/sqlite/sqlite-store.js';
 import type { Quotas } from '../protocol/process.js';
 import type { Store } from '../store/store.js';
@@ -17,7 +18,7 @@ import { Pipes } from '../ipc/pipes.js';
 import { SharedMemory } from '../ipc/shared-memory.js';
 import { Kernel } from '../kernel/kernel.js';
 import { lockDataDir } from './data-dir.js';
-import { createCompute, type DriverConfig } from './drivers.js';
+import { createCompute, createFiles, type DriverConfig } from './drivers.js';
 
 export interface KernelConfig extends DriverConfig {
   /** host:port to listen on; port 0 picks a free one. */
@@ -71,8 +72,13 @@ export async function startKernel(cfg: KernelConfig): Promise<RunningKernel> {
   const adminToken = loadAdminToken(dataDir, cfg.adminToken ?? process.env.RACK_ADMIN_TOKEN);
   const store = cfg.store ?? new SqliteStore(join(dataDir, 'rack.db'));
   let compute: ComputeDriver;
+  let remoteFiles: FileBackend | undefined;
   try {
     compute = await createCompute(cfg, dataDir, log);
+    remoteFiles = await createFiles(cfg, log).catch(async (err: unknown) => {
+      await compute.close();
+      throw err;
+    });
   } catch (err) {
     await store.close();
     unlock();
@@ -100,7 +106,7 @@ export async function startKernel(cfg: KernelConfig): Promise<RunningKernel> {
     }),
     shm: new SharedMemory(store.shm, async (gid) => (await quotas(gid)).shm_bytes),
     pipes: new Pipes(),
-    files: new LocalFiles(join(dataDir, 'files')),
+    files: remoteFiles ?? new LocalFiles(join(dataDir, 'files')),
   };
   // Every reaction to a process's life, in one place (the kernel's own, the signals queued for
   // its agent, is registered by the kernel). They run in this order before the change is announced.
@@ -145,6 +151,7 @@ export async function startKernel(cfg: KernelConfig): Promise<RunningKernel> {
       await new Promise<void>((ok) => api.server.close(() => ok()));
       await kernel.close();
       services.shm.close();
+      await services.files.close?.();
       await compute.close();
       await store.close();
       unlock();
