@@ -104,6 +104,16 @@ export function createApi(opts: ApiOptions): Api {
   server.headersTimeout = 20_000;
   server.timeout = 330_000;
   server.on('upgrade', (req, socket, head) => ws.handleUpgrade(req, socket, head));
+  // A request Node's parser refuses (headers over 16 KiB, a malformed request line) gets the same
+  // JSON error as any other bad request, not an empty 400.
+  server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
+    if (!socket.writable || err.code === 'ECONNRESET') return socket.destroy();
+    const big = err.code === 'HPE_HEADER_OVERFLOW';
+    const status = big ? 431 : 400;
+    const body = JSON.stringify({ error: { code: 'bad_request', message: big ? 'the request line and headers are over 16 KiB' : 'malformed HTTP request' } });
+    socket.end(`HTTP/1.1 ${status} ${big ? 'Request Header Fields Too Large' : 'Bad Request'}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+    countRequest({ method: 'invalid', code: String(status) });
+  });
   // CONNECT (a proxy's method) is no method of this API: a clear answer, not a silent close.
   server.on('connect', (req, socket) => {
     const body = JSON.stringify({ error: { code: 'method_not_allowed', message: `CONNECT is not allowed on ${(req.url ?? '').slice(0, 100)}` } });
