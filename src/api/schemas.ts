@@ -96,6 +96,44 @@ export const COMPONENTS = {
       error: { type: ['string', 'null'] },
     },
   },
+  Capacity: {
+    type: 'object',
+    additionalProperties: false,
+    description: "a pool's bounds; a missing or null bound is none",
+    properties: {
+      instances: { type: ['integer', 'null'], minimum: 0, maximum: 1_000_000 },
+      vcpus: { type: ['number', 'null'], minimum: 0, maximum: 10_000_000 },
+      ram_mb: { type: ['integer', 'null'], minimum: 0, maximum: 1_099_511_627_776 },
+    },
+  },
+  Resources: {
+    type: 'object',
+    required: ['instances', 'vcpus', 'ram_mb'],
+    properties: { instances: { type: 'number' }, vcpus: { type: 'number' }, ram_mb: { type: 'number' } },
+  },
+  PoolView: {
+    type: 'object',
+    required: ['capacity', 'used', 'free', 'queued'],
+    properties: {
+      capacity: { type: 'object', description: 'null: unbounded' },
+      used: { $ref: '#/$defs/Resources' },
+      free: { type: 'object', description: 'null: unbounded' },
+      queued: { type: 'integer' },
+    },
+  },
+  QueuedFork: {
+    type: 'object',
+    required: ['gid', 'pid', 'position', 'priority', 'deadline', 'size', 'waiting_for'],
+    properties: {
+      gid: { type: 'string' },
+      pid: { type: 'integer' },
+      position: { type: 'integer', description: "1-based place in the group's queue" },
+      priority: { type: 'integer' },
+      deadline: { type: ['string', 'null'] },
+      size: { $ref: '#/$defs/Resources' },
+      waiting_for: { type: 'string', enum: ['group', 'kernel'] },
+    },
+  },
   FileInfo: {
     type: 'object',
     required: ['path', 'size', 'etag', 'modified'],

@@ -8,7 +8,7 @@ import { until } from '../common/until.js';
 import { findVmProcesses } from '../compute/sim/os-processes.js';
 import { consolePath } from '../compute/sim/sim-driver.js';
 import { startKernel, type RunningKernel } from '../server/start.js';
-import { isTerminal, type Process } from '../protocol/process.js';
+import { isTerminal, LIVE_STATUSES, type Process } from '../protocol/process.js';
 import { ConsoleFollower, type AppLine } from './console-follower.js';
 import type { Lifetime } from './render.js';
 
@@ -85,7 +85,7 @@ export class Sim {
       k.events,
       'process',
       (p: Process) => p.gid === gid && isTerminal(p.status),
-      async () => ((await k.listProcesses(gid, { status: ['BUILD', 'ACTIVE'] })).length === 0 ? true : null),
+      async () => ((await k.listProcesses(gid, { status: LIVE_STATUSES })).length === 0 ? true : null),
       Date.now() + ms,
       { onTimeout: () => false },
     );

@@ -3,6 +3,7 @@ import { fileOps } from './files.js';
 import { groupOps } from './groups.js';
 import { messageOps } from './messages.js';
 import { pipeOps } from './pipes.js';
+import { poolOps } from './pools.js';
 import { processOps } from './processes.js';
 import { sessionOps } from './session.js';
 import type { Services } from './services.js';
@@ -21,6 +22,7 @@ export function operations(services: Services): Operation[] {
     ...sessionOps(services, resendable),
     ...groupOps(services),
     ...processOps(services),
+    ...poolOps(services),
     ...messageOps(services),
     ...shmOps(services),
     ...pipeOps(services),

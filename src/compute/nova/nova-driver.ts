@@ -1,7 +1,8 @@
 import { request } from 'undici';
 import { RackError } from '../../common/errors.js';
 import { silentLogger, type Logger } from '../../common/log.js';
-import type { BootRequest, ComputeDriver, VmChange, VmInfo, VmState } from '../driver.js';
+import type { FlavorSize } from '../../protocol/resources.js';
+import type { BootRequest, ComputeDriver, ProjectLimits, VmChange, VmInfo, VmState } from '../driver.js';
 import { credentialsFromEnv, KeystoneSession } from '../../openstack/keystone.js';
 
 export interface NovaOptions {
@@ -131,6 +132,30 @@ export class NovaDriver implements ComputeDriver {
     const mine = (r.data.servers as Array<{ id: string; status: string; metadata?: Record<string, string> }>).filter((s) => s.metadata?.[KERNEL_KEY] === this.opts.kernelId);
     for (const s of mine) this.known.add(s.id);
     return mine.map((s) => ({ id: s.id, state: mapStatus(s.status) }));
+  }
+
+  /** A flavor's size from Nova (by id, else by name); null when Nova does not know it (its boot then says why). */
+  async flavor(_template: string, flavor: string | null): Promise<FlavorSize | null> {
+    if (!flavor) return null;
+    const size = (f: { vcpus: number; ram: number }): FlavorSize => ({ vcpus: f.vcpus, ram_mb: f.ram });
+    const r = await this.call('GET', `/flavors/${encodeURIComponent(flavor)}`);
+    if (r.status === 200 && r.data?.flavor) return size(r.data.flavor);
+    const all = await this.call('GET', '/flavors/detail?is_public=None');
+    const named = all.status === 200 ? (all.data?.flavors as Array<{ name: string; vcpus: number; ram: number }> | undefined)?.find((f) => f.name === flavor) : undefined;
+    return named ? size(named) : null;
+  }
+
+  /** The project's absolute limits and usage (Nova's /limits); -1 means unlimited. */
+  async limits(): Promise<ProjectLimits | null> {
+    const r = await this.call('GET', '/limits');
+    const a = r.status === 200 ? r.data?.limits?.absolute : undefined;
+    if (!a) return null;
+    const max = (v: unknown): number | null => (typeof v === 'number' && v >= 0 ? v : null);
+    const used = (v: unknown): number => (typeof v === 'number' && v > 0 ? v : 0);
+    return {
+      max: { instances: max(a.maxTotalInstances), vcpus: max(a.maxTotalCores), ram_mb: max(a.maxTotalRAMSize) },
+      used: { instances: used(a.totalInstancesUsed), vcpus: used(a.totalCoresUsed), ram_mb: used(a.totalRAMUsed) },
+    };
   }
 
   onChange(listener: (change: VmChange) => void): void {

@@ -100,6 +100,26 @@ const MIGRATIONS: readonly string[] = [
    CREATE INDEX signals_target ON signals (gid, pid, seq);`,
   // The user_data every fork of the group gets unless it gives its own.
   `ALTER TABLE groups ADD COLUMN userdata TEXT;`,
+  // The Resource Scheduler: what each live process takes from the pools, the fork queue (queued
+  // = 1, in priority then seq order), and the groups' own pool bounds.
+  `CREATE TABLE schedule (
+     seq INTEGER PRIMARY KEY AUTOINCREMENT,
+     gid TEXT NOT NULL REFERENCES groups(gid) ON DELETE CASCADE,
+     pid INTEGER NOT NULL,
+     vcpus REAL NOT NULL,
+     ram_mb INTEGER NOT NULL,
+     queued INTEGER NOT NULL,
+     priority INTEGER NOT NULL,
+     deadline INTEGER,
+     userdata TEXT,
+     UNIQUE (gid, pid)
+   );
+   CREATE TABLE pools (
+     gid TEXT PRIMARY KEY REFERENCES groups(gid) ON DELETE CASCADE,
+     instances INTEGER,
+     vcpus REAL,
+     ram_mb INTEGER
+   );`,
 ];
 
 export function openDatabase(file: string): Db {

@@ -5,6 +5,7 @@ import type {
   MailboxStore,
   ShmStore,
   SignalQueueStore,
+  ScheduleStore,
   NewProcess,
   PendingKill,
   ProcessFilter,
@@ -17,6 +18,7 @@ import type {
 import { openDatabase, type Db } from './database.js';
 import { FIRST_PID } from '../../protocol/process.js';
 import { SqliteMailboxes } from './mailbox-store.js';
+import { SqliteSchedule } from './schedule-store.js';
 import { SqliteShm } from './shm-store.js';
 
 interface ProcessRow extends Omit<Process, 'args'> {
@@ -141,7 +143,7 @@ class SqliteProcesses implements ProcessStore {
 
   async listLive(): Promise<Process[]> {
     const rows = this.db
-      .prepare(`SELECT * FROM processes WHERE status IN ('BUILD', 'ACTIVE') ORDER BY gid, pid`)
+      .prepare(`SELECT * FROM processes WHERE status IN ('QUEUED', 'BUILD', 'ACTIVE') ORDER BY gid, pid`)
       .all() as ProcessRow[];
     return rows.map((r) => toProcess(r)!);
   }
@@ -158,7 +160,7 @@ class SqliteProcesses implements ProcessStore {
     const { sets, values } = patchSql(patch);
     const row = this.db
       .prepare(
-        `UPDATE processes SET ${sets} WHERE gid = ? AND pid = ? AND status IN ('BUILD', 'ACTIVE') RETURNING *`,
+        `UPDATE processes SET ${sets} WHERE gid = ? AND pid = ? AND status IN ('QUEUED', 'BUILD', 'ACTIVE') RETURNING *`,
       )
       .get(...values, gid, pid) as ProcessRow | undefined;
     return toProcess(row);
@@ -268,6 +270,7 @@ export class SqliteStore implements Store {
   readonly signals: SignalQueueStore;
   readonly mailboxes: MailboxStore;
   readonly shm: ShmStore;
+  readonly schedule: ScheduleStore;
 
   constructor(file: string) {
     this.db = openDatabase(file);
@@ -278,6 +281,7 @@ export class SqliteStore implements Store {
     this.signals = new SqliteSignalQueue(this.db);
     this.mailboxes = new SqliteMailboxes(this.db);
     this.shm = new SqliteShm(this.db);
+    this.schedule = new SqliteSchedule(this.db);
   }
 
   async close(): Promise<void> {
