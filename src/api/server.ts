@@ -3,7 +3,9 @@ import type { Authenticator } from '../auth/auth.js';
 import { RackError } from '../common/errors.js';
 import type { Logger } from '../common/log.js';
 import type { Kernel } from '../kernel/kernel.js';
+import type { Monitor } from '../monitor/monitor.js';
 import { PROCESS_STATUSES } from '../protocol/process.js';
+import { registerGroupMetrics } from './group-metrics.js';
 import { sendError, sendJson } from './http.js';
 import { Metrics } from './metrics.js';
 import { compile, type CompiledOp, type Operation } from './operation.js';
@@ -15,6 +17,8 @@ export interface ApiOptions {
   kernel: Kernel;
   auth: Authenticator;
   log: Logger;
+  /** Resource Monitoring, for the per-group gauges on /metrics. */
+  monitor?: Monitor;
 }
 
 export interface Api {
@@ -43,6 +47,7 @@ export function createApi(opts: ApiOptions): Api {
     const counts = await kernel.processCounts();
     return PROCESS_STATUSES.map((status) => [{ status }, counts[status] ?? 0]);
   });
+  if (opts.monitor) registerGroupMetrics(metrics, kernel, opts.monitor);
 
   const router = new Router(compiled.filter((c) => c.op.rest).map((c) => ({ method: c.op.rest!.method, path: c.op.rest!.path, compiled: c })));
   const wsOps = new Map<string, CompiledOp>(compiled.filter((c) => c.op.ws !== false).map((c) => [c.op.name, c]));

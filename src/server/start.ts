@@ -14,6 +14,8 @@ import { Messaging } from '../ipc/messaging.js';
 import { Pipes } from '../ipc/pipes.js';
 import { SharedMemory } from '../ipc/shared-memory.js';
 import { Kernel } from '../kernel/kernel.js';
+import { Monitor } from '../monitor/monitor.js';
+import type { Capacity } from '../protocol/resources.js';
 import { lockDataDir } from './data-dir.js';
 import { createCompute, type DriverConfig } from './drivers.js';
 
@@ -31,6 +33,8 @@ export interface KernelConfig extends DriverConfig {
   store?: Store;
   /** Bounds of every mailbox (messages and bytes waiting to be read). */
   mailbox?: MailboxLimits;
+  /** The kernel-wide resource pool (instances, vCPUs, RAM); on Nova the project's limits apply too. */
+  pool?: Capacity;
 }
 
 export interface RunningKernel {
@@ -79,6 +83,7 @@ export async function startKernel(cfg: KernelConfig): Promise<RunningKernel> {
     url: () => url,
     forkLimit: cfg.forkLimit,
     defaultGraceMs: cfg.defaultGraceMs,
+    pool: cfg.pool,
   });
   const services: Services = {
     kernel,
@@ -86,10 +91,11 @@ export async function startKernel(cfg: KernelConfig): Promise<RunningKernel> {
     shm: new SharedMemory(store.shm),
     pipes: new Pipes(),
     files: new LocalFiles(join(dataDir, 'files')),
+    monitor: new Monitor(),
   };
   // Every reaction to a process's life, in one place (the kernel's own, the signals queued for
   // its agent, is registered by the kernel). They run in this order before the change is announced.
-  const { messaging, pipes, files } = services;
+  const { messaging, pipes, files, monitor } = services;
   kernel.use({
     name: 'pipes',
     // fork(): a child inherits its parent's anonymous pipes, as a Unix child its descriptors.
@@ -100,8 +106,9 @@ export async function startKernel(cfg: KernelConfig): Promise<RunningKernel> {
   kernel.use({ name: 'mailbox', ended: (p) => messaging.forget(p.gid, p.pid) });
   kernel.use({ name: 'tokens', groupDeleted: (gid) => auth.forget(gid) });
   kernel.use({ name: 'files', groupDeleted: (gid) => files.deleteGroup(gid) });
+  kernel.use({ name: 'usage samples', ended: (p) => monitor.forget(p.gid, p.pid), groupDeleted: (gid) => monitor.forgetGroup(gid) });
   await kernel.reconcile();
-  const api = createApi({ operations: operations(services), kernel, auth, log });
+  const api = createApi({ operations: operations(services), kernel, auth, log, monitor });
   await new Promise<void>((ok, fail) => {
     api.server.once('error', fail);
     api.server.listen(port, host, () => ok());

@@ -2,6 +2,7 @@ import type { Operation } from '../operation.js';
 import { fileOps } from './files.js';
 import { groupOps } from './groups.js';
 import { messageOps } from './messages.js';
+import { countingIpc, monitorOps } from './monitor.js';
 import { pipeOps } from './pipes.js';
 import { poolOps } from './pools.js';
 import { processOps } from './processes.js';
@@ -23,11 +24,14 @@ export function operations(services: Services): Operation[] {
     ...groupOps(services),
     ...processOps(services),
     ...poolOps(services),
+    ...monitorOps(services),
     ...messageOps(services),
     ...shmOps(services),
     ...pipeOps(services),
     ...fileOps(services),
   ];
   resendable.push(...all.filter((op) => op.idempotent && op.ws !== false).map((op) => op.name));
-  return all;
+  // Only a running kernel has a monitor (the OpenAPI document is made without one).
+  const { monitor } = services;
+  return monitor ? all.map((op) => countingIpc(op, monitor)) : all;
 }
