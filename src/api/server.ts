@@ -1,6 +1,6 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Authenticator } from '../auth/auth.js';
-import { RackError } from '../common/errors.js';
+import { isRackError, RackError } from '../common/errors.js';
 import type { Logger } from '../common/log.js';
 import type { Kernel } from '../kernel/kernel.js';
 import type { Monitor } from '../monitor/monitor.js';
@@ -83,7 +83,9 @@ export function createApi(opts: ApiOptions): Api {
       status = await serveRest(route, params, who, req, res, url);
     } catch (err) {
       status = sendError(res, err);
-      if (status >= 500) log.error({ err, method: req.method, path: req.url }, 'request failed');
+      if (status >= 500 && !isRackError(err)) log.error({ err, method: req.method, path: req.url }, 'request failed');
+      // A refusal with a code (no_capacity, compute_error) is news, not a bug: one line, no stack.
+      else if (status >= 500) log.warn({ code: (err as RackError).code, err: (err as Error).message, method: req.method, path: req.url?.split('?')[0] }, 'request refused');
       else log.debug({ method: req.method, path: req.url?.split('?')[0], status }, 'request refused');
     } finally {
       countRequest({ method: req.method ?? '', code: String(status) });

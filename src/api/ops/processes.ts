@@ -171,16 +171,16 @@ export function processOps({ kernel }: Services): Operation[] {
     }),
     defineOp({
       name: 'running',
-      summary: "Wait until the process's app reports running (long-poll)",
+      summary: "Wait until the process's app reports running, or with ready=true until it is ready (long-poll)",
       policy: 'group',
-      input: { properties: { ...target, timeout: seconds(MAX_WAIT_SECONDS, 'seconds, default 30') }, required: ['gid', 'pid'] },
+      input: { properties: { ...target, timeout: seconds(MAX_WAIT_SECONDS, 'seconds, default 30'), ready: { type: 'boolean', description: 'wait until the app is ready (default: running)' } }, required: ['gid', 'pid'] },
       output: processOut,
       errors: ['not_found', 'timeout', 'conflict'],
       idempotent: true,
-      rest: { method: 'GET', path: `${P}/{pid}/running`, query: ['timeout'] },
-      handler: async (ctx, input: { pid: number; timeout?: number }) => {
+      rest: { method: 'GET', path: `${P}/{pid}/running`, query: ['timeout', 'ready'] },
+      handler: async (ctx, input: { pid: number; timeout?: number; ready?: boolean }) => {
         await kernel.getProcess(ctx.gid, input.pid);
-        const [p] = await kernel.waitRunning(ctx.gid, [input.pid], Math.round((input.timeout ?? 30) * 1000));
+        const [p] = await kernel.waitRunning(ctx.gid, [input.pid], Math.round((input.timeout ?? 30) * 1000), input.ready ?? false);
         return { process: p };
       },
     }),
