@@ -3,7 +3,8 @@ import { defineConfig } from 'vitest/config';
 export default defineConfig({
   test: {
     include: ['src/**/*.test.ts', 'test/**/*.test.ts', 'examples/**/*.test.ts'],
-    exclude: ['**/node_modules/**', '**/dist/**'],
+    // The browser test has its own command (npm run test:ui): it needs Debian's chromium.
+    exclude: ['**/node_modules/**', '**/dist/**', '**/*.browser.test.ts'],
     testTimeout: 60_000,
     hookTimeout: 60_000,
     // The suites start real servers and real child processes: keep the 2-core machine unsaturated.

@@ -10,6 +10,7 @@ import { sendError, sendJson } from './http.js';
 import { Metrics } from './metrics.js';
 import { compile, type CompiledOp, type Operation } from './operation.js';
 import { Router, serveRest } from './rest.js';
+import { serveUi } from './ui-files.js';
 import { KernelWebSocketServer } from './websocket.js';
 
 export interface ApiOptions {
@@ -30,7 +31,7 @@ export interface Api {
 
 /**
  * The kernel's HTTP server: every operation as a REST route under /v1 and as an op on the
- * WebSocket at /v1/ws, plus /healthz and /metrics. A request goes through, in this order:
+ * WebSocket at /v1/ws, plus /healthz, /metrics and the live view's page (/ui). A request goes through, in this order:
  * path check, route match, authentication, input (path, query, headers, body), validation
  * against the operation's schema, policy, handler, answer; errors become `{"error": {...}}`.
  */
@@ -64,7 +65,7 @@ export function createApi(opts: ApiOptions): Api {
       res.end(text);
       return true;
     }
-    return false;
+    return serveUi(path, res);
   };
 
   const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
