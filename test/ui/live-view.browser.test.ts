@@ -46,18 +46,16 @@ describe.skipIf(!existsSync(CHROMIUM))('live view in chromium', () => {
     await page.waitForSelector(`[data-gid="${gid}"] >> text=no processes yet`);
 
     // Every status the page shows for each process, recorded in the page as the DOM changes.
-    await page.evaluate(() => {
-      const seen: Record<string, string[]> = {};
-      (window as unknown as { seen: typeof seen }).seen = seen;
+    // (A string: this file is type-checked without the DOM's types.)
+    await page.evaluate(`
+      window.seen = {};
       new MutationObserver(() => {
         for (const row of document.querySelectorAll('tr[data-pid]')) {
-          const pid = row.getAttribute('data-pid')!;
-          const s = row.getAttribute('data-status')!;
-          const list = (seen[pid] ??= []);
-          if (list.at(-1) !== s) list.push(s);
+          const list = (window.seen[row.dataset.pid] ??= []);
+          if (list.at(-1) !== row.dataset.status) list.push(row.dataset.status);
         }
       }).observe(document.body, { subtree: true, childList: true, attributes: true });
-    });
+    `);
 
     expect((await k.call('POST', `/v1/groups/${gid}/processes`, { process: { name: 'hello' } })).status).toBe(202);
     const card = `[data-gid="${gid}"]`;
@@ -66,7 +64,7 @@ describe.skipIf(!existsSync(CHROMIUM))('live view in chromium', () => {
     await page.waitForSelector(`${card} tr[data-pid="101"][data-status="EXITED"]`, { timeout: 120_000 });
     await page.waitForSelector(`${card} tr[data-pid="102"][data-status="EXITED"]`, { timeout: 120_000 });
     await page.waitForSelector(`${card} tr[data-pid="100"][data-status="EXITED"]`, { timeout: 120_000 });
-    const seen = await page.evaluate(() => (window as unknown as { seen: Record<string, string[]> }).seen);
+    const seen = (await page.evaluate('window.seen')) as Record<string, string[]>;
     // Live: the page showed each child before it ended, and then its end, without a reload.
     for (const pid of ['101', '102']) {
       expect(seen[pid]!.at(-1)).toBe('EXITED');
