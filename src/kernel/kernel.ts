@@ -244,6 +244,8 @@ export class Kernel {
       const userData = input.userdata ?? (await this.store.groups.userData(gid));
       await this.booter.bootAll(now, tokens, userData);
     } catch (err) {
+      // Its queued processes leave the queue first: what the rollback frees must not boot them.
+      for (const p of created) this.scheduler.unqueue(gid, p.pid);
       await this.table.rollback(created, (err as Error).message);
       throw err;
     }
@@ -351,6 +353,9 @@ export class Kernel {
       const p = await this.store.processes.get(gid, pid);
       return p !== null && !isTerminal(p.status);
     });
+    for (const p of await this.store.processes.listLive()) {
+      if (p.status === 'QUEUED' && !this.scheduler.isQueued(p.gid, p.pid)) await this.table.end(p.gid, p.pid, { status: 'ERROR', error: 'the fork was interrupted by a kernel restart' });
+    }
     this.queue.drain();
     const kills = await this.killer.unfinished();
     for (const k of kills) {

@@ -108,6 +108,14 @@ describe('fork queue', () => {
     expect(await statusOf(low!.pid)).toBe('QUEUED');
   });
 
+  it('a QUEUED process the queue does not know (a restart between its fork and its record) ends in ERROR at start', async () => {
+    const [lost] = await store.processes.insert(gid, [{ gid, ppid: root.pid, name: 'lost', template: 'image', flavor: null, args: {}, status: 'QUEUED', app_state: 'pending', app_status: '', exit_code: null, signal: null, error: null, compute_id: null }]);
+    await kernel.close();
+    kernel = make();
+    await kernel.reconcile();
+    expect((await kernel.getProcess(gid, lost!.pid)).error).toMatch(/interrupted by a kernel restart/);
+  });
+
   it("a group waiting for its own pool does not hold back another group's forks", async () => {
     await child(root.pid, { count: 3 });
     const other = (await kernel.createGroup({ name: 'other', template: 'image' })).gid;

@@ -149,6 +149,10 @@ export class Scheduler extends EventEmitter<{ freed: []; expired: [Array<{ gid: 
     for (const k of hold.keys) this.holding.delete(k);
   }
 
+  isQueued(gid: string, pid: number): boolean {
+    return this.queue.some((e) => e.gid === gid && e.pid === pid);
+  }
+
   /** Takes a process out of the queue (it is being killed); true if it was queued. */
   unqueue(gid: string, pid: number): boolean {
     const i = this.queue.findIndex((e) => e.gid === gid && e.pid === pid);
