@@ -3,8 +3,9 @@ import { defineConfig } from 'vitest/config';
 export default defineConfig({
   test: {
     include: ['src/**/*.test.ts', 'test/**/*.test.ts', 'examples/**/*.test.ts'],
-    // The browser test has its own command (npm run test:ui): it needs Debian's chromium.
-    exclude: ['**/node_modules/**', '**/dist/**', '**/*.browser.test.ts'],
+    // The browser test has its own command (npm run test:ui): it needs Debian's chromium; test/guest
+    // boots real machines as root (npm run test:guest). Neither is part of the fast suite.
+    exclude: ['**/node_modules/**', '**/dist/**', '**/*.browser.test.ts', 'test/guest/**'],
     testTimeout: 60_000,
     hookTimeout: 60_000,
     // The suites start real servers and real child processes: keep the 2-core machine unsaturated.

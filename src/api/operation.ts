@@ -72,6 +72,8 @@ export interface Operation<I = any, O = any> {
   self?: string;
   /** Whether a resend after a lost answer changes nothing (clients resend only these). */
   idempotent: boolean;
+  /** A guest agent's token may call it (for its own process only): its channel, its reports (app state, status, usage), its self-kill. */
+  agent?: boolean;
   /** Over REST; null when it exists only on a WebSocket (say why in `wsOnly`). */
   rest: RestBinding | null;
   /** Why there is no REST route (a connection-bound op). */
@@ -87,10 +89,14 @@ export function defineOp<I = any, O = any>(op: Operation<I, O>): Operation<I, O>
 
 // verbose: errors carry their schema, so a message can name both bounds of a range.
 const ajv = new Ajv2020({ allErrors: false, strict: false, verbose: true });
+// The shared schemas are compiled once, and every operation's input refers to them.
+const DEFS = 'rack:defs';
+ajv.addSchema({ $id: DEFS, $defs: COMPONENTS });
 
 export interface CompiledOp {
   op: Operation;
-  validate: ValidateFunction;
+  /** The input's validator, compiled on first use (a kernel starts without compiling fifty). */
+  readonly validate: ValidateFunction;
   /** Coerces a path or query string to the type the input schema wants (strictly: digits are digits). */
   coerce(field: string, raw: string): unknown;
 }
@@ -106,7 +112,7 @@ export function inputSchema(op: Operation): Schema {
 }
 
 export function compile(op: Operation): CompiledOp {
-  const validate = ajv.compile({ ...inputSchema(op), $defs: COMPONENTS });
+  let validate: ValidateFunction | null = null;
   const typeOf = (field: string): string => {
     let s = op.input.properties[field] as Schema | undefined;
     if (s && typeof s.$ref === 'string') s = (COMPONENTS as Record<string, Schema>)[s.$ref.replace('#/$defs/', '')];
@@ -115,7 +121,9 @@ export function compile(op: Operation): CompiledOp {
   };
   return {
     op,
-    validate,
+    get validate(): ValidateFunction {
+      return (validate ??= ajv.compile(JSON.parse(JSON.stringify(inputSchema(op)).replaceAll('"#/$defs/', `"${DEFS}#/$defs/`)) as Schema));
+    },
     coerce(field, raw) {
       switch (typeOf(field)) {
         case 'integer':
@@ -202,6 +210,9 @@ export function admit(c: CompiledOp, who: Principal, input: Record<string, unkno
     if ((op.policy === 'self' || op.policy === 'process') && self in op.input.properties && input[self] === undefined) input[self] = who.pid;
   }
   if (!c.validate(input)) throw new RackError('bad_request', describeError(c.validate.errors?.[0]));
+  if (who.kind === 'process' && who.role === 'agent' && (!op.agent || (typeof input.pid === 'number' && input.pid !== who.pid))) {
+    throw new RackError('forbidden', `a guest agent's token may only keep its channel and report about its own process, not call ${op.name}`);
+  }
   const gid = typeof input.gid === 'string' ? input.gid : '';
   switch (op.policy) {
     case 'admin':

@@ -3,7 +3,7 @@
  * (`ref('Process')`), compiled for validation, and emitted as `components.schemas` of the OpenAPI
  * document. This file and the operations are the one source of truth; openapi.yaml is generated.
  */
-import { APP_STATES, PROCESS_STATUSES, SIGNALS } from '../protocol/process.js';
+import { APP_STATES, PROCESS_STATUSES, QUOTA_NAMES, SIGNALS } from '../protocol/process.js';
 
 export type Schema = Record<string, unknown>;
 
@@ -47,9 +47,15 @@ export const COMPONENTS = {
   },
   ShmKey: { type: 'string', minLength: 1, maxLength: 255, pattern: '^[^\\u0000-\\u001f\\u007f]*$' },
   Prefix: { type: 'string', maxLength: 255 },
+  Quotas: {
+    type: 'object',
+    additionalProperties: false,
+    description: 'what the group may hold: live processes, forks in all, bytes of shared memory and of files, messages and bytes per mailbox, open pipes',
+    properties: Object.fromEntries(QUOTA_NAMES.map((q) => [q, { type: 'integer', minimum: 0, maximum: Number.MAX_SAFE_INTEGER }])),
+  },
   Group: {
     type: 'object',
-    required: ['gid', 'name', 'description', 'template', 'flavor', 'args', 'created_at'],
+    required: ['gid', 'name', 'description', 'template', 'flavor', 'args', 'quotas', 'created_at'],
     properties: {
       gid: { type: 'string' },
       name: { type: 'string' },
@@ -57,6 +63,7 @@ export const COMPONENTS = {
       template: { type: ['string', 'null'] },
       flavor: { type: ['string', 'null'] },
       args: { type: 'object', additionalProperties: { type: 'string' } },
+      quotas: { type: 'object', additionalProperties: { type: 'integer' } },
       created_at: { type: 'string' },
     },
   },

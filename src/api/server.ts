@@ -1,5 +1,6 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Authenticator } from '../auth/auth.js';
+import type { Limiter } from '../auth/limits.js';
 import { isRackError, RackError } from '../common/errors.js';
 import type { Logger } from '../common/log.js';
 import type { Kernel } from '../kernel/kernel.js';
@@ -17,6 +18,7 @@ export interface ApiOptions {
   operations: readonly Operation[];
   kernel: Kernel;
   auth: Authenticator;
+  limiter: Limiter;
   log: Logger;
   /** Resource Monitoring, for the per-group gauges on /metrics. */
   monitor?: Monitor;
@@ -36,7 +38,7 @@ export interface Api {
  * against the operation's schema, policy, handler, answer; errors become `{"error": {...}}`.
  */
 export function createApi(opts: ApiOptions): Api {
-  const { kernel, auth, log } = opts;
+  const { kernel, auth, limiter, log } = opts;
   const compiled = opts.operations.map(compile);
   const metrics = new Metrics();
   const countRequest = metrics.counter('rack_http_requests_total', 'HTTP requests by method and status code');
@@ -52,7 +54,7 @@ export function createApi(opts: ApiOptions): Api {
 
   const router = new Router(compiled.filter((c) => c.op.rest).map((c) => ({ method: c.op.rest!.method, path: c.op.rest!.path, compiled: c })));
   const wsOps = new Map<string, CompiledOp>(compiled.filter((c) => c.op.ws !== false).map((c) => [c.op.name, c]));
-  const ws = new KernelWebSocketServer({ authenticate: (h) => auth.authenticate(h), ops: wsOps, log, onConnection: (d) => (wsClients += d) });
+  const ws = new KernelWebSocketServer({ authenticate: (h) => auth.authenticate(h), limiter, ops: wsOps, log, onConnection: (d) => (wsClients += d) });
 
   const unauthenticated = async (path: string, res: ServerResponse): Promise<boolean> => {
     if (path === '/healthz') {
@@ -72,8 +74,9 @@ export function createApi(opts: ApiOptions): Api {
     let status = 500;
     try {
       const raw = (req.url ?? '/').split('?')[0]!;
-      // URL parsing would quietly resolve dot segments; a path that has them is refused instead.
-      if (/(^|\/)(\.|%2e){1,2}(\/|$)/i.test(raw)) throw new RackError('bad_request', 'the URL path has a "." or ".." segment');
+      // URL parsing would quietly resolve dot segments, and read a backslash as a slash (so that
+      // `..\..\` climbs too): a path that has either is refused instead.
+      if (/(^|\/)(\.|%2e){1,2}(\/|$)/i.test(raw) || raw.includes('\\')) throw new RackError('bad_request', 'the URL path has a "." or ".." segment, or a backslash');
       const url = new URL(req.url ?? '/', 'http://kernel');
       if (req.method === 'GET' && (await unauthenticated(url.pathname, res))) {
         status = 200;
@@ -81,6 +84,9 @@ export function createApi(opts: ApiOptions): Api {
       }
       const { route, params } = router.match(req.method ?? 'GET', url.pathname);
       const who = await auth.authenticate(req.headers.authorization);
+      // A request counts against its token until its answer has gone out (or the client left).
+      const release = limiter.admit(who);
+      res.once('close', release);
       status = await serveRest(route, params, who, req, res, url);
     } catch (err) {
       status = sendError(res, err);
@@ -100,6 +106,12 @@ export function createApi(opts: ApiOptions): Api {
   server.headersTimeout = 20_000;
   server.timeout = 330_000;
   server.on('upgrade', (req, socket, head) => ws.handleUpgrade(req, socket, head));
+  // CONNECT (a proxy's method) is no method of this API: a clear answer, not a silent close.
+  server.on('connect', (req, socket) => {
+    const body = JSON.stringify({ error: { code: 'method_not_allowed', message: `CONNECT is not allowed on ${(req.url ?? '').slice(0, 100)}` } });
+    socket.end(`HTTP/1.1 405 Method Not Allowed\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+    countRequest({ method: 'CONNECT', code: '405' });
+  });
   server.on('clientError', (_err, socket) => {
     if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n');
   });

@@ -1,10 +1,11 @@
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type RawData, type WebSocket } from 'ws';
-import type { Principal } from '../auth/auth.js';
+import type { Principal, Revoked } from '../auth/auth.js';
+import type { Limiter } from '../auth/limits.js';
 import { RackError, isRackError } from '../common/errors.js';
 import type { Logger } from '../common/log.js';
-import { decodeBinaryFrame, encodeBinaryFrame } from '../protocol/binary-frame.js';
+import { decodeBinaryFrame } from '../protocol/binary-frame.js';
 import { WS_PATH } from '../protocol/channel.js';
 import { Connection } from './connection.js';
 import { admit, type CompiledOp } from './operation.js';
@@ -14,6 +15,7 @@ export const MAX_FRAME = 1024 * 1024 + 64 * 1024;
 
 export interface WsServerOptions {
   authenticate(header: string | undefined): Promise<Principal>;
+  limiter: Limiter;
   /** The operations that exist on the WebSocket, by op name. */
   ops: ReadonlyMap<string, CompiledOp>;
   log: Logger;
@@ -34,6 +36,8 @@ export class KernelWebSocketServer {
   private readonly heartbeat: NodeJS.Timeout;
   private readonly alive = new WeakSet<WebSocket>();
   private readonly connections = new Set<Connection>();
+  /** Process connections by `gid/pid`: a revoked token finds its connections without a search. */
+  private readonly byProcess = new Map<string, Set<Connection>>();
 
   constructor(private readonly opts: WsServerOptions) {
     // Ping every 30 s and drop peers that did not answer the previous ping (half-open TCP).
@@ -54,7 +58,16 @@ export class KernelWebSocketServer {
     const path = (req.url ?? '').split('?')[0];
     if (path !== WS_PATH) return reject(socket, 404, 'not_found', `no WebSocket endpoint at ${path}; use ${WS_PATH}`);
     this.opts.authenticate(req.headers.authorization ?? bearerOf(req.headers['sec-websocket-protocol'])).then(
-      (who) => this.wss.handleUpgrade(req, socket, head, (ws) => this.accept(ws, who)),
+      (who) => {
+        let release: () => void;
+        try {
+          release = this.opts.limiter.connect(who);
+        } catch (err) {
+          const e = err as RackError;
+          return reject(socket, e.status, e.code, e.message);
+        }
+        this.wss.handleUpgrade(req, socket, head, (ws) => this.accept(ws, who, release));
+      },
       (err: unknown) => {
         const e = isRackError(err) ? err : new RackError('unauthorized', 'authentication failed');
         reject(socket, e.status, e.code, e.message);
@@ -62,26 +75,40 @@ export class KernelWebSocketServer {
     );
   }
 
-  /** Drops the connections whose principal matches (all by default); their clients reconnect. */
-  disconnect(match: (who: Principal) => boolean = () => true): number {
-    let n = 0;
-    for (const conn of this.connections) {
-      if (!match(conn.who)) continue;
-      conn.ws.terminate();
-      n++;
-    }
-    return n;
+  /**
+   * Drops connections: every one, or those of one group, or of one process's token. Their clients
+   * reconnect (and are refused if their token was revoked).
+   */
+  disconnect(whose?: Revoked): number {
+    const conns = !whose
+      ? [...this.connections]
+      : whose.pid === undefined
+        ? [...this.connections].filter((c) => c.who.kind === 'process' && c.who.gid === whose.gid)
+        : [...(this.byProcess.get(`${whose.gid}/${whose.pid}`) ?? [])].filter((c) => whose.role === undefined || (c.who.kind === 'process' && c.who.role === whose.role));
+    for (const conn of conns) conn.ws.terminate();
+    return conns.length;
   }
 
-  private accept(ws: WebSocket, who: Principal): void {
-    const conn = new Connection(ws, who);
+  private accept(ws: WebSocket, who: Principal, release: () => void): void {
+    const conn = new Connection(ws, who, this.opts.limiter.limits);
     this.connections.add(conn);
+    conn.onClose(release);
+    if (who.kind === 'process') {
+      const key = `${who.gid}/${who.pid}`;
+      let set = this.byProcess.get(key);
+      if (!set) this.byProcess.set(key, (set = new Set()));
+      set.add(conn);
+      conn.onClose(() => {
+        set!.delete(conn);
+        if (set!.size === 0 && this.byProcess.get(key) === set) this.byProcess.delete(key);
+      });
+    }
     this.alive.add(ws);
     this.opts.onConnection?.(1);
     ws.on('pong', () => this.alive.add(ws));
     ws.on('message', (data: RawData, isBinary: boolean) => {
       const buf = Array.isArray(data) ? Buffer.concat(data) : Buffer.isBuffer(data) ? data : Buffer.from(data);
-      void this.dispatch(conn, buf, isBinary);
+      conn.serve(() => this.dispatch(conn, buf, isBinary));
     });
     ws.on('error', (err) => this.opts.log.debug({ err: err.message }, 'websocket error'));
     ws.on('close', () => {
@@ -103,7 +130,9 @@ export class KernelWebSocketServer {
     if (typeof id !== 'number' || !Number.isSafeInteger(id)) {
       return send(conn, { id: null, ok: false, error: { code: 'bad_request', message: '"id" must be an integer' } });
     }
+    let release: (() => void) | undefined;
     try {
+      release = this.opts.limiter.admit(conn.who);
       const c = typeof name === 'string' ? this.opts.ops.get(name) : undefined;
       if (!c) throw new RackError('bad_request', `unknown op "${String(name).slice(0, 40)}"`);
       if (conn.role === null && name !== 'hello') throw new RackError('bad_request', 'send "hello" first');
@@ -114,6 +143,8 @@ export class KernelWebSocketServer {
       const e = isRackError(err) ? err : new RackError('internal', 'internal error');
       if (!isRackError(err)) this.opts.log.error({ err, op: name }, 'websocket op failed');
       send(conn, { id, ok: false, error: e.toJSON() });
+    } finally {
+      release?.();
     }
   }
 
@@ -154,13 +185,12 @@ function parseFrame(buf: Buffer, isBinary: boolean): Record<string, unknown> {
 }
 
 function send(conn: Connection, reply: Reply): void {
-  if (!conn.open) return;
   const result = reply.result as { $payload?: unknown } | undefined;
   if (result && Buffer.isBuffer(result.$payload)) {
     const { $payload, ...rest } = result;
-    conn.ws.send(encodeBinaryFrame({ ...reply, result: rest }, $payload as Buffer));
+    conn.pushBinary({ ...reply, result: rest }, $payload as Buffer);
   } else {
-    conn.ws.send(JSON.stringify(reply));
+    conn.send(JSON.stringify(reply));
   }
 }
 

@@ -1,15 +1,27 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { EventEmitter } from 'node:events';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { RackError } from '../common/errors.js';
-import type { TokenStore } from '../store/store.js';
+import type { TokenRole, TokenStore } from '../store/store.js';
 
-/** Who is calling: an operator with the admin token, or one process with its own token. */
-export type Principal = { kind: 'admin' } | { kind: 'process'; gid: string; pid: number };
+/**
+ * Who is calling: an operator with the admin token, or one process with one of its two tokens.
+ * A process's `app` token is its app's (RACK_TOKEN): it ends with the process. Its `agent` token
+ * is its guest agent's: it may only keep the agent's channel (hello, heartbeat, state reports,
+ * the self-kill), and lasts as long as the VM, so that an agent whose app has ended can still be
+ * reached until its VM is destroyed.
+ */
+export type Principal = { kind: 'admin' } | { kind: 'process'; gid: string; pid: number; role: TokenRole };
 
 export const ADMIN: Principal = { kind: 'admin' };
 
-const PROCESS_TOKEN_PREFIX = 'rkp_';
+export interface ProcessTokens {
+  app: string;
+  agent: string;
+}
+
+const PREFIX: Record<TokenRole, string> = { app: 'rkp_', agent: 'rkg_' };
 
 export function newToken(prefix = ''): string {
   return prefix + randomBytes(32).toString('base64url');
@@ -36,24 +48,35 @@ export function loadAdminToken(dataDir: string, fromEnv = process.env.RACK_ADMIN
   return token;
 }
 
-/** Turns a bearer token into a principal; 401 for anything unknown. */
-export class Authenticator {
+/**
+ * Turns a bearer token into a principal (401 for anything unknown), issues process tokens and
+ * revokes them. Emits 'revoked' (a process principal) so that open connections authenticated by
+ * a revoked token are closed.
+ */
+/** Whose tokens were revoked: one token of one process, or every token of a group. */
+export type Revoked = { gid: string; pid?: number; role?: TokenRole };
+
+export class Authenticator extends EventEmitter<{ revoked: [Revoked] }> {
   private readonly adminHash: Buffer;
-  /** Token hash -> owner; tokens never change owner, so a cache is always right. */
-  private readonly cache = new Map<string, Principal>();
+  /** Token hash -> owner, for tokens seen; and each process's cached hashes, to forget them fast. */
+  private readonly cache = new Map<string, Extract<Principal, { kind: 'process' }>>();
+  private readonly byProcess = new Map<string, Set<string>>();
 
   constructor(
     adminToken: string,
     private readonly tokens: TokenStore,
   ) {
+    super();
     this.adminHash = createHash('sha256').update(adminToken).digest();
   }
 
-  /** Issues a token for a new process and stores only its hash. */
-  async issue(gid: string, pid: number): Promise<string> {
-    const token = newToken(PROCESS_TOKEN_PREFIX);
-    await this.tokens.put(hashToken(token), { gid, pid });
-    return token;
+  /** Issues a new process's two tokens and stores only their hashes. */
+  async issue(gid: string, pid: number): Promise<ProcessTokens> {
+    const app = newToken(PREFIX.app);
+    const agent = newToken(PREFIX.agent);
+    await this.tokens.put(hashToken(app), { gid, pid, role: 'app' });
+    await this.tokens.put(hashToken(agent), { gid, pid, role: 'agent' });
+    return { app, agent };
   }
 
   async authenticate(authorization: string | undefined): Promise<Principal> {
@@ -65,14 +88,38 @@ export class Authenticator {
     const cached = this.cache.get(hex);
     if (cached) return cached;
     const owner = await this.tokens.owner(hex);
-    if (!owner) throw new RackError('unauthorized', 'unknown token');
-    const principal: Principal = { kind: 'process', gid: owner.gid, pid: owner.pid };
+    if (!owner) throw new RackError('unauthorized', 'unknown token (or the process it belonged to has ended)');
+    const principal = { kind: 'process' as const, gid: owner.gid, pid: owner.pid, role: owner.role };
     this.cache.set(hex, principal);
+    const key = `${owner.gid}/${owner.pid}`;
+    let set = this.byProcess.get(key);
+    if (!set) this.byProcess.set(key, (set = new Set()));
+    set.add(hex);
     return principal;
   }
 
-  forget(gid: string): void {
-    for (const [k, p] of this.cache) if (p.kind === 'process' && p.gid === gid) this.cache.delete(k);
+  /** A process's token of this role authenticates no more, here and on every open connection. */
+  async revoke(gid: string, pid: number, role: TokenRole): Promise<void> {
+    await this.tokens.revoke(gid, pid, role);
+    const key = `${gid}/${pid}`;
+    const set = this.byProcess.get(key);
+    for (const hex of set ?? []) {
+      if (this.cache.get(hex)?.role !== role) continue;
+      this.cache.delete(hex);
+      set!.delete(hex);
+    }
+    if (set?.size === 0) this.byProcess.delete(key);
+    this.emit('revoked', { gid, pid, role });
+  }
+
+  /** Every token of a deleted group (the store dropped them with the group). */
+  forgetGroup(gid: string): void {
+    for (const [key, set] of this.byProcess) {
+      if (!key.startsWith(`${gid}/`)) continue;
+      for (const hex of set) this.cache.delete(hex);
+      this.byProcess.delete(key);
+    }
+    this.emit('revoked', { gid });
   }
 }
 

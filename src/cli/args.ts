@@ -1,6 +1,7 @@
 /** What every rack command shares: argument parsing, the kernel client, output. */
 import { readFileSync } from 'node:fs';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { QUOTA_NAMES, type Quotas } from '../protocol/process.js';
 import { RestClient } from './client.js';
 
 export class UsageError extends Error {}
@@ -92,4 +93,18 @@ export function userDataOf(file: string | undefined): string | undefined {
   }
   if (bytes.length > MAX_USER_DATA) throw new UsageError(`--user-data ${file} is ${bytes.length} bytes; at most ${MAX_USER_DATA} fit Nova's 64 KiB of base64`);
   return bytes.toString('base64');
+}
+
+/** `--quota NAME=N` (repeatable) as quotas; a clear usage error for an unknown name or a bad number. */
+export function quotasOf(list: string[] | undefined): Partial<Quotas> | undefined {
+  if (!list || list.length === 0) return undefined;
+  const out: Partial<Quotas> = {};
+  for (const item of list) {
+    const m = /^([a-z_]+)=([0-9]{1,15})$/.exec(item);
+    if (!m || !(QUOTA_NAMES as string[]).includes(m[1]!)) {
+      throw new UsageError(`--quota must be NAME=N with NAME one of ${QUOTA_NAMES.join(', ')}, got "${item}"`);
+    }
+    out[m[1] as keyof Quotas] = Number(m[2]);
+  }
+  return out;
 }

@@ -1,6 +1,6 @@
 import { SIGNAL_TABLE, type Group, type Process, type WaitResult } from '../protocol/process.js';
 import type { GroupUsage, QueuedFork, Usage } from '../protocol/resources.js';
-import { argsOf, client, gidOf, int, parse, print, seconds, UsageError, userDataOf, type Command } from './args.js';
+import { argsOf, client, gidOf, int, parse, print, quotasOf, seconds, UsageError, userDataOf, type Command } from './args.js';
 import { formatBytes } from './format.js';
 import { drawTree, shorten } from './tree.js';
 
@@ -21,7 +21,7 @@ export function shellStatus(w: WaitResult): number {
 export const PROCESS_COMMANDS: Record<string, Command> = {
   kernel: {
     summary: 'run the RACK kernel',
-    usage: 'rack kernel [--listen HOST:PORT] [--data DIR] [--driver sim|nova] [--templates DIR]... [--public-url URL] [--fork-limit N] [--max-instances N] [--max-vcpus N] [--max-ram-mb N]',
+    usage: 'rack kernel [--listen HOST:PORT] [--data DIR] [--driver sim|nova|nspawn] [--templates DIR]... [--public-url URL] [--fork-limit N] [--quota NAME=N]... [--max-instances N] [--max-vcpus N] [--max-ram-mb N]',
     async run(argv) {
       const { values } = parse(argv, {
         listen: { type: 'string', default: '127.0.0.1:8088' },
@@ -30,12 +30,13 @@ export const PROCESS_COMMANDS: Record<string, Command> = {
         templates: { type: 'string', multiple: true },
         'public-url': { type: 'string' },
         'fork-limit': { type: 'string' },
+        quota: { type: 'string', multiple: true },
         'max-instances': { type: 'string' },
         'max-vcpus': { type: 'string' },
         'max-ram-mb': { type: 'string' },
       });
       const bound = (flag: string): number | undefined => (values[flag] === undefined ? undefined : int(values[flag] as string, `--${flag}`));
-      if (values.driver !== 'sim' && values.driver !== 'nova') throw new UsageError(`--driver must be sim or nova, got "${String(values.driver)}"`);
+      if (values.driver !== 'sim' && values.driver !== 'nova' && values.driver !== 'nspawn') throw new UsageError(`--driver must be sim, nova or nspawn, got "${String(values.driver)}"`);
       const { startKernel } = await import('../server/start.js');
       const k = await startKernel({
         listen: values.listen as string,
@@ -44,6 +45,7 @@ export const PROCESS_COMMANDS: Record<string, Command> = {
         templates: (values.templates as string[] | undefined) ?? [],
         publicUrl: values['public-url'] as string | undefined,
         forkLimit: values['fork-limit'] === undefined ? undefined : int(values['fork-limit'] as string, '--fork-limit'),
+        quotas: quotasOf(values.quota as string[] | undefined),
         pool: { instances: bound('max-instances'), vcpus: bound('max-vcpus'), ram_mb: bound('max-ram-mb') },
       });
       process.stdout.write(`RACK kernel at ${k.url} (admin token in ${k.dataDir}/admin-token unless RACK_ADMIN_TOKEN is set)\n`);
@@ -62,7 +64,7 @@ export const PROCESS_COMMANDS: Record<string, Command> = {
 
   group: {
     summary: 'create, list or delete groups (admin)',
-    usage: 'rack group create NAME [--template T] [--flavor F] [--arg K=V]... [--user-data FILE] | rack group ls | rack group rm GID',
+    usage: 'rack group create NAME [--template T] [--flavor F] [--arg K=V]... [--user-data FILE] [--quota NAME=N]... | rack group ls | rack group rm GID',
     async run(argv) {
       const [sub, ...rest] = argv;
       if (sub === 'create') {
@@ -72,12 +74,15 @@ export const PROCESS_COMMANDS: Record<string, Command> = {
           description: { type: 'string' },
           arg: { type: 'string', multiple: true },
           'user-data': { type: 'string' },
+          quota: { type: 'string', multiple: true },
         }, 1);
         if (!positionals[0]) throw new UsageError('rack group create needs a NAME');
         const group: Record<string, unknown> = { name: positionals[0] };
         for (const k of ['template', 'flavor', 'description']) if (values[k] !== undefined) group[k] = values[k];
         const userdata = userDataOf(values['user-data'] as string | undefined);
         if (userdata !== undefined) group.userdata = userdata;
+        const quotas = quotasOf(values.quota as string[] | undefined);
+        if (quotas) group.quotas = quotas;
         const args = argsOf(values.arg as string[] | undefined);
         if (args) group.args = args;
         const res = await client(values).call<{ group: Group }>('POST', '/v1/groups', { group });

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import type { Process } from '../protocol/process.js';
+import { DEFAULT_QUOTAS, type Process } from '../protocol/process.js';
 import type { Usage } from '../protocol/resources.js';
 import { sparkline } from './format.js';
 import { frame, type GroupSnapshot } from './top.js';
@@ -15,7 +15,7 @@ const pool = { capacity: { instances: 3, vcpus: null, ram_mb: null }, used: { in
 
 describe('rack top frame', () => {
   const snap: GroupSnapshot = {
-    group: { gid: 'g-0000-1111', name: 'demo', description: '', template: null, flavor: null, args: {}, created_at: '' },
+    group: { gid: 'g-0000-1111', name: 'demo', description: '', template: null, flavor: null, args: {}, quotas: DEFAULT_QUOTAS, created_at: '' },
     processes: [proc(100), proc(101), proc(102), proc(103, 'QUEUED'), proc(99, 'EXITED')],
     usage: {
       gid: 'g', reporting: 3, app_cpu_pct: 60, app_rss: 600, mem_used: 15, net_rx_rate: 0, net_tx_rate: 0, ipc: { messages: 7, shm: 2, pipes: 0, files: 1 },

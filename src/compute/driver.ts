@@ -67,5 +67,10 @@ export interface ComputeDriver {
   limits?(): Promise<ProjectLimits | null>;
   /** Called when the driver learns that a VM became ACTIVE, failed, or died on its own. */
   onChange(listener: (change: VmChange) => void): void;
+  /**
+   * For VMs that cannot reach the kernel at the address it listens on (their own network): the
+   * URL they reach it at instead (the driver relays), put in their metadata as rack_url.
+   */
+  guestUrl?(kernelUrl: string): Promise<string>;
   close(): Promise<void>;
 }

@@ -86,7 +86,7 @@ export async function runAgent(opts: AgentOptions): Promise<AgentResult> {
   const bad = checkRackMeta(data);
   if (bad) throw new ConfigError(`${data.source}: ${bad}`);
   const credentials = credentialsOf(data.userData);
-  if (!credentials) throw new ConfigError(`${data.source}: the user_data holds no RACK credentials (a cloud-config with rack.token)`);
+  if (!credentials) throw new ConfigError(`${data.source}: the user_data holds no RACK credentials (a cloud-config with rack.token and rack.agent_token)`);
   config = loadConfig(configFile, data.userData);
   const meta = data.meta;
   const gid = meta[META.gid]!;
@@ -102,7 +102,7 @@ export async function runAgent(opts: AgentOptions): Promise<AgentResult> {
     process.exitCode = EXIT_ENDED_EARLY;
   });
 
-  const channel = new KernelSocket({ url: meta[META.url]!, token: credentials.token, role: 'agent', timeoutMs: 0, heartbeatMs: config.heartbeat * 1000, log: alog });
+  const channel = new KernelSocket({ url: meta[META.url]!, token: credentials.agent_token, role: 'agent', timeoutMs: 0, heartbeatMs: config.heartbeat * 1000, log: alog });
   channel.start();
   const roleConfig = config.roles[role];
   const record = new AppRecord(gid, pid, alog);

@@ -7,7 +7,14 @@ import type { FileInfo } from '../protocol/files.js';
  * list a prefix.
  */
 export interface FileBackend {
-  put(gid: string, path: string, body: Readable): Promise<FileInfo>;
+  /**
+   * Stores a file whole or not at all. The group's files may hold `maxBytes` in all: a put that
+   * would take them past it fails with quota_exceeded (as soon as it has, mid-stream) and leaves
+   * the old file, if any, as it was.
+   */
+  put(gid: string, path: string, body: Readable, maxBytes: number): Promise<FileInfo>;
+  /** The bytes the group's files hold. */
+  usage(gid: string): Promise<number>;
   /** `end` is inclusive, as in HTTP ranges. */
   get(gid: string, path: string, range?: { start: number; end: number }): Promise<Readable>;
   stat(gid: string, path: string): Promise<FileInfo>;

@@ -12,14 +12,29 @@ import type { FileBackend } from './backend.js';
 
 /** Files in `DATA/files/<gid>/`; a put goes to a temporary file renamed into place when complete. */
 export class LocalFiles implements FileBackend {
+  /** Bytes per group, counted once from the disk and kept up to date by put and delete. */
+  private readonly used = new Map<string, number>();
+
   constructor(private readonly root: string) {}
+
+  async usage(gid: string): Promise<number> {
+    let n = this.used.get(gid);
+    if (n === undefined) {
+      n = (await this.list(gid, '', Infinity)).reduce((sum, f) => sum + f.size, 0);
+      this.used.set(gid, n);
+    }
+    return n;
+  }
 
   private where(gid: string, path: string): string {
     return join(this.root, gid, 'f', checkPath(path));
   }
 
-  async put(gid: string, path: string, body: Readable): Promise<FileInfo> {
+  async put(gid: string, path: string, body: Readable, maxBytes: number): Promise<FileInfo> {
     const target = this.where(gid, path);
+    const before = await this.usage(gid);
+    const old = await stat(target).then((st) => (st.isFile() ? st.size : 0), () => 0);
+    const room = maxBytes - before + old;
     const tmpDir = join(this.root, gid, 'tmp');
     await mkdir(tmpDir, { recursive: true });
     await mkdir(dirname(target), { recursive: true }).catch((err: NodeJS.ErrnoException) => {
@@ -32,6 +47,7 @@ export class LocalFiles implements FileBackend {
       transform(chunk: Buffer, _enc, cb) {
         hash.update(chunk);
         size += chunk.length;
+        if (size > room) return cb(new RackError('quota_exceeded', `quota: the group's files may hold ${maxBytes} bytes; they hold ${before}, and this file is bigger than the ${Math.max(0, room)} bytes left`));
         cb(null, chunk);
       },
     });
@@ -45,6 +61,7 @@ export class LocalFiles implements FileBackend {
       throw err;
     }
     const st = await stat(target);
+    this.used.set(gid, (this.used.get(gid) ?? before) + size - old);
     return { path, size, etag: hash.digest('hex'), modified: st.mtime.toISOString() };
   }
 
@@ -64,7 +81,7 @@ export class LocalFiles implements FileBackend {
     }
   }
 
-  async list(gid: string, prefix: string): Promise<FileInfo[]> {
+  async list(gid: string, prefix: string, most = 10_000): Promise<FileInfo[]> {
     const base = join(this.root, gid, 'f');
     const out: FileInfo[] = [];
     const walk = async (dir: string): Promise<void> => {
@@ -81,7 +98,7 @@ export class LocalFiles implements FileBackend {
           if (rel.startsWith(prefix) || prefix.startsWith(rel + '/')) await walk(full);
         } else if (e.isFile() && rel.startsWith(prefix)) {
           out.push(await this.stat(gid, rel));
-          if (out.length >= 10_000) return;
+          if (out.length >= most) return;
         }
       }
     };
@@ -90,11 +107,14 @@ export class LocalFiles implements FileBackend {
   }
 
   async delete(gid: string, path: string): Promise<void> {
-    await this.stat(gid, path);
+    const st = await this.stat(gid, path);
     await rm(this.where(gid, path), { force: true });
+    const n = this.used.get(gid);
+    if (n !== undefined) this.used.set(gid, Math.max(0, n - st.size));
   }
 
   async deleteGroup(gid: string): Promise<void> {
+    this.used.delete(gid);
     await rm(join(this.root, gid), { recursive: true, force: true });
   }
 }

@@ -6,7 +6,6 @@ import { isTerminal, type Process } from '../protocol/process.js';
 import type { MailboxLimits, MailboxStore, StoredMessage } from '../store/store.js';
 
 export const MAX_MESSAGE = 1024 * 1024;
-export const DEFAULT_LIMITS: MailboxLimits = { maxCount: 10_000, maxBytes: 64 * 1024 * 1024 };
 
 export interface OutgoingMessage {
   to: number;
@@ -49,7 +48,8 @@ export class Messaging {
     private readonly store: MailboxStore,
     /** The process, or not_found (the kernel's lookup). */
     private readonly processOf: (gid: string, pid: number) => Promise<Process>,
-    private readonly limits: MailboxLimits = DEFAULT_LIMITS,
+    /** How much a mailbox of the group may hold (the group's quotas). */
+    private readonly limits: (gid: string) => Promise<MailboxLimits>,
   ) {
     this.arrivals.setMaxListeners(0);
   }
@@ -104,7 +104,7 @@ export class Messaging {
       if (refused) results[index] = refused;
       else storable.push({ index, item: m });
     });
-    const stored = await this.store.appendMany(gid, from, storable.map(({ item }) => item), this.limits);
+    const stored = await this.store.appendMany(gid, from, storable.map(({ item }) => item), await this.limits(gid));
     stored.forEach((r, i) => {
       const { index, item } = storable[i]!;
       results[index] = r;

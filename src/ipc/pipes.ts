@@ -91,7 +91,15 @@ export class Pipes extends EventEmitter<{ opened: [{ gid: string; pipe: string; 
     return `${gid}/${id}`;
   }
 
-  create(who: Principal, gid: string): string {
+  /** Refuses a new pipe past the group's quota. */
+  private room(gid: string, max: number): void {
+    let n = 0;
+    for (const p of this.pipes.values()) if (p.gid === gid) n++;
+    if (n >= max) throw new RackError('quota_exceeded', `quota: the group may have ${max} pipes open at once; it has ${n}`);
+  }
+
+  create(who: Principal, gid: string, max: number): string {
+    this.room(gid, max);
     const id = randomBytes(8).toString('hex');
     const p = new Pipe(id, gid);
     if (who.kind === 'process') p.owners.add(who.pid);
@@ -100,10 +108,13 @@ export class Pipes extends EventEmitter<{ opened: [{ gid: string; pipe: string; 
   }
 
   /** A named FIFO of the group, created on first use. */
-  fifo(gid: string, name: string): string {
+  fifo(gid: string, name: string, max: number): string {
     if (typeof name !== 'string' || !FIFO_NAME.test(name)) throw new RackError('bad_request', 'a FIFO name is 1-128 letters, digits, ".", "_" or "-"');
     const id = `fifo:${name}`;
-    if (!this.pipes.has(this.key(gid, id))) this.pipes.set(this.key(gid, id), new Pipe(id, gid));
+    if (!this.pipes.has(this.key(gid, id))) {
+      this.room(gid, max);
+      this.pipes.set(this.key(gid, id), new Pipe(id, gid));
+    }
     return id;
   }
 

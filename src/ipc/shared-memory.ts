@@ -45,7 +45,11 @@ function encode(value: unknown): string {
 export class SharedMemory extends EventEmitter<{ change: [ShmChange] }> {
   private readonly sweeper: NodeJS.Timeout;
 
-  constructor(private readonly store: ShmStore) {
+  constructor(
+    private readonly store: ShmStore,
+    /** The bytes a group's shared memory may hold (its quota). */
+    private readonly maxBytes: (gid: string) => Promise<number>,
+  ) {
     super();
     this.setMaxListeners(0);
     this.sweeper = setInterval(() => {
@@ -66,7 +70,7 @@ export class SharedMemory extends EventEmitter<{ change: [ShmChange] }> {
   }
 
   async set(gid: string, key: string, value: unknown, ttlMs: number | null): Promise<{ version: number }> {
-    const version = await this.store.set(gid, checkKey(key), encode(value), ttlMs);
+    const version = await this.store.set(gid, checkKey(key), encode(value), ttlMs, await this.maxBytes(gid));
     this.changed(gid, key, 'set');
     return { version };
   }
@@ -79,14 +83,14 @@ export class SharedMemory extends EventEmitter<{ change: [ShmChange] }> {
 
   async incr(gid: string, key: string, by: number): Promise<{ value: number }> {
     if (!Number.isSafeInteger(by)) throw new RackError('bad_request', '"by" must be an integer');
-    const value = await this.store.incr(gid, checkKey(key), by);
+    const value = await this.store.incr(gid, checkKey(key), by, await this.maxBytes(gid));
     this.changed(gid, key, 'set');
     return { value };
   }
 
   async cas(gid: string, key: string, expect: unknown, value: unknown): Promise<{ ok: boolean; value: unknown }> {
     const expectJson = expect === null || expect === undefined ? null : encode(expect);
-    const r = await this.store.cas(gid, checkKey(key), expectJson, encode(value));
+    const r = await this.store.cas(gid, checkKey(key), expectJson, encode(value), await this.maxBytes(gid));
     if (r.ok) this.changed(gid, key, 'set');
     return { ok: r.ok, value: r.current === null ? null : JSON.parse(r.current) };
   }
@@ -95,7 +99,7 @@ export class SharedMemory extends EventEmitter<{ change: [ShmChange] }> {
     if (!Array.isArray(values) || values.length === 0 || values.length > 10_000) {
       throw new RackError('bad_request', '"values" must be an array of 1 to 10000 JSON values');
     }
-    const length = await this.store.push(gid, checkKey(key), values.map(encode), left);
+    const length = await this.store.push(gid, checkKey(key), values.map(encode), left, await this.maxBytes(gid));
     this.changed(gid, key, 'push');
     return { length };
   }

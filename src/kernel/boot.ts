@@ -5,6 +5,7 @@ import { META } from '../protocol/metadata.js';
 import { composeUserData } from '../protocol/user-data.js';
 import { isTerminal, type Process } from '../protocol/process.js';
 import type { ProcessStore } from '../store/store.js';
+import type { ProcessTokens } from '../auth/auth.js';
 import type { ProcessTable } from './process-table.js';
 
 export interface BootOptions {
@@ -37,7 +38,7 @@ export class Booter {
    * quota, an unknown image), the VMs already accepted are destroyed and the refusal is thrown.
    * A process killed while its VM was being asked for gets its VM destroyed here.
    */
-  async bootAll(created: readonly Process[], tokens: readonly string[], userData: string | null): Promise<void> {
+  async bootAll(created: readonly Process[], tokens: readonly ProcessTokens[], userData: string | null): Promise<void> {
     const results = await Promise.allSettled(created.map((p, i) => this.bootOne(p, tokens[i]!, userData)));
     const refused = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
     if (!refused) return;
@@ -49,7 +50,7 @@ export class Booter {
   }
 
   /** Resolves with the VM's id, or null when there is no VM to speak of (killed meanwhile, or closing). */
-  private async bootOne(p: Process, token: string, userData: string | null): Promise<string | null> {
+  private async bootOne(p: Process, tokens: ProcessTokens, userData: string | null): Promise<string | null> {
     await this.acquire();
     try {
       if (this.closed) return null;
@@ -67,8 +68,8 @@ export class Booter {
         template: p.template!,
         flavor: p.flavor,
         meta,
-        // The token in user_data: Nova shows it to admins only (metadata: to the whole project).
-        userData: composeUserData(userData, { token }),
+        // The tokens in user_data: Nova shows it to admins only (metadata: to the whole project).
+        userData: composeUserData(userData, { token: tokens.app, agent_token: tokens.agent }),
       });
       const state = await this.opts.compute.state(id).catch(() => 'BUILD' as const);
       const booted = await this.opts.table.changeLive(p.gid, p.pid, { compute_id: id, status: state === 'ACTIVE' ? 'ACTIVE' : 'BUILD' });
@@ -88,17 +89,25 @@ export class Booter {
     }
   }
 
-  /** What the compute driver learned by itself about a VM. */
+  /**
+   * What the compute driver learned by itself about a VM: a build finished (BUILD -> ACTIVE), or
+   * the VM failed or stopped. A live process then ends in ERROR; either way the VM is destroyed
+   * (a failed or stopped server is not left behind) and is gone.
+   */
   async vmChanged(c: VmChange): Promise<void> {
     const p = await this.opts.processes.byComputeId(c.id);
-    if (!p || isTerminal(p.status)) return;
+    if (!p) return;
     if (c.state === 'ACTIVE') {
       if (p.status === 'BUILD') await this.opts.table.changeLive(p.gid, p.pid, { status: 'ACTIVE' });
       return;
     }
-    this.opts.log.warn({ gid: p.gid, pid: p.pid, vm: c.id, state: c.state, fault: c.fault }, c.state === 'ERROR' ? 'VM failed' : 'VM gone');
-    const error = c.state === 'ERROR' ? `the VM failed: ${c.fault ?? 'the compute service gave no reason'}` : 'the VM stopped without its app reporting an exit';
-    await this.opts.table.end(p.gid, p.pid, { status: 'ERROR', error });
+    if (!isTerminal(p.status)) {
+      this.opts.log.warn({ gid: p.gid, pid: p.pid, vm: c.id, state: c.state, fault: c.fault }, c.state === 'ERROR' ? 'VM failed' : 'VM gone');
+      const error = c.state === 'ERROR' ? `the VM failed: ${c.fault ?? 'the compute service gave no reason'}` : 'the VM stopped without its app reporting an exit';
+      await this.opts.table.end(p.gid, p.pid, { status: 'ERROR', error });
+    }
+    await this.opts.compute.destroy(c.id).catch((err: Error) => this.opts.log.warn({ vm: c.id, err: err.message }, 'cannot destroy a failed VM'));
+    await this.opts.table.vmGone(p);
   }
 
   private acquire(): Promise<void> {

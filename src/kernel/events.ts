@@ -39,11 +39,13 @@ export interface ProcessHooks {
   forked?(p: Process): void | Promise<void>;
   /** A process reached its terminal state (once), or its fork was rolled back. */
   ended?(p: Process): void | Promise<void>;
+  /** A process's VM is no more: destroyed by the kernel, failed, stopped or lost (after `ended`). */
+  vmGone?(p: Process): void | Promise<void>;
   /** A group and everything in it is gone. */
   groupDeleted?(gid: string): void | Promise<void>;
 }
 
-type Stage = 'forked' | 'ended' | 'groupDeleted';
+type Stage = 'forked' | 'ended' | 'vmGone' | 'groupDeleted';
 
 export class Hooks {
   private readonly list: ProcessHooks[] = [];
@@ -55,7 +57,7 @@ export class Hooks {
   }
 
   /** Runs one stage of every reaction; a reaction that fails is logged and does not stop the others. */
-  async run(stage: 'forked' | 'ended', p: Process): Promise<void>;
+  async run(stage: 'forked' | 'ended' | 'vmGone', p: Process): Promise<void>;
   async run(stage: 'groupDeleted', gid: string): Promise<void>;
   async run(stage: Stage, arg: Process | string): Promise<void> {
     for (const h of this.list) {

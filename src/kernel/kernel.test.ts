@@ -16,7 +16,7 @@ describe('kernel', () => {
   let gid: string;
 
   const make = async (opts: Partial<KernelOptions> = {}): Promise<void> => {
-    kernel = new Kernel({ store, compute, tokens: { issue: async (_g, pid) => `token-${pid}` }, log: silentLogger(), url: () => 'http://kernel', ...opts });
+    kernel = new Kernel({ store, compute, tokens: { issue: async (_g, pid) => ({ app: `rkp_test-app-${pid}`, agent: `rkg_test-agent-${pid}` }) }, log: silentLogger(), url: () => 'http://kernel', ...opts });
     gid = (await kernel.createGroup({ name: 'g', template: 'image' })).gid;
   };
   const untilStatus = (pid: number, pred: (p: Process) => boolean): Promise<Process> =>
@@ -53,7 +53,7 @@ describe('kernel', () => {
     };
     const seen: Process[] = [];
     kernel.events.on('process', (p) => seen.push(p));
-    await expect(kernel.fork({ kind: 'process', gid, pid: root!.pid }, gid, { count: 4 })).rejects.toMatchObject({ code: 'quota_exceeded' });
+    await expect(kernel.fork({ kind: 'process', gid, pid: root!.pid, role: 'app' }, gid, { count: 4 })).rejects.toMatchObject({ code: 'quota_exceeded' });
     expect((await kernel.listProcesses(gid)).map((p) => p.pid)).toEqual([root!.pid]);
     expect([...compute.vms.keys()]).toEqual([root!.compute_id]);
     // Observers saw the would-be children end, so nothing they track stays BUILD.
@@ -147,7 +147,7 @@ describe('kernel', () => {
     compute.vms.get(building!.compute_id!)!.state = 'ACTIVE';
     await store.kills.put({ gid, pid: dying!.pid, signal: 'KILL', deadline: Date.now() });
     const orphan = compute.orphan();
-    kernel = new Kernel({ store, compute, tokens: { issue: async () => 't' }, log: silentLogger(), url: () => 'http://kernel' });
+    kernel = new Kernel({ store, compute, tokens: { issue: async () => ({ app: 'rkp_test-app', agent: 'rkg_test-agent' }) }, log: silentLogger(), url: () => 'http://kernel' });
     expect(await kernel.reconcile()).toEqual({ lost: 1, orphans: 1 });
     expect((await kernel.getProcess(gid, lost!.pid)).status).toBe('ERROR');
     expect((await kernel.getProcess(gid, building!.pid)).status).toBe('ACTIVE');

@@ -1,16 +1,18 @@
 import { randomUUID } from 'node:crypto';
-import type { Principal } from '../auth/auth.js';
+import type { Principal, ProcessTokens } from '../auth/auth.js';
 import { requireSelfOrAncestor } from '../auth/policy.js';
 import { RackError } from '../common/errors.js';
 import type { Logger } from '../common/log.js';
 import type { ComputeDriver } from '../compute/driver.js';
 import {
+  DEFAULT_QUOTAS,
   isTerminal,
   type AppState,
   type Args,
   type Group,
   type Process,
   type ProcessStatus,
+  type Quotas,
   type SignalName,
   type WaitResult,
 } from '../protocol/process.js';
@@ -32,8 +34,8 @@ export type { KillOptions } from './kill.js';
 export interface KernelOptions {
   store: Store;
   compute: ComputeDriver;
-  /** Issues the token a new process acts with. */
-  tokens: { issue(gid: string, pid: number): Promise<string> };
+  /** Issues the tokens a new process and its agent act with. */
+  tokens: { issue(gid: string, pid: number): Promise<ProcessTokens> };
   log: Logger;
   /** The kernel's URL as a VM reaches it (goes into each VM's metadata as rack_url); known once listening. */
   url: () => string;
@@ -42,6 +44,8 @@ export interface KernelOptions {
   bootConcurrency?: number;
   /** The kernel-wide resource pool's bounds (the project's limits, if the driver has any, apply too). */
   pool?: Capacity;
+  /** The operator's quotas for groups created without their own. */
+  quotas?: Partial<Quotas>;
 }
 
 export interface GroupInput {
@@ -50,6 +54,7 @@ export interface GroupInput {
   template?: string;
   flavor?: string;
   args?: Args;
+  quotas?: Partial<Quotas>;
   /** Raw user_data every fork of the group gets unless it gives its own. */
   userdata?: string;
 }
@@ -95,6 +100,9 @@ export class Kernel {
   private readonly waits: Waits;
   private readonly queue: ForkQueue;
   private readonly background = new Set<Promise<unknown>>();
+  /** Groups do not change once made: they are kept here from their first read until deleted. */
+  private readonly groups = new Map<string, Group>();
+  private readonly defaultQuotas: Quotas;
 
   constructor(private readonly opts: KernelOptions) {
     this.store = opts.store;
@@ -102,6 +110,7 @@ export class Kernel {
     this.log = opts.log;
     this.forkLimit = opts.forkLimit ?? 1000;
     this.defaultGraceMs = opts.defaultGraceMs ?? 10_000;
+    this.defaultQuotas = { ...DEFAULT_QUOTAS, ...opts.quotas };
     this.hooks = new Hooks(this.log);
     this.table = new ProcessTable(this.store.processes, this.events, this.hooks, this.log);
     this.agents = new Agents(this.store.signals, this.events, this.log, (w) => this.track(w));
@@ -131,6 +140,7 @@ export class Kernel {
       template: input.template ?? null,
       flavor: input.flavor ?? null,
       args: input.args ?? {},
+      quotas: { ...this.defaultQuotas, ...input.quotas },
       created_at: new Date().toISOString(),
     };
     await this.store.groups.create(group, input.userdata ?? null);
@@ -144,9 +154,17 @@ export class Kernel {
   }
 
   async getGroup(gid: string): Promise<Group> {
+    const known = this.groups.get(gid);
+    if (known) return known;
     const g = await this.store.groups.get(gid);
     if (!g) throw new RackError('not_found', `no group ${gid}`);
+    this.groups.set(gid, g);
     return g;
+  }
+
+  /** What the group may hold (see Quotas). */
+  async quotas(gid: string): Promise<Quotas> {
+    return (await this.getGroup(gid)).quotas;
   }
 
   /** Kills every process of the group (KILL, deepest first), then forgets the group. */
@@ -155,6 +173,7 @@ export class Kernel {
     const roots = await this.store.processes.list(gid, { ppid: null });
     for (const root of roots) await this.killer.terminate(gid, root.pid, 'KILL', 0);
     await this.store.groups.delete(gid);
+    this.groups.delete(gid);
     await this.hooks.run('groupDeleted', gid);
     this.events.emit('group-deleted', gid);
     this.log.info({ gid }, 'group deleted');
@@ -230,7 +249,7 @@ export class Kernel {
     };
     let created: Process[];
     try {
-      created = await this.table.create(gid, Array.from({ length: count }, (_, i) => ({ ...row, status: i < hold.now ? 'BUILD' : 'QUEUED' })));
+      created = await this.table.create(gid, Array.from({ length: count }, (_, i) => ({ ...row, status: i < hold.now ? 'BUILD' : 'QUEUED' })), group.quotas);
     } catch (err) {
       this.scheduler.cancel(hold);
       throw err;

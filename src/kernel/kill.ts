@@ -12,6 +12,18 @@ export interface KillOptions {
   graceMs?: number;
 }
 
+/** VMs destroyed at the same time by one kill. */
+const DESTROY_CONCURRENCY = 64;
+
+/** Runs `fn` on every item, at most `limit` at a time. */
+async function forEachLimited<T>(items: readonly T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < items.length) await fn(items[next++]!);
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+}
+
 /** The process and its descendants, deepest first (children before their parents). */
 export function subtreeOf(all: readonly Process[], pid: number): Process[] {
   const children = new Map<number, Process[]>();
@@ -70,19 +82,25 @@ export class Killer {
       for (const p of live) await agents.send(gid, p.pid, { event: 'signal', signal: 'TERM', grace_ms: graceMs });
       await this.untilEnded(gid, live.map((p) => p.pid), Date.now() + graceMs);
     }
-    for (const p of order) {
-      const current = await processes.get(gid, p.pid);
-      if (!current) continue;
-      if (current.compute_id) {
-        try {
-          await compute.destroy(current.compute_id);
-        } catch (err) {
-          log.warn({ gid, pid: p.pid, err: (err as Error).message }, 'destroy failed');
-          await table.end(gid, p.pid, { status: 'ERROR', error: `destroy failed: ${(err as Error).message}` });
-          continue;
-        }
+    // The VMs go together (a bounded number of destroys at once: a driver may batch them, a
+    // cloud takes them in parallel); the processes then end in order, deepest first.
+    const current = (await Promise.all(order.map((p) => processes.get(gid, p.pid)))).filter((p): p is Process => p !== null);
+    const failed = new Map<number, string>();
+    await forEachLimited(current, DESTROY_CONCURRENCY, async (p) => {
+      if (!p.compute_id) return;
+      await compute.destroy(p.compute_id).catch((err: Error) => {
+        log.warn({ gid, pid: p.pid, err: err.message }, 'destroy failed');
+        failed.set(p.pid, err.message);
+      });
+    });
+    for (const p of current) {
+      const why = failed.get(p.pid);
+      if (why !== undefined) {
+        await table.end(gid, p.pid, { status: 'ERROR', error: `destroy failed: ${why}` });
+        continue;
       }
       await table.end(gid, p.pid, { status: 'KILLED', signal, app_state: 'exited' });
+      await table.vmGone(p);
     }
     await kills.delete(gid, pid);
   }

@@ -1,5 +1,5 @@
 import type { Logger } from '../common/log.js';
-import type { Process } from '../protocol/process.js';
+import type { Process, Quotas } from '../protocol/process.js';
 import type { NewProcess, ProcessPatch, ProcessStore } from '../store/store.js';
 import type { Hooks, KernelEvents } from './events.js';
 
@@ -21,8 +21,8 @@ export class ProcessTable {
   }
 
   /** New processes (BUILD, consecutive PIDs); each is reacted to as forked, then announced. */
-  async create(gid: string, rows: readonly NewProcess[]): Promise<Process[]> {
-    const created = await this.processes.insert(gid, rows);
+  async create(gid: string, rows: readonly NewProcess[], quotas: Pick<Quotas, 'processes' | 'forks'>): Promise<Process[]> {
+    const created = await this.processes.insert(gid, rows, quotas);
     for (const p of created) {
       this.log.info({ gid, pid: p.pid, ppid: p.ppid, template: p.template }, 'fork');
       await this.hooks.run('forked', p);
@@ -54,12 +54,20 @@ export class ProcessTable {
     return p;
   }
 
+  /** The process's VM is no more (reactions forget what they kept for it, e.g. its agent's token). */
+  async vmGone(p: Process): Promise<void> {
+    await this.hooks.run('vmGone', p);
+  }
+
   /**
    * Undoes a fork the compute service refused: the processes end (reactions clean up after
    * them, observers see them ERROR) and are then forgotten, as if the fork had never happened.
    */
   async rollback(created: readonly Process[], why: string): Promise<void> {
-    for (const p of created) await this.end(p.gid, p.pid, { status: 'ERROR', error: `fork refused: ${why}` });
+    for (const p of created) {
+      await this.end(p.gid, p.pid, { status: 'ERROR', error: `fork refused: ${why}` });
+      await this.vmGone(p);
+    }
     if (created.length > 0) await this.processes.remove(created[0]!.gid, created.map((p) => p.pid));
   }
 }

@@ -3,7 +3,7 @@ import { ADMIN } from '../auth/auth.js';
 import { silentLogger } from '../common/log.js';
 import { until } from '../common/until.js';
 import { FakeDriver } from '../compute/fake/fake-driver.js';
-import type { Process } from '../protocol/process.js';
+import { DEFAULT_QUOTAS, type Process } from '../protocol/process.js';
 import type { Capacity } from '../protocol/resources.js';
 import { SqliteStore } from '../store/sqlite/sqlite-store.js';
 import { Kernel } from './kernel.js';
@@ -17,14 +17,14 @@ describe('fork queue', () => {
   let root: Process;
 
   const make = (pool?: Capacity): Kernel =>
-    new Kernel({ store, compute, tokens: { issue: async (_g, pid) => `token-${pid}` }, log: silentLogger(), url: () => 'http://kernel', pool });
+    new Kernel({ store, compute, tokens: { issue: async (_g, pid) => ({ app: `rkp_app-${pid}`, agent: `rkg_agent-${pid}` }) }, log: silentLogger(), url: () => 'http://kernel', pool });
   const statusOf = async (pid: number): Promise<string> => (await kernel.getProcess(gid, pid)).status;
   const untilStatus = (pid: number, status: string): Promise<Process> =>
     until(kernel.events, 'process', (p: Process) => p.pid === pid, async () => {
       const p = await kernel.getProcess(gid, pid);
       return p.status === status ? p : null;
     }, Date.now() + 5000, { timeoutMessage: `process ${pid} never became ${status}` });
-  const child = (pid: number, extra: Parameters<Kernel['fork']>[2] = {}): Promise<Process[]> => kernel.fork({ kind: 'process', gid, pid }, gid, extra);
+  const child = (pid: number, extra: Parameters<Kernel['fork']>[2] = {}): Promise<Process[]> => kernel.fork({ kind: 'process', gid, pid, role: 'app' }, gid, extra);
 
   beforeEach(async () => {
     store = new SqliteStore(':memory:');
@@ -74,6 +74,20 @@ describe('fork queue', () => {
     expect((await child(root.pid, { noQueue: true }))[0]!.status).toBe('ACTIVE');
   });
 
+  it("a queued process counts against the group's quota of live processes: past it the fork is quota_exceeded and nothing queues", async () => {
+    const q = (await kernel.createGroup({ name: 'quota', template: 'image', quotas: { processes: 3 } })).gid;
+    await kernel.setPool(q, { instances: 1 });
+    const [r] = await kernel.fork(ADMIN, q, {});
+    const kids = await kernel.fork(ADMIN, q, { ppid: r!.pid, count: 2 });
+    expect(kids.map((p) => p.status)).toEqual(['QUEUED', 'QUEUED']);
+    await expect(kernel.fork(ADMIN, q, { ppid: r!.pid })).rejects.toMatchObject({ code: 'quota_exceeded' });
+    const pool = await kernel.pool(q);
+    expect(pool.queue.map((e) => e.pid)).toEqual(kids.map((p) => p.pid));
+    // The refused fork's reservation was given back.
+    expect(pool.group.used.instances).toBe(1);
+    expect((await kernel.listProcesses(q)).length).toBe(3);
+  });
+
   it('a queued fork whose timeout passes ends in ERROR (no_capacity), and its parent hears of it', async () => {
     await child(root.pid, { count: 2 });
     const [late] = await child(root.pid, { timeoutMs: 50 });
@@ -109,7 +123,7 @@ describe('fork queue', () => {
   });
 
   it('a QUEUED process the queue does not know (a restart between its fork and its record) ends in ERROR at start', async () => {
-    const [lost] = await store.processes.insert(gid, [{ gid, ppid: root.pid, name: 'lost', template: 'image', flavor: null, args: {}, status: 'QUEUED', app_state: 'pending', app_status: '', exit_code: null, signal: null, error: null, compute_id: null }]);
+    const [lost] = await store.processes.insert(gid, [{ gid, ppid: root.pid, name: 'lost', template: 'image', flavor: null, args: {}, status: 'QUEUED', app_state: 'pending', app_status: '', exit_code: null, signal: null, error: null, compute_id: null }], DEFAULT_QUOTAS);
     await kernel.close();
     kernel = make();
     await kernel.reconcile();

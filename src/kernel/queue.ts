@@ -1,3 +1,4 @@
+import type { ProcessTokens } from '../auth/auth.js';
 import type { Logger } from '../common/log.js';
 import type { Scheduler } from '../scheduler/scheduler.js';
 import type { GroupStore } from '../store/store.js';
@@ -21,7 +22,7 @@ export class ForkQueue {
       table: ProcessTable;
       booter: Booter;
       groups: GroupStore;
-      tokens: { issue(gid: string, pid: number): Promise<string> };
+      tokens: { issue(gid: string, pid: number): Promise<ProcessTokens> };
       log: Logger;
       track: (work: Promise<unknown>) => void;
     },
@@ -64,8 +65,8 @@ export class ForkQueue {
     }
     log.info({ gid, pid }, 'queued fork boots');
     try {
-      const token = await tokens.issue(gid, pid);
-      await booter.bootAll([p], [token], userdata ?? (await groups.userData(gid)));
+      const issued = await tokens.issue(gid, pid);
+      await booter.bootAll([p], [issued], userdata ?? (await groups.userData(gid)));
     } catch (err) {
       await table.end(gid, pid, { status: 'ERROR', error: `boot refused: ${(err as Error).message}` });
     }

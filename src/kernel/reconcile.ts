@@ -27,6 +27,7 @@ export async function reconcile(deps: {
         status: 'ERROR',
         error: p.compute_id ? 'the VM was lost while the kernel was down' : 'boot was interrupted by a kernel restart',
       });
+      await table.vmGone(p);
     } else if (state === 'ACTIVE' && p.status === 'BUILD') {
       await table.changeLive(p.gid, p.pid, { status: 'ACTIVE' });
     }

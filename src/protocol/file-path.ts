@@ -2,7 +2,7 @@ import { RackError } from '../common/errors.js';
 
 /**
  * Checks a file path: `/`-separated names, no `.` or `..` segment, not absolute, no NUL, control
- * characters or backslash, at most 1024 bytes.
+ * characters or backslash, at most 1024 bytes, each name at most 255 bytes.
  */
 export function checkPath(path: string): string {
   const bad = (why: string): never => {
@@ -16,6 +16,8 @@ export function checkPath(path: string): string {
   for (const seg of path.split('/')) {
     if (seg === '') bad('has an empty segment');
     if (seg === '.' || seg === '..') bad('has a "." or ".." segment');
+    // What every file system (and Swift's object names, segment by segment) allows.
+    if (Buffer.byteLength(seg) > 255) bad('has a name longer than 255 bytes');
   }
   return path;
 }

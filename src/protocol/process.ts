@@ -41,6 +41,38 @@ export const FIRST_PID = 100;
 
 export type Args = Record<string, string>;
 
+/**
+ * What a group may hold: set when it is created (each one the operator's default unless given).
+ * Past one, the call is refused with quota_exceeded and nothing of it is done.
+ */
+export interface Quotas {
+  /** Live processes (QUEUED, BUILD or ACTIVE) at once: a queued fork counts, so the queue is bounded too. */
+  processes: number;
+  /** Forks over the group's whole life (PIDs handed out). */
+  forks: number;
+  /** Bytes of shared memory (keys and values). */
+  shm_bytes: number;
+  /** Bytes of files. */
+  file_bytes: number;
+  /** Messages, and bytes, waiting in one process's mailbox (past them: mailbox_full). */
+  mailbox_messages: number;
+  mailbox_bytes: number;
+  /** Pipes and FIFOs open at once (each buffers up to 1 MiB in the kernel). */
+  pipes: number;
+}
+
+export const DEFAULT_QUOTAS: Quotas = {
+  processes: 1000,
+  forks: 100_000,
+  shm_bytes: 256 * 1024 * 1024,
+  file_bytes: 64 * 1024 * 1024 * 1024,
+  mailbox_messages: 10_000,
+  mailbox_bytes: 64 * 1024 * 1024,
+  pipes: 256,
+};
+
+export const QUOTA_NAMES = Object.keys(DEFAULT_QUOTAS) as Array<keyof Quotas>;
+
 export interface Group {
   gid: string;
   name: string;
@@ -49,6 +81,7 @@ export interface Group {
   template: string | null;
   flavor: string | null;
   args: Args;
+  quotas: Quotas;
   created_at: string;
 }
 

@@ -12,15 +12,18 @@ import yaml from 'js-yaml';
  */
 
 export interface Credentials {
+  /** The app's token (RACK_TOKEN): it ends with the process. */
   token: string;
+  /** The guest agent's token: its channel only, until the VM is destroyed. */
+  agent_token: string;
 }
 
 const TOKEN = /^[A-Za-z0-9_-]{8,512}$/;
 const BOUNDARY = '==RACK-user-data==';
 
 function credentialsDocument(c: Credentials): string {
-  if (!TOKEN.test(c.token)) throw new Error('a process token has unexpected characters');
-  return `#cloud-config\n# RACK: this VM's process credentials, read by dckinit (cloud-init ignores the key)\nrack:\n  token: ${c.token}\n`;
+  if (!TOKEN.test(c.token) || !TOKEN.test(c.agent_token)) throw new Error('a process token has unexpected characters');
+  return `#cloud-config\n# RACK: this VM's process credentials, read by dckinit (cloud-init ignores the key)\nrack:\n  token: ${c.token}\n  agent_token: ${c.agent_token}\n`;
 }
 
 /** The content type cloud-init would give a user_data text (its own first-line rules). */
@@ -114,8 +117,10 @@ export function credentialsOf(userData: string | null): Credentials | null {
     } catch {
       continue;
     }
-    const token = (parsed as { rack?: { token?: unknown } } | null)?.rack?.token;
-    if (typeof token === 'string' && TOKEN.test(token)) return { token };
+    const rack = (parsed as { rack?: { token?: unknown; agent_token?: unknown } } | null)?.rack;
+    const token = rack?.token;
+    const agent = rack?.agent_token;
+    if (typeof token === 'string' && TOKEN.test(token) && typeof agent === 'string' && TOKEN.test(agent)) return { token, agent_token: agent };
   }
   return null;
 }

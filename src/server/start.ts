@@ -7,8 +7,10 @@ import { RackError } from '../common/errors.js';
 import { createLogger, type Logger } from '../common/log.js';
 import type { ComputeDriver } from '../compute/driver.js';
 import { SqliteStore } from '../store/sqlite/sqlite-store.js';
-import type { MailboxLimits, Store } from '../store/store.js';
+import type { Quotas } from '../protocol/process.js';
+import type { Store } from '../store/store.js';
 import { Authenticator, loadAdminToken } from '../auth/auth.js';
+import { DEFAULT_LIMITS, Limiter, type ClientLimits } from '../auth/limits.js';
 import { LocalFiles } from '../files/local.js';
 import { Messaging } from '../ipc/messaging.js';
 import { Pipes } from '../ipc/pipes.js';
@@ -31,8 +33,10 @@ export interface KernelConfig extends DriverConfig {
   log?: Logger;
   /** A ready-made store (tests, embedding); the default is DATA/rack.db. */
   store?: Store;
-  /** Bounds of every mailbox (messages and bytes waiting to be read). */
-  mailbox?: MailboxLimits;
+  /** The quotas of groups created without their own (see Quotas). */
+  quotas?: Partial<Quotas>;
+  /** What one client may take: request rate, requests in flight, connections, bytes queued to it. */
+  limits?: Partial<ClientLimits>;
   /** The kernel-wide resource pool (instances, vCPUs, RAM); on Nova the project's limits apply too. */
   pool?: Capacity;
 }
@@ -83,12 +87,17 @@ export async function startKernel(cfg: KernelConfig): Promise<RunningKernel> {
     url: () => url,
     forkLimit: cfg.forkLimit,
     defaultGraceMs: cfg.defaultGraceMs,
+    quotas: cfg.quotas,
     pool: cfg.pool,
   });
+  const quotas = (gid: string): Promise<Quotas> => kernel.quotas(gid);
   const services: Services = {
     kernel,
-    messaging: new Messaging(store.mailboxes, (gid, pid) => kernel.getProcess(gid, pid), cfg.mailbox),
-    shm: new SharedMemory(store.shm),
+    messaging: new Messaging(store.mailboxes, (gid, pid) => kernel.getProcess(gid, pid), async (gid) => {
+      const q = await quotas(gid);
+      return { maxCount: q.mailbox_messages, maxBytes: q.mailbox_bytes };
+    }),
+    shm: new SharedMemory(store.shm, async (gid) => (await quotas(gid)).shm_bytes),
     pipes: new Pipes(),
     files: new LocalFiles(join(dataDir, 'files')),
     monitor: new Monitor(),
@@ -104,19 +113,30 @@ export async function startKernel(cfg: KernelConfig): Promise<RunningKernel> {
     groupDeleted: (gid) => pipes.closeGroup(gid),
   });
   kernel.use({ name: 'mailbox', ended: (p) => messaging.forget(p.gid, p.pid) });
-  kernel.use({ name: 'tokens', groupDeleted: (gid) => auth.forget(gid) });
+  // A process's app token ends with the process; its agent's, with its VM.
+  kernel.use({
+    name: 'tokens',
+    ended: (p) => auth.revoke(p.gid, p.pid, 'app'),
+    vmGone: (p) => auth.revoke(p.gid, p.pid, 'agent'),
+    groupDeleted: (gid) => auth.forgetGroup(gid),
+  });
   kernel.use({ name: 'files', groupDeleted: (gid) => files.deleteGroup(gid) });
   kernel.use({ name: 'usage samples', ended: (p) => monitor.forget(p.gid, p.pid), groupDeleted: (gid) => monitor.forgetGroup(gid) });
   await kernel.reconcile();
-  const api = createApi({ operations: operations(services), kernel, auth, log, monitor });
+  const limiter = new Limiter({ ...DEFAULT_LIMITS, ...cfg.limits });
+  const api = createApi({ operations: operations(services), kernel, auth, limiter, log, monitor });
+  // A revoked token's open connections close (their clients get 401 if they come back).
+  auth.on('revoked', (whose) => api.ws.disconnect(whose));
   await new Promise<void>((ok, fail) => {
     api.server.once('error', fail);
     api.server.listen(port, host, () => ok());
   });
   const addr = api.server.address() as AddressInfo;
   const hostPart = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
-  if (!url) url = `http://${hostPart}:${addr.port}`;
-  log.info({ url, data: dataDir, driver: compute.name }, 'kernel listening');
+  const listenUrl = `http://${hostPart}:${addr.port}`;
+  // A driver whose VMs cannot reach this address (nspawn guests in their own network) relays.
+  if (!url) url = compute.guestUrl ? await compute.guestUrl(listenUrl) : listenUrl;
+  log.info({ url: listenUrl, vm_url: url, data: dataDir, driver: compute.name }, 'kernel listening');
 
   let closing: Promise<void> | undefined;
   const close = (): Promise<void> =>
@@ -130,5 +150,5 @@ export async function startKernel(cfg: KernelConfig): Promise<RunningKernel> {
       await store.close();
       unlock();
     })());
-  return { url, adminToken, dataDir, kernel, services, api, close };
+  return { url: cfg.publicUrl ?? listenUrl, adminToken, dataDir, kernel, services, api, close };
 }

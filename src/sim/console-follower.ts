@@ -19,9 +19,11 @@ interface Followed {
 }
 
 const CHUNK = 64 * 1024;
+// Anything before journald's prefix is another writer's (a getty's `login: ` prompt).
+const CONSOLE_LINE = /^(?:.*?\[\s*[0-9.]+\] [\w.@-]+\[[0-9]+\]: )?(\{.*)$/;
 
 /**
- * Follows sim VM consoles and hands on what the apps printed. dckinit logs each line of its app's
+ * Follows VM consoles (sim, or a real guest's) and hands on what the apps printed. dckinit logs each line of its app's
  * stdout/stderr as a JSON line with a `stream` field; everything else on the console (the agent's
  * own events) is left out. The file stays open from boot on, so lines written just before the VM
  * is destroyed (and its directory removed) are still read.
@@ -82,10 +84,13 @@ export class ConsoleFollower {
   }
 
   private emit(f: Followed, raw: string): void {
-    if (!raw.startsWith('{')) return;
+    // A real guest's console is a terminal (lines end in CRLF) and journald puts a prefix before
+    // each line: `[ 12.345678] dckinit[85]: `.
+    const json = CONSOLE_LINE.exec(raw.replace(/\r$/, ''))?.[1];
+    if (json === undefined) return;
     let rec: unknown;
     try {
-      rec = JSON.parse(raw);
+      rec = JSON.parse(json);
     } catch {
       return;
     }

@@ -1,20 +1,26 @@
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { ADMIN } from '../auth/auth.js';
 import { silentLogger, type Logger } from '../common/log.js';
 import { until } from '../common/until.js';
-import { findVmProcesses } from '../compute/sim/os-processes.js';
+import { processesIn, readVm } from '../compute/nspawn/index.js';
+import { findVmsProcesses } from '../compute/sim/os-processes.js';
 import { consolePath } from '../compute/sim/sim-driver.js';
 import { startKernel, type RunningKernel } from '../server/start.js';
 import { isTerminal, LIVE_STATUSES, type Process } from '../protocol/process.js';
 import { ConsoleFollower, type AppLine } from './console-follower.js';
 import type { Lifetime } from './render.js';
 
+const CONSOLE_LAG_MS = 1500;
+
 export interface SimOptions {
-  /** Directories holding VM templates (images). */
+  /** Directories holding VM templates (sim), or image stores (nspawn; empty: the default one). */
   templates: string[];
+  /** sim (default): VMs are local process trees; nspawn: real systemd guests (root only). */
+  driver?: 'sim' | 'nspawn';
   log?: Logger;
   /** Keep the data dir after shutdown (for --keep). */
   keepData?: boolean;
@@ -30,6 +36,9 @@ export interface SimOptions {
 export class Sim {
   readonly lifetimes = new Map<string, Lifetime & { gid: string; compute: string | null; status: string }>();
   private readonly computeIds = new Set<string>();
+  /** nspawn machines: what would be left of each (its PID namespace, its network namespace). */
+  private readonly machines = new Map<string, { pidns: string | null; netns: string }>();
+  private readonly ending = new Map<string, Promise<void>>();
   private readonly consoles: ConsoleFollower | null;
 
   private constructor(
@@ -46,6 +55,7 @@ export class Sim {
       listen: '127.0.0.1:0',
       dataDir,
       templates: opts.templates,
+      driver: opts.driver,
       adminToken: `rka_${randomBytes(24).toString('base64url')}`,
       log: opts.log ?? silentLogger(),
     });
@@ -68,9 +78,17 @@ export class Sim {
     if (p.compute_id) {
       t.compute = p.compute_id;
       this.computeIds.add(p.compute_id);
+      const vm = this.machines.has(p.compute_id) ? null : readVm(this.kernel.dataDir, p.compute_id);
+      if (vm) this.machines.set(p.compute_id, { pidns: vm.pidns, netns: vm.netns });
       if (!isTerminal(p.status)) this.consoles?.follow(p.compute_id, consolePath(this.kernel.dataDir, p.compute_id), p.gid, p.pid);
     }
-    if (isTerminal(p.status) && p.compute_id) this.consoles?.end(p.compute_id);
+    if (isTerminal(p.status) && p.compute_id && this.consoles) {
+      const id = p.compute_id;
+      if (!this.machines.has(id)) this.consoles.end(id);
+      // A real guest's journald copies the app's last lines to its console a moment after the
+      // agent reported the exit: read on for a little while.
+      else if (!this.ending.has(id)) this.ending.set(id, sleep(CONSOLE_LAG_MS).then(() => this.consoles?.end(id)));
+    }
     if (isTerminal(p.status) && t.end === null) {
       t.end = now;
       t.outcome = p.status === 'EXITED' ? `exit ${p.exit_code}` : p.status === 'KILLED' ? `killed (${p.signal})` : `error: ${p.error ?? ''}`;
@@ -78,10 +96,10 @@ export class Sim {
     this.lifetimes.set(key, t);
   }
 
-  /** Waits until every process of the group has ended. */
-  untilAllEnded(gid: string, ms: number): Promise<boolean> {
+  /** Waits until every process of the group has ended (and its last console lines are read). */
+  async untilAllEnded(gid: string, ms: number): Promise<boolean> {
     const k = this.kernel.kernel;
-    return until(
+    const ended = await until(
       k.events,
       'process',
       (p: Process) => p.gid === gid && isTerminal(p.status),
@@ -89,12 +107,14 @@ export class Sim {
       Date.now() + ms,
       { onTimeout: () => false },
     );
+    await Promise.all(this.ending.values());
+    return ended;
   }
 
   /** OS processes still running for any VM this sim booted. */
   leftovers(): number {
-    let n = 0;
-    for (const id of this.computeIds) n += findVmProcesses(id).length;
+    let n = [...findVmsProcesses(this.computeIds).values()].reduce((sum, pids) => sum + pids.length, 0);
+    for (const m of this.machines.values()) n += (m.pidns ? processesIn(m.pidns).length : 0) + (existsSync(`/run/netns/${m.netns}`) ? 1 : 0);
     return n;
   }
 

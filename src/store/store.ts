@@ -4,7 +4,7 @@
  * Methods are async even where SQLite is synchronous, because a networked engine is not.
  */
 import type { RackError } from '../common/errors.js';
-import type { Group, Process, ProcessStatus } from '../protocol/process.js';
+import type { Group, Process, ProcessStatus, Quotas } from '../protocol/process.js';
 import type { Capacity } from '../protocol/resources.js';
 
 export type NewProcess = Omit<Process, 'pid' | 'created_at' | 'updated_at' | 'ended_at'>;
@@ -22,7 +22,7 @@ export interface ProcessFilter {
 }
 
 export interface GroupStore {
-  /** `userData`: the raw user_data forks of the group get by default (never shown in a Group). */
+  /** `userData`: the raw user_data forks of the group get by default (never shown in a Group); `quotas` are stored with it. */
   create(group: Group, userData?: string | null): Promise<void>;
   get(gid: string): Promise<Group | null>;
   userData(gid: string): Promise<string | null>;
@@ -34,9 +34,10 @@ export interface GroupStore {
 export interface ProcessStore {
   /**
    * Allocates the next PIDs of the group (increasing, never reused) and inserts the processes,
-   * atomically: either all are stored or none.
+   * atomically: either all are stored or none. Past the group's quota of live processes or of
+   * forks in total, none is, and quota_exceeded says which.
    */
-  insert(gid: string, rows: readonly NewProcess[]): Promise<Process[]>;
+  insert(gid: string, rows: readonly NewProcess[], quotas: Pick<Quotas, 'processes' | 'forks'>): Promise<Process[]>;
   get(gid: string, pid: number): Promise<Process | null>;
   list(gid: string, filter?: ProcessFilter): Promise<Process[]>;
   /** Every process of every group that is not terminal, QUEUED included (for reconciliation at start). */
@@ -59,15 +60,21 @@ export interface ProcessStore {
   remove(gid: string, pids: readonly number[]): Promise<void>;
 }
 
+/** A process has two tokens: its app's, and its guest agent's (see src/auth/auth.ts). */
+export type TokenRole = 'app' | 'agent';
+
 export interface TokenOwner {
   gid: string;
   pid: number;
+  role: TokenRole;
 }
 
 export interface TokenStore {
   /** Stores a token's hash (never the token) for a process. */
   put(hash: string, owner: TokenOwner): Promise<void>;
   owner(hash: string): Promise<TokenOwner | null>;
+  /** Forgets a process's token of this role: it authenticates no more. */
+  revoke(gid: string, pid: number, role: TokenRole): Promise<void>;
 }
 
 export interface StoredMessage {
@@ -105,14 +112,20 @@ export interface ShmValue {
   version: number;
 }
 
+/**
+ * Shared memory of the groups. Each group's bytes (keys and values) are counted; a write that
+ * would take a group past `maxBytes` is refused with quota_exceeded and changes nothing.
+ */
 export interface ShmStore {
   get(gid: string, key: string): Promise<ShmValue>;
-  set(gid: string, key: string, json: string, ttlMs: number | null): Promise<number>;
+  set(gid: string, key: string, json: string, ttlMs: number | null, maxBytes: number): Promise<number>;
   delete(gid: string, key: string): Promise<boolean>;
-  incr(gid: string, key: string, by: number): Promise<number>;
+  incr(gid: string, key: string, by: number, maxBytes: number): Promise<number>;
   /** Sets `json` only if the current value equals `expect` (null = absent). */
-  cas(gid: string, key: string, expect: string | null, json: string): Promise<{ ok: boolean; current: string | null }>;
-  push(gid: string, key: string, values: readonly string[], left: boolean): Promise<number>;
+  cas(gid: string, key: string, expect: string | null, json: string, maxBytes: number): Promise<{ ok: boolean; current: string | null }>;
+  push(gid: string, key: string, values: readonly string[], left: boolean, maxBytes: number): Promise<number>;
+  /** The bytes the group's shared memory holds. */
+  usage(gid: string): Promise<number>;
   pop(gid: string, key: string, left: boolean): Promise<string | null>;
   range(gid: string, key: string, start: number, stop: number): Promise<string[]>;
   len(gid: string, key: string): Promise<number>;

@@ -1,5 +1,5 @@
 import { execFile, spawnSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdtempSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readlinkSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -33,6 +33,9 @@ describe('cloud-init/template/install.sh', () => {
       // and the install works offline from the cache `npm ci` filled.
       copyFileSync('package-lock.json', join(work, 'package', 'package-lock.json'));
       const root = join(work, 'root');
+      // The image's own Node.js (install.sh checks that one): here, this machine's.
+      mkdirSync(join(root, 'usr/bin'), { recursive: true });
+      symlinkSync(process.execPath, join(root, 'usr/bin/node'));
       const r = await run('sh', [join(work, 'package', 'cloud-init', 'template', 'install.sh')], { env: { ...process.env, ROOT: root, npm_config_offline: 'true' } });
       expect(r.stdout).toContain(`dckinit installed in ${root}`);
       for (const f of ['opt/rack/dist/dckinit/main.js', 'opt/rack/node_modules/ws/package.json', 'etc/cloud/cloud.cfg.d/99-rack.cfg', 'etc/dckinit/config.yaml', 'etc/systemd/system/dckinit.service']) {

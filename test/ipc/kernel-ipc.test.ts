@@ -104,7 +104,7 @@ describe('kernel IPC over the raw protocol', () => {
   });
 
   it('a full mailbox refuses with mailbox_full, never silently', async () => {
-    const small = await startTestKernel({ mailbox: { maxCount: 3, maxBytes: 1 << 20 } });
+    const small = await startTestKernel({ quotas: { mailbox_messages: 3 } });
     try {
       const g = (await small.call('POST', '/v1/groups', { group: { name: 'full', template: 'idle' } })).body.group.gid;
       const [a, b] = (await small.call('POST', `/v1/groups/${g}/processes`, { process: { count: 2 } })).body.processes as Process[];

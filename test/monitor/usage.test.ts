@@ -69,7 +69,7 @@ describe('resource monitoring', () => {
   it("refuses a sample that is out of bounds, with a one-line error; an ended process's samples are gone", async () => {
     const idle = (await k.call('POST', '/v1/groups', { group: { name: 'idle', template: 'idle' } })).body.group.gid;
     const p = (await k.call('POST', `/v1/groups/${idle}/processes`, { process: {} })).body.processes[0];
-    const agent = await RawClient.connect(k.url, k.tokenOf(p), 'agent');
+    const agent = await RawClient.connect(k.url, k.agentTokenOf(p), 'agent');
     try {
       const ok = { t: 1, cpu_pct: 1, cpus: 1, load: [0, 0, 0], mem_total: 1, mem_available: 1, disk_total: 1, disk_used: 1, net_rx: 0, net_tx: 0, app_procs: 0, app_cpu_pct: 0, app_rss: 0 };
       expect((await agent.call('usage.report', ok)).ok).toBe(true);

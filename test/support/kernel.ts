@@ -6,15 +6,17 @@ import { silentLogger } from '../../src/common/log.js';
 import { until } from '../../src/common/until.js';
 import { startKernel, type KernelConfig, type RunningKernel } from '../../src/server/start.js';
 import type { Process } from '../../src/protocol/process.js';
-import { credentialsOf } from '../../src/protocol/user-data.js';
+import { credentialsOf, type Credentials } from '../../src/protocol/user-data.js';
 
 export const FIXTURES = join(import.meta.dirname, '..', 'fixtures', 'templates');
 
 export interface TestKernel extends RunningKernel {
   /** A REST call; answers status and parsed body, never throws on 4xx. */
   call(method: string, path: string, body?: unknown, token?: string, headers?: Record<string, string>): Promise<{ status: number; body: any }>;
-  /** Reads a process's token where its VM gets it: the sim VM's metadata on disk. */
+  /** Reads a process's app token where its VM gets it: the sim VM's user_data on disk. */
   tokenOf(p: Process): string;
+  /** The same for the token of the process's guest agent. */
+  agentTokenOf(p: Process): string;
   cleanup(): Promise<void>;
 }
 
@@ -43,20 +45,23 @@ export async function startTestKernel(cfg: Partial<KernelConfig> = {}, dataDir?:
     }
     return { status: res.status, body: parsed };
   };
-  // Cached: a destroyed VM's metadata is gone from disk, and tests still check its token is unused.
-  const tokens = new Map<string, string>();
-  const tokenOf = (p: Process): string => {
+  // Cached: a destroyed VM's user_data is gone from disk, and tests still check its tokens are unused.
+  const tokens = new Map<string, Credentials>();
+  const credentials = (p: Process): Credentials => {
     const key = `${p.gid}/${p.pid}`;
     if (!tokens.has(key)) {
       const vm = JSON.parse(readFileSync(join(dir, 'vms', p.compute_id!, 'vm.json'), 'utf8'));
-      tokens.set(key, credentialsOf(vm.userData)!.token);
+      tokens.set(key, credentialsOf(vm.userData)!);
     }
     return tokens.get(key)!;
   };
+  const tokenOf = (p: Process): string => credentials(p).token;
+  const agentTokenOf = (p: Process): string => credentials(p).agent_token;
   return {
     ...k,
     call,
     tokenOf,
+    agentTokenOf,
     // Ends every group (VMs outlive their kernel by design), then checks that no OS process of
     // any VM this kernel booted is left: a test that leaks VMs fails here.
     cleanup: async () => {

@@ -7,8 +7,10 @@ import { request } from 'undici';
 import type { JobStatus, PutFile } from './protocol.js';
 import { statusKey } from './protocol.js';
 
-/** The template (VM image) of the case study: this example's own directory. */
-export const TEMPLATE = join(dirname(fileURLToPath(import.meta.url)), '..');
+/** The template (VM image) of the case study: this example's own directory, by its name. */
+export const TEMPLATE = 'csv-processing';
+/** Where the template lives: the directory a kernel is given with --templates. */
+export const TEMPLATES_DIR = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 
 export interface Target {
   url: string;
@@ -33,13 +35,14 @@ async function api<T>(t: Target, method: string, path: string, body?: unknown, t
  * `csv-processing start-daemon`: boots the parent process through RACK (slide 14): its VM runs
  * the File Catcher and the Target Database. Resolves with its PID once the app runs.
  */
-export async function startDaemon(t: Target, opts: { chunkSize?: number; maxChildren?: number } = {}): Promise<number> {
+export async function startDaemon(t: Target, opts: { chunkSize?: number; maxChildren?: number; template?: string } = {}): Promise<number> {
   const args: Record<string, string> = {};
   if (opts.chunkSize) args.chunk_size = String(opts.chunkSize);
   if (opts.maxChildren) args.max_children = String(opts.maxChildren);
-  const { processes } = await api<{ processes: Array<{ pid: number }> }>(t, 'POST', `/v1/groups/${t.gid}/processes`, { process: { name: 'file-catcher', template: TEMPLATE, args } });
+  const { processes } = await api<{ processes: Array<{ pid: number }> }>(t, 'POST', `/v1/groups/${t.gid}/processes`, { process: { name: 'file-catcher', template: opts.template ?? TEMPLATE, args } });
   const pid = processes[0]!.pid;
-  await api(t, 'GET', `/v1/groups/${t.gid}/processes/${pid}/running?timeout=120`, undefined, 130_000);
+  // A real guest boots a whole OS first, on a busy machine maybe slowly.
+  await api(t, 'GET', `/v1/groups/${t.gid}/processes/${pid}/running?timeout=300`, undefined, 310_000);
   return pid;
 }
 

@@ -9,16 +9,18 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { pino } from 'pino';
-import { ADMIN, drawTimelines, formatCount, formatDuration, LiveBlock, progressBar, Sim } from 'rack/sim';
+import { ADMIN, buildGuestImage, drawTimelines, formatCount, formatDuration, LiveBlock, progressBar, Sim } from 'rack/sim';
 import type { Process } from 'rack/libdck';
 import { importFile } from './baseline.js';
-import { putFile, startDaemon, TEMPLATE, type Target } from './commands.js';
+import { putFile, startDaemon, TEMPLATE, TEMPLATES_DIR, type Target } from './commands.js';
 import { generateCsv } from './generate.js';
 import type { JobStatus } from './protocol.js';
 import { statusKey } from './protocol.js';
 import { UsageLog } from './usage.js';
 
-const USAGE = 'usage: npm run sim -- [--rows N | --csv FILE] [--broken FRACTION] [--chaos] [--max-children N] [--chunk-size BYTES] [--max-instances N] [--json] [--keep]';
+const USAGE = 'usage: npm run sim -- [--rows N | --csv FILE] [--broken FRACTION] [--chaos] [--max-children N] [--chunk-size BYTES] [--max-instances N] [--driver sim|nspawn] [--json] [--keep]';
+/** Real guests boot a whole OS each: a smaller default job fits two cores. */
+const NSPAWN_DEFAULTS = { rows: 20_000, maxChildren: 2, chunkSize: 512 * 1024 };
 
 interface Options {
   rows: number;
@@ -31,6 +33,7 @@ interface Options {
   chunkSize: number | null;
   /** Worker VMs the group's pool holds at once (null: unbounded). */
   maxInstances: number | null;
+  driver: 'sim' | 'nspawn';
 }
 
 function options(argv: string[]): Options {
@@ -47,6 +50,7 @@ function options(argv: string[]): Options {
       'max-children': { type: 'string' },
       'chunk-size': { type: 'string' },
       'max-instances': { type: 'string' },
+      driver: { type: 'string', default: 'sim' },
       help: { type: 'boolean', default: false },
     },
   });
@@ -63,16 +67,19 @@ function options(argv: string[]): Options {
   if (!(broken >= 0 && broken < 1)) throw new Error(`--broken must be a fraction from 0 to 1, got "${values.broken}"`);
   if (values.csv !== undefined && values.rows !== undefined) throw new Error('give --rows or --csv, not both');
   if (values.csv !== undefined && !existsSync(values.csv)) throw new Error(`--csv ${values.csv}: no such file`);
+  if (values.driver !== 'sim' && values.driver !== 'nspawn') throw new Error(`--driver must be sim or nspawn, got "${values.driver}"`);
+  const small = values.driver === 'nspawn';
   return {
-    rows: int(values.rows, 'rows', 1, 100_000_000, 200_000),
+    rows: int(values.rows, 'rows', 1, 100_000_000, small ? NSPAWN_DEFAULTS.rows : 200_000),
     csv: values.csv === undefined ? null : resolve(values.csv),
     broken,
     chaos: values.chaos,
     json: values.json,
     keep: values.keep,
-    maxChildren: int(values['max-children'], 'max-children', 1, 64, 4),
-    chunkSize: values['chunk-size'] === undefined ? null : int(values['chunk-size'], 'chunk-size', 1024, 2 ** 40, 0),
+    maxChildren: int(values['max-children'], 'max-children', 1, 64, small ? NSPAWN_DEFAULTS.maxChildren : 4),
+    chunkSize: values['chunk-size'] === undefined ? (small ? NSPAWN_DEFAULTS.chunkSize : null) : int(values['chunk-size'], 'chunk-size', 1024, 2 ** 40, 0),
     maxInstances: values['max-instances'] === undefined ? null : int(values['max-instances'], 'max-instances', 1, 1000, 0),
+    driver: values.driver,
   };
 }
 
@@ -90,7 +97,16 @@ async function main(): Promise<number> {
   const live = new LiveBlock(out as NodeJS.WriteStream);
   const work = mkdtempSync(join(tmpdir(), 'rack-csv-'));
   const kernelLog = join(work, 'kernel.log');
-  const sim = await Sim.start({ templates: [TEMPLATE], log: pino({ level: 'info' }, createWriteStream(kernelLog)), keepData: opts.keep });
+  // nspawn: every VM a real Debian guest, from an image with this example baked in.
+  if (opts.driver === 'nspawn') {
+    try {
+      buildGuestImage(TEMPLATE, join(TEMPLATES_DIR, TEMPLATE), ['better-sqlite3']);
+    } catch (err) {
+      process.stderr.write(`sim: ${(err as Error).message}\n`);
+      return 1;
+    }
+  }
+  const sim = await Sim.start({ templates: opts.driver === 'nspawn' ? [] : [TEMPLATES_DIR], driver: opts.driver, log: pino({ level: 'info' }, createWriteStream(kernelLog)), keepData: opts.keep });
   const k = sim.kernel;
   let stopping = false;
   const stop = async (code: number): Promise<number> => {
@@ -107,7 +123,7 @@ async function main(): Promise<number> {
     });
   }
 
-  say(`RACK kernel (sim driver) at ${k.url}`);
+  say(`RACK kernel (${opts.driver} driver) at ${k.url}`);
   const group = await k.kernel.createGroup({ name: 'csv-processing', template: TEMPLATE });
   const t: Target = { url: k.url, token: k.adminToken, gid: group.gid };
   say(`group ${group.gid}`);
@@ -137,7 +153,7 @@ async function main(): Promise<number> {
   }
 
   say('$ csv-processing start-daemon');
-  const catcher = await startDaemon(t, { maxChildren: opts.maxChildren, ...(opts.chunkSize ? { chunkSize: opts.chunkSize } : {}) });
+  const catcher = await startDaemon(t, { template: TEMPLATE, maxChildren: opts.maxChildren, ...(opts.chunkSize ? { chunkSize: opts.chunkSize } : {}) });
   say(`  File Catcher + Target Database running as PID ${catcher}`);
   say(`$ csv-processing put-file ${csv}`);
   const started = Date.now();

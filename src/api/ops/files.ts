@@ -51,13 +51,13 @@ export function fileOps({ kernel, files }: Services): Operation[] {
       policy: 'group',
       input: { properties: at, required: ['gid', 'path'] },
       output: object({ file: ref('FileInfo') }, ['file']),
-      errors: ['not_found', 'conflict'],
+      errors: ['not_found', 'conflict', 'quota_exceeded'],
       idempotent: true,
       ws: false,
       rest: { method: 'PUT', path: FILE, status: 201, raw: true, rawRequest: 'application/octet-stream' },
       handler: async (ctx, input: { path: string }) => {
-        await kernel.getGroup(ctx.gid);
-        return { file: await files.put(ctx.gid, checkPath(input.path), ctx.http!.req) };
+        const { quotas } = await kernel.getGroup(ctx.gid);
+        return { file: await files.put(ctx.gid, checkPath(input.path), ctx.http!.req, quotas.file_bytes) };
       },
     }),
     defineOp({

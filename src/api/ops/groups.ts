@@ -23,13 +23,13 @@ export function groupOps({ kernel }: Services): Operation[] {
       summary: 'Create a group (admin)',
       policy: 'admin',
       input: {
-        properties: { name: ref('Name'), description: ref('Text'), template: ref('Name'), flavor: ref('Name'), args: ref('Args'), userdata: { ...ref('UserData'), description: 'base64 user_data every fork of the group gets unless it gives its own (never shown again)' } },
+        properties: { name: ref('Name'), description: ref('Text'), template: ref('Name'), flavor: ref('Name'), args: ref('Args'), quotas: ref('Quotas'), userdata: { ...ref('UserData'), description: 'base64 user_data every fork of the group gets unless it gives its own (never shown again)' } },
         required: ['name'],
       },
       output: groupOut,
       errors: ['payload_too_large'],
       idempotent: false,
-      rest: { method: 'POST', path: '/v1/groups', status: 201, body: { root: 'group', fields: ['name', 'description', 'template', 'flavor', 'args', 'userdata'] } },
+      rest: { method: 'POST', path: '/v1/groups', status: 201, body: { root: 'group', fields: ['name', 'description', 'template', 'flavor', 'args', 'quotas', 'userdata'] } },
       handler: async (_ctx, input: { userdata?: string }) => ({ group: await kernel.createGroup({ ...(input as GroupInput), userdata: decodeUserdata(input.userdata) }) }),
     }),
     defineOp({

@@ -40,6 +40,7 @@ export function monitorOps({ kernel, monitor }: Services): Operation[] {
       output: empty,
       // A sample that missed its moment is worth nothing: never sent again.
       idempotent: false,
+      agent: true,
       rest: null,
       wsOnly: 'only a guest agent, on its session, reports samples',
       handler: async (ctx, input: UsageSample & { gid: string; pid: number }) => {

@@ -1,5 +1,6 @@
 import { RackError } from '../../common/errors.js';
 import { MAX_CREDIT, MAX_WRITE, type Pipes } from '../../ipc/pipes.js';
+import type { Kernel } from '../../kernel/kernel.js';
 import type { Connection } from '../connection.js';
 import { defineOp, type OpContext, type Operation } from '../operation.js';
 import { empty, object, ref } from '../schemas.js';
@@ -12,8 +13,8 @@ const PIPE_ID = { type: 'string', minLength: 1, maxLength: 140, description: 'a 
 const ENDS_BOUND = 'a pipe end belongs to the connection that opened it';
 
 /** The pipe a REST call names: an anonymous pipe's id, or a FIFO by name (made on first use). */
-function pipeId(pipes: Pipes, ctx: OpContext, id: string): string {
-  if (id.startsWith('fifo:')) return pipes.fifo(ctx.gid, id.slice(5));
+async function pipeId(pipes: Pipes, kernel: Kernel, ctx: OpContext, id: string): Promise<string> {
+  if (id.startsWith('fifo:')) return pipes.fifo(ctx.gid, id.slice(5), (await kernel.quotas(ctx.gid)).pipes);
   if (!/^[0-9a-f]{16}$/.test(id)) throw new RackError('bad_request', 'a pipe id is 16 hex digits, or fifo:NAME');
   return id;
 }
@@ -26,7 +27,7 @@ function watch(pipes: Pipes, conn: Connection): void {
 }
 
 /** Pipes: byte streams between the processes of a group, with backpressure. */
-export function pipeOps({ pipes }: Services): Operation[] {
+export function pipeOps({ kernel, pipes }: Services): Operation[] {
   const pipeOut = object({ pipe: { type: 'string' } }, ['pipe']);
   return [
     defineOp({
@@ -35,9 +36,10 @@ export function pipeOps({ pipes }: Services): Operation[] {
       policy: 'group',
       input: { properties: { gid: ref('Gid') }, required: ['gid'] },
       output: pipeOut,
+      errors: ['quota_exceeded'],
       idempotent: false,
       rest: { method: 'POST', path: '/v1/groups/{gid}/pipes', status: 201 },
-      handler: async (ctx) => ({ pipe: pipes.create(ctx.who, ctx.gid) }),
+      handler: async (ctx) => ({ pipe: pipes.create(ctx.who, ctx.gid, (await kernel.quotas(ctx.gid)).pipes) }),
     }),
     defineOp({
       name: 'pipe.list',
@@ -55,9 +57,10 @@ export function pipeOps({ pipes }: Services): Operation[] {
       policy: 'group',
       input: { properties: { gid: ref('Gid'), name: { type: 'string', pattern: '^[A-Za-z0-9._-]{1,128}$' } }, required: ['gid', 'name'] },
       output: pipeOut,
+      errors: ['quota_exceeded'],
       idempotent: true,
       rest: { method: 'PUT', path: '/v1/groups/{gid}/fifos/{name}' },
-      handler: async (ctx, input: { name: string }) => ({ pipe: pipes.fifo(ctx.gid, input.name) }),
+      handler: async (ctx, input: { name: string }) => ({ pipe: pipes.fifo(ctx.gid, input.name, (await kernel.quotas(ctx.gid)).pipes) }),
     }),
     defineOp({
       name: 'pipe.open',
@@ -153,7 +156,7 @@ export function pipeOps({ pipes }: Services): Operation[] {
       rest: { method: 'PUT', path: '/v1/groups/{gid}/pipes/{id}', status: 204, raw: true, rawRequest: 'application/octet-stream' },
       handler: async (ctx, input: { id: string }) => {
         const req = ctx.http!.req;
-        const end = pipes.open(ctx.who, ctx.gid, pipeId(pipes, ctx, input.id), 'w', req);
+        const end = pipes.open(ctx.who, ctx.gid, await pipeId(pipes, kernel, ctx, input.id), 'w', req);
         try {
           let pending: Buffer = Buffer.alloc(0);
           for await (const chunk of req as AsyncIterable<Buffer>) {
@@ -181,7 +184,7 @@ export function pipeOps({ pipes }: Services): Operation[] {
       rest: { method: 'GET', path: '/v1/groups/{gid}/pipes/{id}', raw: true, rawResponse: 'application/octet-stream' },
       handler: async (ctx, input: { id: string }) => {
         const { req, res } = ctx.http!;
-        const end = pipes.open(ctx.who, ctx.gid, pipeId(pipes, ctx, input.id), 'r', req);
+        const end = pipes.open(ctx.who, ctx.gid, await pipeId(pipes, kernel, ctx, input.id), 'r', req);
         res.writeHead(200, { 'content-type': 'application/octet-stream' });
         res.on('close', () => pipes.closeOwner(req));
         await new Promise<void>((resolve) => {

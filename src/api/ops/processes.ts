@@ -105,6 +105,8 @@ export function processOps({ kernel }: Services): Operation[] {
       output: processOut,
       errors: ['not_found'],
       idempotent: true,
+      // The guest agent relays the app's sd_notify STATUS= lines.
+      agent: true,
       rest: { method: 'PUT', path: `${P}/{pid}`, body: { root: 'process', fields: ['app_status'] } },
       handler: async (ctx, input: { pid: number; app_status: string }) => ({ process: await kernel.setAppStatus(ctx.gid, input.pid, input.app_status) }),
     }),
@@ -123,6 +125,7 @@ export function processOps({ kernel }: Services): Operation[] {
       output: object({ pids: { type: 'array', items: { type: 'integer' } } }, ['pids']),
       errors: ['not_found'],
       idempotent: true,
+      agent: true,
       rest: { method: 'DELETE', path: `${P}/{pid}`, status: 202, query: ['signal', 'grace'], wrap: 'kill' },
       handler: async (ctx, input: { pid: number; signal?: 'TERM' | 'KILL'; grace?: number }) => ({
         pids: await kernel.kill(ctx.who, ctx.gid, input.pid, { signal: input.signal ?? 'TERM', graceMs: input.grace === undefined ? undefined : Math.round(input.grace * 1000) }),

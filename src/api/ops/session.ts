@@ -22,13 +22,15 @@ export function sessionOps({ kernel }: Services, resendable: readonly string[]):
       input: { properties: { role: { type: 'string', enum: ['agent', 'app', 'admin'] } } },
       output: object({ process: ref('Process'), resend: { type: 'array', items: { type: 'string' }, description: 'the ops a client may send again after a reconnect' } }, ['resend']),
       idempotent: true,
+      agent: true,
       rest: null,
       wsOnly: CONNECTION_BOUND,
       handler: async (ctx, input: { role?: 'agent' | 'app' | 'admin' }) => {
         const conn = connOf(ctx);
         const who = ctx.who;
-        const role = input.role ?? (who.kind === 'admin' ? 'admin' : 'app');
-        if ((role === 'admin') !== (who.kind === 'admin')) throw new RackError('forbidden', `role ${role} does not match the token`);
+        const role = input.role ?? (who.kind === 'admin' ? 'admin' : who.role === 'agent' ? 'agent' : 'app');
+        const tokenRole = who.kind === 'admin' ? 'admin' : who.role === 'agent' ? 'agent' : 'app';
+        if (role !== tokenRole) throw new RackError('forbidden', `role ${role} does not match the token (a${tokenRole === 'app' ? 'n app' : tokenRole === 'admin' ? 'n admin' : 'n agent'} token)`);
         if (conn.role !== null && conn.role !== role) throw new RackError('conflict', `this connection is already an ${conn.role}`);
         const first = conn.role === null;
         conn.role = role;
@@ -46,6 +48,7 @@ export function sessionOps({ kernel }: Services, resendable: readonly string[]):
       input: { properties: {} },
       output: empty,
       idempotent: true,
+      agent: true,
       rest: null,
       wsOnly: CONNECTION_BOUND,
       handler: async () => ({}),
@@ -90,6 +93,7 @@ export function sessionOps({ kernel }: Services, resendable: readonly string[]):
       },
       output: object({ process: ref('Process') }, ['process']),
       idempotent: true,
+      agent: true,
       rest: null,
       wsOnly: 'only a guest agent, on its session, reports its app',
       handler: async (ctx, input: { pid: number; state: AppState; code?: number | null; signal?: string | null }) => {

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Server as NetServer } from 'node:net';
 
 /** Nova's metadata versions, oldest first; cloud-init picks the newest it knows from this list. */
 export const VERSIONS = ['2012-08-10', '2013-04-04', '2013-10-17', '2015-10-15', '2016-06-30', '2016-10-06', '2017-02-22', '2018-08-27', '2020-10-14'];
@@ -12,16 +12,25 @@ export interface VmMetadata {
   name: string;
   meta: Record<string, string>;
   userData: string | null;
+  /**
+   * The VM's own IP address, for a VM that reaches the service from a network of its own (the
+   * nspawn driver): like real Nova, a request from that address gets this VM's metadata at the
+   * plain paths, with no secret prefix.
+   */
+  address?: string;
 }
 
 /**
- * A Nova-compatible metadata service for every sim VM on one loopback port. Real Nova tells VMs
- * apart by their source address; on one machine each VM instead gets a base URL with a secret
- * prefix (`http://127.0.0.1:PORT/<secret>`), so it can read its own metadata and nobody else's.
+ * A Nova-compatible metadata service for every local VM. Real Nova tells VMs apart by their source
+ * address, and so does this service for VMs registered with an `address` (on a listener in their
+ * network, see `attach`). Sim VMs share the host's loopback, so each instead gets a base URL with a
+ * secret prefix (`http://127.0.0.1:PORT/<secret>`): it can read its own metadata and nobody else's.
  */
 export class MetadataServer {
   private readonly vms = new Map<string, VmMetadata>();
+  private readonly byAddress = new Map<string, VmMetadata>();
   private server: Server | null = null;
+  private readonly attached: Server[] = [];
 
   static newSecret(): string {
     return randomBytes(16).toString('hex');
@@ -29,9 +38,12 @@ export class MetadataServer {
 
   register(vm: VmMetadata): void {
     this.vms.set(vm.secret, vm);
+    if (vm.address) this.byAddress.set(vm.address, vm);
   }
 
   unregister(secret: string): void {
+    const vm = this.vms.get(secret);
+    if (vm?.address && this.byAddress.get(vm.address) === vm) this.byAddress.delete(vm.address);
     this.vms.delete(secret);
   }
 
@@ -43,8 +55,7 @@ export class MetadataServer {
     return `http://127.0.0.1:${this.port}/${secret}`;
   }
 
-  /** Listens on `port` (0: any); if that port is taken, on any other. */
-  async listen(port = 0): Promise<number> {
+  private handler(): Server {
     const server = createServer((req, res) => {
       const send = (status: number, body: string, type = 'text/plain'): void => {
         res.writeHead(status, { 'content-type': type, 'content-length': Buffer.byteLength(body) });
@@ -52,13 +63,21 @@ export class MetadataServer {
       };
       if (req.method !== 'GET' && req.method !== 'HEAD') return send(405, 'method not allowed');
       const parts = (req.url ?? '/').split('?')[0]!.split('/').filter(Boolean);
-      const vm = this.vms.get(parts[0] ?? '');
+      const remote = (req.socket.remoteAddress ?? '').replace(/^::ffff:/, '');
+      const own = this.byAddress.get(remote);
+      const vm = own ?? this.vms.get(parts[0] ?? '');
       if (!vm) return send(404, 'not found');
-      const answer = this.answer(vm, parts.slice(1));
+      const answer = this.answer(vm, own ? parts : parts.slice(1));
       if (!answer) return send(404, 'not found');
       send(200, answer.body, answer.type);
     });
     server.on('clientError', (_e, socket) => socket.destroy());
+    return server;
+  }
+
+  /** Listens on `port` (0: any); if that port is taken, on any other. */
+  async listen(port = 0): Promise<number> {
+    const server = this.handler();
     const tryListen = (p: number): Promise<void> =>
       new Promise((resolve, reject) => {
         server.once('error', reject);
@@ -75,6 +94,16 @@ export class MetadataServer {
     }
     this.server = server;
     return this.port;
+  }
+
+  /** Also serves on a listening socket made elsewhere (in a VM network's namespace, say). */
+  async attach(listener: NetServer): Promise<void> {
+    const server = this.handler();
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(listener, () => resolve());
+    });
+    this.attached.push(server);
   }
 
   private answer(vm: VmMetadata, path: string[]): { body: string; type: string } | null {
@@ -114,11 +143,14 @@ export class MetadataServer {
     }
   }
 
-  close(): Promise<void> {
-    const s = this.server;
+  async close(): Promise<void> {
+    const servers = [...(this.server ? [this.server] : []), ...this.attached.splice(0)];
     this.server = null;
-    if (!s) return Promise.resolve();
-    s.closeAllConnections();
-    return new Promise((resolve) => s.close(() => resolve()));
+    await Promise.all(
+      servers.map((s) => {
+        s.closeAllConnections();
+        return new Promise<void>((resolve) => s.close(() => resolve()));
+      }),
+    );
   }
 }

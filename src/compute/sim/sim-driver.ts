@@ -1,16 +1,17 @@
 import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { closeSync, existsSync, fstatSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { isAbsolute, join, resolve } from 'node:path';
+import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import yaml from 'js-yaml';
 import { RackError } from '../../common/errors.js';
 import { silentLogger, type Logger } from '../../common/log.js';
 import { packageRoot } from '../../common/package-info.js';
 import type { FlavorSize } from '../../protocol/resources.js';
+import { consoleTail } from '../console-tail.js';
 import type { BootRequest, ComputeDriver, VmChange, VmInfo, VmState } from '../driver.js';
 import { imageFlavor } from '../image-flavors.js';
 import { MetadataServer } from '../metadata/metadata-server.js';
-import { findVmProcesses, killVmProcesses, processStartTime } from './os-processes.js';
+import { findVmsProcesses, killVmsProcesses, processStartTime } from './os-processes.js';
 
 export interface SimDriverOptions {
   /** The kernel's data dir; VMs live in DATA/vms/<id>/. */
@@ -35,9 +36,6 @@ interface VmRecord {
 }
 
 const NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
-
-/** The most of a console's end read for consoleOutput(). */
-const CONSOLE_TAIL = 1024 * 1024;
 
 /** A sim VM's serial console (its init's stdout and stderr), as `nova console-log` would show. */
 export function consolePath(dataDir: string, vmId: string): string {
@@ -117,13 +115,12 @@ export class SimDriver implements ComputeDriver {
     }
   }
 
-  /** A template name or path -> the template directory. */
+  /**
+   * A template name -> its directory under one of the operator's template directories. A caller
+   * names a template; it never names a path (a template's image.yaml says what the VM runs).
+   */
   resolveTemplate(template: string): string {
-    if (isAbsolute(template)) {
-      if (existsSync(template) && statSync(template).isDirectory()) return template;
-      throw new RackError('bad_request', `template directory ${template} does not exist`);
-    }
-    if (!NAME.test(template)) throw new RackError('bad_request', `template name "${template.slice(0, 60)}" is not a plain name`);
+    if (!NAME.test(template)) throw new RackError('bad_request', `template "${template.slice(0, 60)}" is not a template name (letters, digits, ".", "_", "-"; a name the operator's --templates directories hold, never a path)`);
     for (const dir of this.opts.templates) {
       const candidate = resolve(dir, template);
       if (existsSync(candidate) && statSync(candidate).isDirectory()) return candidate;
@@ -222,25 +219,28 @@ export class SimDriver implements ComputeDriver {
 
   async consoleOutput(id: string, lines: number): Promise<string> {
     if (!/^sim-[0-9a-f-]{36}$/.test(id)) return '';
-    let fd: number;
-    try {
-      fd = openSync(consolePath(this.opts.dataDir, id), 'r');
-    } catch {
-      return '';
+    return consoleTail(consolePath(this.opts.dataDir, id), lines);
+  }
+
+  /**
+   * Destroys go out in batches: the ones asked for in the same turn share each look at /proc
+   * (a group of a thousand VMs is destroyed in a few looks, not a thousand).
+   */
+  private batch: { ids: Set<string>; done: Promise<void> } | null = null;
+
+  private killSoon(id: string): Promise<void> {
+    if (!this.batch) {
+      const ids = new Set<string>();
+      const done = new Promise<void>((resolve, reject) =>
+        setImmediate(() => {
+          this.batch = null;
+          killVmsProcesses(ids).then(resolve, reject);
+        }),
+      );
+      this.batch = { ids, done };
     }
-    try {
-      // The tail only: at most CONSOLE_TAIL bytes, then the last `lines` lines of it.
-      const size = fstatSync(fd).size;
-      const start = Math.max(0, size - CONSOLE_TAIL);
-      const buf = Buffer.alloc(size - start);
-      readSync(fd, buf, 0, buf.length, start);
-      const all = buf.toString('utf8').split('\n');
-      if (start > 0) all.shift(); // a partial first line
-      if (all.at(-1) === '') all.pop();
-      return all.slice(-lines).map((l) => l + '\n').join('');
-    } finally {
-      closeSync(fd);
-    }
+    this.batch.ids.add(id);
+    return this.batch.done;
   }
 
   async destroy(id: string): Promise<void> {
@@ -248,7 +248,7 @@ export class SimDriver implements ComputeDriver {
     this.destroyed.add(id);
     try {
       // Every process that inherited the VM's marker, including ones that left its session.
-      await killVmProcesses(id);
+      await this.killSoon(id);
       if (rec) this.metadata.unregister(rec.secret);
       this.adopted.delete(id);
       if (/^sim-[0-9a-f-]{36}$/.test(id)) rmSync(join(this.vmsDir, id), { recursive: true, force: true });
@@ -258,7 +258,9 @@ export class SimDriver implements ComputeDriver {
   }
 
   async list(): Promise<VmInfo[]> {
-    return this.records().map((r) => ({ id: r.id, state: this.alive(r) || findVmProcesses(r.id).length > 0 ? 'ACTIVE' : 'GONE' }));
+    const records = this.records();
+    const running = findVmsProcesses(new Set(records.map((r) => r.id)));
+    return records.map((r) => ({ id: r.id, state: this.alive(r) || running.has(r.id) ? 'ACTIVE' : 'GONE' }));
   }
 
   onChange(listener: (change: VmChange) => void): void {

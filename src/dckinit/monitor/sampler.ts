@@ -8,7 +8,7 @@ const USER_HZ = 100;
 /**
  * Samples this VM (CPU busy, load, memory, disk, network; from /proc and statfs) and its app's
  * process group (processes, CPU, resident memory). Cheap by design: a handful of small files,
- * plus one pass over /proc/[0-9]*\/stat for the app's group (a VM has few processes).
+ * plus the stat of each of the app's processes (found from its first process's children lists).
  */
 export class Sampler {
   private prevCpu: { total: number; idle: number } | null = null;
@@ -61,14 +61,47 @@ export class Sampler {
     };
   }
 
+  /**
+   * The processes that may be in the app's group: the descendants of its first process, from the
+   * kernel's children lists (as many files as the app has processes, however busy the machine:
+   * in the sim every VM shares the host). When the first process is gone (its group lives on)
+   * or the kernel has no children lists, every process of /proc.
+   */
+  private candidates(pgid: number): string[] {
+    const childrenOf = (pid: string): string[] => {
+      const out: string[] = [];
+      for (const tid of readdirSync(`${this.proc}/${pid}/task`)) {
+        for (const c of readFileSync(`${this.proc}/${pid}/task/${tid}/children`, 'latin1').split(' ')) if (c.trim()) out.push(c.trim());
+      }
+      return out;
+    };
+    const all = (): string[] => readdirSync(this.proc).filter((e) => e.charCodeAt(0) <= 57 && /^[0-9]+$/.test(e));
+    const found = [String(pgid)];
+    let todo: string[];
+    try {
+      todo = childrenOf(found[0]!);
+    } catch {
+      return all();
+    }
+    while (todo.length > 0 && found.length < 100_000) {
+      const pid = todo.pop()!;
+      found.push(pid);
+      try {
+        todo.push(...childrenOf(pid));
+      } catch {
+        // it ended meanwhile: its children, if any, are no longer below the app's first process
+      }
+    }
+    return found;
+  }
+
   /** The processes of the app's group: how many, their CPU since the last sample, their memory. */
   private appGroup(pgid: number | null, now: number): { procs: number; cpuPct: number; rss: number } {
     const seen = new Map<number, number>();
     let rss = 0;
     let jiffies = 0;
     if (pgid !== null) {
-      for (const entry of readdirSync(this.proc)) {
-        if (entry.charCodeAt(0) > 57 || !/^[0-9]+$/.test(entry)) continue;
+      for (const entry of this.candidates(pgid)) {
         let s;
         try {
           s = parsePidStat(readFileSync(`${this.proc}/${entry}/stat`, 'latin1'));

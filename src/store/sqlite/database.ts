@@ -100,6 +100,14 @@ const MIGRATIONS: readonly string[] = [
    CREATE INDEX signals_target ON signals (gid, pid, seq);`,
   // The user_data every fork of the group gets unless it gives its own.
   `ALTER TABLE groups ADD COLUMN userdata TEXT;`,
+  `ALTER TABLE tokens ADD COLUMN role TEXT NOT NULL DEFAULT 'app';
+   CREATE INDEX tokens_owner ON tokens (gid, pid);`,
+  // Quotas of each group (JSON), and the bytes of shared memory each group holds.
+  `ALTER TABLE groups ADD COLUMN quotas TEXT NOT NULL DEFAULT '{}';
+   CREATE TABLE shm_usage (
+     gid TEXT PRIMARY KEY REFERENCES groups(gid) ON DELETE CASCADE,
+     bytes INTEGER NOT NULL
+   );`,
   // The Resource Scheduler: what each live process takes from the pools, the fork queue (queued
   // = 1, in priority then seq order), and the groups' own pool bounds.
   `CREATE TABLE schedule (

@@ -11,15 +11,23 @@ interface Row {
 
 /**
  * Shared memory on SQLite. better-sqlite3 is synchronous, so each operation runs alone inside one
- * transaction: incr and compare-and-set are atomic without locks of our own.
+ * transaction: incr and compare-and-set are atomic without locks of our own. Each group's bytes
+ * (every key once, and its value or items) are kept in shm_usage, checked and updated in the same
+ * transaction as the write.
  */
 export class SqliteShm implements ShmStore {
   private readonly row;
   private readonly drop;
   private readonly upsert;
+  private readonly used;
+  private readonly addUsage;
   private readonly tx: <T>(fn: () => T) => T;
 
   constructor(private readonly db: Db) {
+    this.used = db.prepare('SELECT bytes FROM shm_usage WHERE gid = ?');
+    this.addUsage = db.prepare(
+      'INSERT INTO shm_usage (gid, bytes) VALUES (?, ?) ON CONFLICT (gid) DO UPDATE SET bytes = max(0, bytes + excluded.bytes)',
+    );
     this.row = db.prepare('SELECT kind, value, version, expires_at FROM shm WHERE gid = ? AND key = ?');
     this.drop = db.prepare('DELETE FROM shm WHERE gid = ? AND key = ?');
     this.upsert = db.prepare(
@@ -37,10 +45,35 @@ export class SqliteShm implements ShmStore {
   private live(gid: string, key: string): Row | undefined {
     const r = this.row.get(gid, key) as Row | undefined;
     if (r && r.expires_at !== null && r.expires_at <= Date.now()) {
+      this.account(gid, -this.size(gid, key, r), Infinity);
       this.drop.run(gid, key);
       return undefined;
     }
     return r;
+  }
+
+  /** The bytes a key holds: its name, and its value or its items. */
+  private size(gid: string, key: string, r: Row | undefined): number {
+    if (!r) return 0;
+    if (r.kind === 'v') return Buffer.byteLength(key) + Buffer.byteLength(r.value ?? '');
+    const items = this.db.prepare('SELECT coalesce(sum(length(CAST(value AS BLOB))), 0) AS b FROM shm_items WHERE gid = ? AND key = ?').get(gid, key) as { b: number };
+    return Buffer.byteLength(key) + items.b;
+  }
+
+  /** Counts `delta` bytes for the group; a growth past `max` is refused (and the transaction undone). */
+  private account(gid: string, delta: number, max: number): void {
+    if (delta === 0) return;
+    if (delta > 0) {
+      const now = (this.used.get(gid) as { bytes: number } | undefined)?.bytes ?? 0;
+      if (now + delta > max) {
+        throw new RackError('quota_exceeded', `quota: the group's shared memory may hold ${max} bytes; it holds ${now}, and this write needs ${delta} more`);
+      }
+    }
+    this.addUsage.run(gid, delta);
+  }
+
+  async usage(gid: string): Promise<number> {
+    return (this.used.get(gid) as { bytes: number } | undefined)?.bytes ?? 0;
   }
 
   private value(gid: string, key: string): Row | undefined {
@@ -62,10 +95,12 @@ export class SqliteShm implements ShmStore {
     });
   }
 
-  async set(gid: string, key: string, json: string, ttlMs: number | null): Promise<number> {
+  async set(gid: string, key: string, json: string, ttlMs: number | null, maxBytes: number): Promise<number> {
     return this.tx(() => {
+      const old = this.live(gid, key);
+      this.account(gid, Buffer.byteLength(key) + Buffer.byteLength(json) - this.size(gid, key, old), maxBytes);
       // Replacing a list by a value drops its items.
-      if (this.live(gid, key)?.kind === 'l') this.drop.run(gid, key);
+      if (old?.kind === 'l') this.drop.run(gid, key);
       const r = this.upsert.get(gid, key, 'v', json, ttlMs === null ? null : Date.now() + ttlMs) as { version: number };
       return r.version;
     });
@@ -73,29 +108,33 @@ export class SqliteShm implements ShmStore {
 
   async delete(gid: string, key: string): Promise<boolean> {
     return this.tx(() => {
-      const existed = this.live(gid, key) !== undefined;
-      if (existed) this.drop.run(gid, key);
-      return existed;
+      const r = this.live(gid, key);
+      if (!r) return false;
+      this.account(gid, -this.size(gid, key, r), Infinity);
+      this.drop.run(gid, key);
+      return true;
     });
   }
 
-  async incr(gid: string, key: string, by: number): Promise<number> {
+  async incr(gid: string, key: string, by: number, maxBytes: number): Promise<number> {
     return this.tx(() => {
       const r = this.value(gid, key);
       const cur = r?.value === null || r === undefined ? 0 : (JSON.parse(r.value) as unknown);
       if (typeof cur !== 'number' || !Number.isSafeInteger(cur)) throw new RackError('conflict', `key "${key}" does not hold an integer`);
       const next = cur + by;
       if (!Number.isSafeInteger(next)) throw new RackError('conflict', `incrementing key "${key}" would overflow`);
+      this.account(gid, Buffer.byteLength(key) + String(next).length - this.size(gid, key, r), maxBytes);
       this.upsert.get(gid, key, 'v', String(next), r?.expires_at ?? null);
       return next;
     });
   }
 
-  async cas(gid: string, key: string, expect: string | null, json: string): Promise<{ ok: boolean; current: string | null }> {
+  async cas(gid: string, key: string, expect: string | null, json: string, maxBytes: number): Promise<{ ok: boolean; current: string | null }> {
     return this.tx(() => {
       const r = this.value(gid, key);
       const current = r?.value ?? null;
       if (current !== expect) return { ok: false, current };
+      this.account(gid, Buffer.byteLength(key) + Buffer.byteLength(json) - this.size(gid, key, r), maxBytes);
       this.upsert.get(gid, key, 'v', json, r?.expires_at ?? null);
       return { ok: true, current: json };
     });
@@ -107,9 +146,10 @@ export class SqliteShm implements ShmStore {
       .get(gid, key) as { lo: number | null; hi: number | null; n: number };
   }
 
-  async push(gid: string, key: string, values: readonly string[], left: boolean): Promise<number> {
+  async push(gid: string, key: string, values: readonly string[], left: boolean, maxBytes: number): Promise<number> {
     return this.tx(() => {
       const r = this.list(gid, key);
+      this.account(gid, (r ? 0 : Buffer.byteLength(key)) + values.reduce((n, v) => n + Buffer.byteLength(v), 0), maxBytes);
       if (!r) this.upsert.get(gid, key, 'l', null, null);
       else this.db.prepare('UPDATE shm SET version = version + 1 WHERE gid = ? AND key = ?').run(gid, key);
       const b = this.bounds(gid, key);
@@ -129,8 +169,12 @@ export class SqliteShm implements ShmStore {
         .get(gid, key) as { pos: number; value: string } | undefined;
       if (!item) return null;
       this.db.prepare('DELETE FROM shm_items WHERE gid = ? AND key = ? AND pos = ?').run(gid, key, item.pos);
+      this.account(gid, -Buffer.byteLength(item.value), Infinity);
       // An empty list is no key at all, as in Redis.
-      if (this.bounds(gid, key).n === 0) this.drop.run(gid, key);
+      if (this.bounds(gid, key).n === 0) {
+        this.account(gid, -Buffer.byteLength(key), Infinity);
+        this.drop.run(gid, key);
+      }
       else this.db.prepare('UPDATE shm SET version = version + 1 WHERE gid = ? AND key = ?').run(gid, key);
       return item.value;
     });
@@ -163,9 +207,10 @@ export class SqliteShm implements ShmStore {
 
   async expire(now: number): Promise<Array<{ gid: string; key: string }>> {
     return this.tx(() => {
-      const rows = this.db.prepare('SELECT gid, key FROM shm WHERE expires_at IS NOT NULL AND expires_at <= ?').all(now) as Array<{ gid: string; key: string }>;
+      const rows = this.db.prepare('SELECT gid, key, kind, value, version, expires_at FROM shm WHERE expires_at IS NOT NULL AND expires_at <= ?').all(now) as Array<Row & { gid: string; key: string }>;
+      for (const r of rows) this.account(r.gid, -this.size(r.gid, r.key, r), Infinity);
       this.db.prepare('DELETE FROM shm WHERE expires_at IS NOT NULL AND expires_at <= ?').run(now);
-      return rows;
+      return rows.map((r) => ({ gid: r.gid, key: r.key }));
     });
   }
 }

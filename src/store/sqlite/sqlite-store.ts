@@ -1,4 +1,5 @@
-import type { Group, Process, ProcessStatus } from '../../protocol/process.js';
+import { RackError } from '../../common/errors.js';
+import { DEFAULT_QUOTAS, type Group, type Process, type ProcessStatus, type Quotas } from '../../protocol/process.js';
 import type {
   GroupStore,
   KillStore,
@@ -13,6 +14,7 @@ import type {
   ProcessStore,
   Store,
   TokenOwner,
+  TokenRole,
   TokenStore,
 } from '../store.js';
 import { openDatabase, type Db } from './database.js';
@@ -32,10 +34,11 @@ function toProcess(row: ProcessRow | undefined): Process | null {
   return { ...rest, args: JSON.parse(args) as Record<string, string> };
 }
 
-function toGroup(row: (Omit<Group, 'args'> & { args: string; next_pid?: number; userdata?: string | null }) | undefined): Group | null {
+function toGroup(row: (Omit<Group, 'args' | 'quotas'> & { args: string; quotas: string; next_pid?: number; userdata?: string | null }) | undefined): Group | null {
   if (!row) return null;
-  const { next_pid: _n, userdata: _u, args, ...rest } = row;
-  return { ...rest, args: JSON.parse(args) as Record<string, string> };
+  const { next_pid: _n, userdata: _u, args, quotas, ...rest } = row;
+  // Quotas stored before a new kind of quota existed take the default for it.
+  return { ...rest, args: JSON.parse(args) as Record<string, string>, quotas: { ...DEFAULT_QUOTAS, ...(JSON.parse(quotas) as Partial<Quotas>) } };
 }
 
 const now = (): string => new Date().toISOString();
@@ -64,10 +67,10 @@ class SqliteGroups implements GroupStore {
   async create(g: Group, userData: string | null = null): Promise<void> {
     this.db
       .prepare(
-        `INSERT INTO groups (gid, name, description, template, flavor, args, next_pid, created_at, userdata)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+        `INSERT INTO groups (gid, name, description, template, flavor, args, next_pid, created_at, userdata, quotas)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       )
-      .run(g.gid, g.name, g.description, g.template, g.flavor, JSON.stringify(g.args), FIRST_PID, g.created_at, userData);
+      .run(g.gid, g.name, g.description, g.template, g.flavor, JSON.stringify(g.args), FIRST_PID, g.created_at, userData, JSON.stringify(g.quotas));
   }
 
   async userData(gid: string): Promise<string | null> {
@@ -90,7 +93,7 @@ class SqliteGroups implements GroupStore {
 }
 
 class SqliteProcesses implements ProcessStore {
-  private readonly insertTx: (gid: string, rows: readonly NewProcess[]) => Process[];
+  private readonly insertTx: (gid: string, rows: readonly NewProcess[], quotas: Pick<Quotas, 'processes' | 'forks'>) => Process[];
 
   constructor(private readonly db: Db) {
     const bump = db.prepare('UPDATE groups SET next_pid = next_pid + ? WHERE gid = ? RETURNING next_pid');
@@ -100,10 +103,18 @@ class SqliteProcesses implements ProcessStore {
        VALUES (@gid, @pid, @ppid, @name, @template, @flavor, @args, @status, @app_state, @app_status,
          @exit_code, @signal, @error, @compute_id, @created_at, @updated_at, NULL)`,
     );
-    this.insertTx = db.transaction((gid: string, rows: readonly NewProcess[]) => {
+    const live = db.prepare(`SELECT count(*) AS n FROM processes WHERE gid = ? AND status IN ('QUEUED', 'BUILD', 'ACTIVE')`);
+    this.insertTx = db.transaction((gid: string, rows: readonly NewProcess[], quotas: Pick<Quotas, 'processes' | 'forks'>) => {
+      const n = (live.get(gid) as { n: number }).n;
+      if (n + rows.length > quotas.processes) {
+        throw new RackError('quota_exceeded', `quota: the group may have ${quotas.processes} live processes; it has ${n}, and this fork asks for ${rows.length} more`);
+      }
       const bumped = bump.get(rows.length, gid) as { next_pid: number } | undefined;
       if (!bumped) throw new Error(`group ${gid} does not exist`);
       const first = bumped.next_pid - rows.length;
+      if (bumped.next_pid - FIRST_PID > quotas.forks) {
+        throw new RackError('quota_exceeded', `quota: the group may fork ${quotas.forks} processes in all; it has forked ${first - FIRST_PID}, and this fork asks for ${rows.length} more`);
+      }
       const t = now();
       return rows.map((r, i) => {
         const p: Process = { ...r, gid, pid: first + i, created_at: t, updated_at: t, ended_at: null };
@@ -113,8 +124,8 @@ class SqliteProcesses implements ProcessStore {
     });
   }
 
-  async insert(gid: string, rows: readonly NewProcess[]): Promise<Process[]> {
-    return this.insertTx(gid, rows);
+  async insert(gid: string, rows: readonly NewProcess[], quotas: Pick<Quotas, 'processes' | 'forks'>): Promise<Process[]> {
+    return this.insertTx(gid, rows, quotas);
   }
 
   async get(gid: string, pid: number): Promise<Process | null> {
@@ -207,12 +218,16 @@ class SqliteTokens implements TokenStore {
   constructor(private readonly db: Db) {}
 
   async put(hash: string, owner: TokenOwner): Promise<void> {
-    this.db.prepare('INSERT INTO tokens (hash, gid, pid) VALUES (?, ?, ?)').run(hash, owner.gid, owner.pid);
+    this.db.prepare('INSERT INTO tokens (hash, gid, pid, role) VALUES (?, ?, ?, ?)').run(hash, owner.gid, owner.pid, owner.role);
   }
 
   async owner(hash: string): Promise<TokenOwner | null> {
-    const row = this.db.prepare('SELECT gid, pid FROM tokens WHERE hash = ?').get(hash) as TokenOwner | undefined;
+    const row = this.db.prepare('SELECT gid, pid, role FROM tokens WHERE hash = ?').get(hash) as TokenOwner | undefined;
     return row ?? null;
+  }
+
+  async revoke(gid: string, pid: number, role: TokenRole): Promise<void> {
+    this.db.prepare('DELETE FROM tokens WHERE gid = ? AND pid = ? AND role = ?').run(gid, pid, role);
   }
 }
 

@@ -1,0 +1,111 @@
+#!/usr/bin/env node
+// The kernel's cost per VM as groups grow: fork and group delete at 500, 2,000 and 5,000 VMs on
+// the fake compute driver (the kernel's own work, no OS processes), and a group of 1,000 sim VMs
+// deleted by a kernel in its own process. Linear means the same CPU per VM at every size; the
+// limit is 1.5x the smallest size's cost. These were timed tests once; timing belongs here.
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { jsonOut, root, table, writeJson } from './lib/common.mjs';
+
+const { Kernel } = await import(join(root, 'dist/kernel/kernel.js'));
+const { SqliteStore } = await import(join(root, 'dist/store/sqlite/sqlite-store.js'));
+const { FakeDriver } = await import(join(root, 'dist/compute/fake/fake-driver.js'));
+const { silentLogger } = await import(join(root, 'dist/common/log.js'));
+const ADMIN = { kind: 'admin' };
+const LIMIT = 1.5;
+
+/** CPU µs per VM to fork n children of one root, and to delete their group. */
+async function perVm(n) {
+  const store = new SqliteStore(':memory:');
+  const kernel = new Kernel({
+    store,
+    compute: new FakeDriver(),
+    tokens: { issue: async (_g, pid) => ({ app: `rkp_bench-app-${pid}`, agent: `rkg_bench-agent-${pid}` }) },
+    log: silentLogger(),
+    url: () => 'http://kernel',
+    forkLimit: 1000,
+    quotas: { processes: 10_000 },
+  });
+  const gid = (await kernel.createGroup({ name: 'big', template: 'image' })).gid;
+  const [rootProc] = await kernel.fork(ADMIN, gid, {});
+  let t0 = process.cpuUsage();
+  for (let i = 0; i < n; i += 1000) await kernel.fork(ADMIN, gid, { ppid: rootProc.pid, count: Math.min(1000, n - i) });
+  const f = process.cpuUsage(t0);
+  t0 = process.cpuUsage();
+  await kernel.deleteGroup(gid);
+  const d = process.cpuUsage(t0);
+  await kernel.close();
+  await store.close();
+  return { fork: (f.user + f.system) / n, del: (d.user + d.system) / n };
+}
+
+await perVm(200); // the JIT warms up first
+const sizes = [500, 2000, 5000];
+const fake = [];
+for (const n of sizes) fake.push({ n, ...(await perVm(n)) });
+const base = fake[0];
+table('kernel CPU per VM, fake compute driver', ['VMs', 'fork µs/VM', 'ratio', 'delete µs/VM', 'ratio', 'limit'], fake.map((r) => [
+  r.n, r.fork.toFixed(0), (r.fork / base.fork).toFixed(2), r.del.toFixed(0), (r.del / base.del).toFixed(2), `≤ ${LIMIT}`,
+]));
+
+// A kernel in its own process deleting a group of sim VMs (each an agent + app OS process tree).
+const cpuOf = (pid) => {
+  const f = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = f.slice(f.lastIndexOf(')') + 2).split(' ');
+  const tick = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim()) || 100;
+  return (Number(fields[11]) + Number(fields[12])) / tick;
+};
+const dataDir = mkdtempSync(join(tmpdir(), 'rack-bench-scale-'));
+const adminToken = 'bench-admin-token-0123456789';
+const child = spawn(process.execPath, [join(root, 'dist/cli/main.js'), 'kernel', '--listen', '127.0.0.1:0', '--data', dataDir, '--templates', join(root, 'test/fixtures/templates')], {
+  env: { ...process.env, RACK_ADMIN_TOKEN: adminToken, RACK_LOG_LEVEL: 'info' },
+  stdio: ['ignore', 'ignore', 'pipe'],
+});
+const url = await new Promise((resolve, reject) => {
+  let buf = '';
+  const onData = (d) => {
+    buf += d;
+    const line = buf.split('\n').find((l) => l.includes('"kernel listening"'));
+    if (!line) return;
+    child.stderr.off('data', onData);
+    child.stderr.resume();
+    resolve(JSON.parse(line).url);
+  };
+  child.stderr.on('data', onData);
+  child.once('exit', (code) => reject(new Error(`rack kernel exited with ${code}: ${buf.slice(-500)}`)));
+});
+const call = async (method, path, body) => {
+  const r = await fetch(url + path, { method, headers: { authorization: `Bearer ${adminToken}`, 'content-type': 'application/json' }, body: body && JSON.stringify(body) });
+  return { status: r.status, body: r.status === 204 ? null : await r.json() };
+};
+async function simDelete(n) {
+  const gid = (await call('POST', '/v1/groups', { group: { name: `scale-${n}`, template: 'idle', quotas: { processes: n + 10 } } })).body.group.gid;
+  await call('POST', `/v1/groups/${gid}/processes`, { process: {} });
+  for (let i = 0; i < n - 1; i += 500) await call('POST', `/v1/groups/${gid}/processes`, { process: { ppid: 100, count: Math.min(500, n - 1 - i) } });
+  for (;;) {
+    const list = (await call('GET', `/v1/groups/${gid}/processes`)).body.processes;
+    if (list.length === n && list.every((p) => p.status === 'ACTIVE')) break;
+    await new Promise((r) => setTimeout(r, 500));
+  }
+  const before = cpuOf(child.pid);
+  const t0 = performance.now();
+  const r = await call('DELETE', `/v1/groups/${gid}`);
+  if (r.status !== 204) throw new Error(`group delete answered ${r.status}`);
+  return { n, cpuMsPerVm: ((cpuOf(child.pid) - before) * 1000) / n, wallS: (performance.now() - t0) / 1000 };
+}
+let sim;
+try {
+  sim = [await simDelete(250), await simDelete(1000)];
+} finally {
+  await new Promise((resolve) => {
+    child.once('exit', resolve);
+    child.kill('SIGTERM');
+  });
+  rmSync(dataDir, { recursive: true, force: true });
+}
+table('group delete, sim VMs, kernel in its own process', ['VMs', 'kernel CPU ms/VM', 'ratio', 'wall s', 'limit'], sim.map((r) => [
+  r.n, r.cpuMsPerVm.toFixed(2), (r.cpuMsPerVm / Math.max(sim[0].cpuMsPerVm, 0.0005)).toFixed(2), r.wallS.toFixed(1), `≤ ${LIMIT}`,
+]));
+writeJson(jsonOut(), { limit: LIMIT, fake, sim });
