@@ -73,7 +73,8 @@ export class Sim {
   private track(p: Process): void {
     const key = `${p.gid}/${p.pid}`;
     const now = Date.now();
-    const t = this.lifetimes.get(key) ?? { gid: p.gid, pid: p.pid, ppid: p.ppid, label: p.name, start: now, end: null, outcome: '', compute: null, status: p.status };
+    const t: Lifetime & { gid: string; compute: string | null; status: string } = this.lifetimes.get(key) ?? { gid: p.gid, pid: p.pid, ppid: p.ppid, label: p.name, start: now, end: null, outcome: '', compute: null, status: p.status };
+    if (t.status === 'QUEUED' && p.status !== 'QUEUED' && t.booted === undefined) t.booted = now;
     t.status = p.status;
     if (p.compute_id) {
       t.compute = p.compute_id;

@@ -247,7 +247,7 @@ async function main(): Promise<number> {
     say("children's usage (their guest agents' samples, one a second):");
     say(UsageLog.table(usage.children([catcher])));
     say('');
-    say('process tree and VM lifetimes:');
+    say(`process tree and VM lifetimes${queued.size > 0 ? ' (┄ waiting in the fork queue, ━ its VM)' : ''}:`);
     say(drawTimelines(lifetimes, t0, t1, 40));
   }
 
