@@ -41,4 +41,36 @@ describe('live view: page and WebSocket token', () => {
     expect(await open(['rack.v1', 'rack.bearer.wrong-token-0123456789'])).toEqual({ status: 401 });
     expect(await open(['rack.v1'])).toEqual({ status: 401 });
   });
+
+  it("a process's token makes the page's calls in its own group only", async () => {
+    const mine = (await k.call('POST', '/v1/groups', { group: { name: 'mine', template: 'idle' } })).body.group.gid;
+    const other = (await k.call('POST', '/v1/groups', { group: { name: 'other', template: 'idle' } })).body.group.gid;
+    const p = (await k.call('POST', `/v1/groups/${mine}/processes`, { process: {} })).body.processes[0];
+    const opened = await open(['rack.v1', `rack.bearer.${k.tokenOf(p)}`]);
+    if (!('ws' in opened)) throw new Error(`refused: ${opened.status}`);
+    const ws = opened.ws;
+    let id = 0;
+    const call = (op: string, params: Record<string, unknown> = {}): Promise<any> =>
+      new Promise((resolve) => {
+        const n = ++id;
+        const on = (d: WebSocket.RawData): void => {
+          const m = JSON.parse(d.toString());
+          if (m.id !== n) return;
+          ws.off('message', on);
+          resolve(m);
+        };
+        ws.on('message', on);
+        ws.send(JSON.stringify({ id: n, op, ...params }));
+      });
+    try {
+      expect((await call('hello')).ok).toBe(true);
+      expect((await call('group.list')).result.groups.map((g: { gid: string }) => g.gid)).toEqual([mine]);
+      for (const op of ['subscribe', 'usage.subscribe', 'list', 'usage.group', 'pool.show']) {
+        expect((await call(op, { gid: mine })).ok, op).toBe(true);
+        expect((await call(op, { gid: other })).error?.code, op).toBe('forbidden');
+      }
+    } finally {
+      ws.close();
+    }
+  });
 });
