@@ -164,6 +164,8 @@ case $cmd in
       case $b in src|node_modules) continue ;; esac
       cp -a "$d" "$root/"
     done
+    # The flavors the app's image.yaml declares, beside the rootfs (the nspawn driver reads them).
+    [ ! -f "$app/image.yaml" ] || cp "$app/image.yaml" "$work/image.yaml"
     if [ -n "$modules" ]; then
       step "modules: $(echo "$closure" | tr '\n' ' ')-> /node_modules"
       for m in $closure; do mkdir -p "$root/node_modules/$(dirname "$m")"; cp -a "node_modules/$m" "$root/node_modules/$m"; done

@@ -9,6 +9,10 @@ for (const bin of ['dist/cli/main.js', 'dist/dckinit/main.js', 'dist/sim/main.js
 for (const [from, to] of [
   ['src/api/openapi.yaml', 'dist/api/openapi.yaml'],
   ['src/libdck/libdck.sh', 'dist/libdck/libdck.sh'],
+  // The live view's page: plain files, served by the kernel at /ui.
+  ['src/api/ui/index.html', 'dist/api/ui/index.html'],
+  ['src/api/ui/ui.js', 'dist/api/ui/ui.js'],
+  ['src/api/ui/ui.css', 'dist/api/ui/ui.css'],
 ]) {
   if (!existsSync(from)) continue;
   mkdirSync(dirname(to), { recursive: true });

@@ -87,7 +87,7 @@ export interface Operation<I = any, O = any> {
    * again with pipe.attach instead.
    */
   connection?: boolean;
-  /** A guest agent's token may call it (for its own process only): its channel, its reports, its self-kill. */
+  /** A guest agent's token may call it (for its own process only): its channel, its reports (app state, status, usage), its self-kill. */
   agent?: boolean;
   /** Over REST; null when it exists only on a WebSocket (say why in `wsOnly`). */
   rest: RestBinding | null;

@@ -2,15 +2,18 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { createServer as createTlsServer } from 'node:https';
 import type { Authenticator } from '../auth/auth.js';
 import type { Limiter } from '../auth/limits.js';
-import { RackError } from '../common/errors.js';
+import { isRackError, RackError } from '../common/errors.js';
 import type { Logger } from '../common/log.js';
 import type { Kernel } from '../kernel/kernel.js';
+import type { Monitor } from '../monitor/monitor.js';
 import { PROCESS_STATUSES } from '../protocol/process.js';
 import { Answers } from './answers.js';
+import { registerGroupMetrics } from './group-metrics.js';
 import { sendError, sendJson } from './http.js';
 import { Metrics } from './metrics.js';
 import { compile, type CompiledOp, type Operation } from './operation.js';
 import { Router, serveRest } from './rest.js';
+import { serveUi } from './ui-files.js';
 import { KernelWebSocketServer } from './websocket.js';
 
 export interface ApiOptions {
@@ -21,6 +24,8 @@ export interface ApiOptions {
   log: Logger;
   /** https and wss with this certificate (chain) and key, PEM; plain http without. */
   tls?: { cert: string; key: string };
+  /** Resource Monitoring, for the per-group gauges on /metrics. */
+  monitor?: Monitor;
 }
 
 export interface Api {
@@ -32,7 +37,7 @@ export interface Api {
 
 /**
  * The kernel's HTTP server: every operation as a REST route under /v1 and as an op on the
- * WebSocket at /v1/ws, plus /healthz and /metrics. A request goes through, in this order:
+ * WebSocket at /v1/ws, plus /healthz, /metrics and the live view's page (/ui). A request goes through, in this order:
  * path check, route match, authentication, input (path, query, headers, body), validation
  * against the operation's schema, policy, handler, answer; errors become `{"error": {...}}`.
  */
@@ -49,6 +54,7 @@ export function createApi(opts: ApiOptions): Api {
     const counts = await kernel.processCounts();
     return PROCESS_STATUSES.map((status) => [{ status }, counts[status] ?? 0]);
   });
+  if (opts.monitor) registerGroupMetrics(metrics, kernel, opts.monitor);
 
   const answers = new Answers();
   const router = new Router(compiled.filter((c) => c.op.rest).map((c) => ({ method: c.op.rest!.method, path: c.op.rest!.path, compiled: c })));
@@ -66,7 +72,7 @@ export function createApi(opts: ApiOptions): Api {
       res.end(text);
       return true;
     }
-    return false;
+    return serveUi(path, res);
   };
 
   const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
@@ -89,7 +95,9 @@ export function createApi(opts: ApiOptions): Api {
       status = await serveRest(route, params, who, req, res, url, answers);
     } catch (err) {
       status = sendError(res, err);
-      if (status >= 500) log.error({ err, method: req.method, path: req.url }, 'request failed');
+      if (status >= 500 && !isRackError(err)) log.error({ err, method: req.method, path: req.url }, 'request failed');
+      // A refusal with a code (no_capacity, compute_error) is news, not a bug: one line, no stack.
+      else if (status >= 500) log.warn({ code: (err as RackError).code, err: (err as Error).message, method: req.method, path: req.url?.split('?')[0] }, 'request refused');
       else log.debug({ method: req.method, path: req.url?.split('?')[0], status }, 'request refused');
     } finally {
       countRequest({ method: req.method ?? '', code: String(status) });

@@ -32,7 +32,9 @@ type Reply = { id: number | null; ok: boolean; result?: unknown; error?: { code:
  * operation finds as its `$payload` input (and a result with a `$payload` goes back the same way).
  */
 export class KernelWebSocketServer {
-  private readonly wss = new WebSocketServer({ noServer: true, maxPayload: MAX_FRAME });
+  // A browser's page cannot set an Authorization header: it offers the token as a subprotocol
+  // (see bearerOf), and the answer names only the protocol, never the token.
+  private readonly wss = new WebSocketServer({ noServer: true, maxPayload: MAX_FRAME, handleProtocols: (offered) => (offered.has(UI_PROTOCOL) ? UI_PROTOCOL : false) });
   private readonly heartbeat: NodeJS.Timeout;
   private readonly alive = new WeakSet<WebSocket>();
   private readonly connections = new Set<Connection>();
@@ -57,7 +59,7 @@ export class KernelWebSocketServer {
   handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
     const path = (req.url ?? '').split('?')[0];
     if (path !== WS_PATH) return reject(socket, 404, 'not_found', `no WebSocket endpoint at ${path}; use ${WS_PATH}`);
-    this.opts.authenticate(req.headers.authorization).then(
+    this.opts.authenticate(req.headers.authorization ?? bearerOf(req.headers['sec-websocket-protocol'])).then(
       (who) => {
         let release: () => void;
         try {
@@ -154,6 +156,15 @@ export class KernelWebSocketServer {
     for (const ws of this.wss.clients) ws.terminate();
     this.wss.close();
   }
+}
+
+/** The subprotocol the live view (src/api/ui) offers beside `rack.bearer.<token>`. */
+export const UI_PROTOCOL = 'rack.v1';
+
+/** `Sec-WebSocket-Protocol: rack.v1, rack.bearer.TOKEN` -> "Bearer TOKEN" (undefined without one). */
+function bearerOf(protocols: string | undefined): string | undefined {
+  const token = protocols?.split(',').map((p) => p.trim()).find((p) => p.startsWith('rack.bearer.'))?.slice('rack.bearer.'.length);
+  return token ? `Bearer ${token}` : undefined;
 }
 
 /** A request frame as an object; `$payload` is the bytes of a binary frame, never a JSON field. */

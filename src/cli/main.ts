@@ -3,9 +3,10 @@ import { isRackError } from '../common/errors.js';
 import { packageVersion } from '../common/package-info.js';
 import { UsageError, type Command } from './args.js';
 import { ipcCommands } from './ipc-commands.js';
+import { MONITOR_COMMANDS } from './monitor-commands.js';
 import { PROCESS_COMMANDS } from './process-commands.js';
 
-const COMMANDS: Record<string, Command> = { ...PROCESS_COMMANDS, ...ipcCommands() };
+const COMMANDS: Record<string, Command> = { ...PROCESS_COMMANDS, ...MONITOR_COMMANDS, ...ipcCommands() };
 
 
 const CONNECTION_HELP = [

@@ -1,10 +1,16 @@
 import { readFileSync } from 'node:fs';
 import { SIGNAL_TABLE, type Group, type Process, type WaitResult } from '../protocol/process.js';
+import type { GroupUsage, QueuedFork, Usage } from '../protocol/resources.js';
 import { argsOf, client, gidOf, int, parse, print, quotasOf, seconds, UsageError, userDataOf, type Command } from './args.js';
+import { formatBytes } from './format.js';
 import { drawTree, shorten } from './tree.js';
 
-const processLine = (p: Process): string =>
-  `${String(p.pid).padEnd(6)} ${String(p.ppid ?? '-').padEnd(6)} ${p.status.padEnd(7)} ${p.app_state.padEnd(8)} ${String(p.exit_code ?? p.signal ?? '').padEnd(5)} ${p.name}${p.app_status ? `  "${shorten(p.app_status)}"` : ''}`;
+/** CPU% and RSS of the app (its latest sample); a queued process shows its place in the queue. */
+const usageCols = (u: Usage | null, q: QueuedFork | undefined): string =>
+  q ? `#${q.position}`.padStart(6) + ' '.repeat(7) : u ? `${u.app_cpu_pct.toFixed(1).padStart(6)} ${formatBytes(u.app_rss).padStart(6)}` : `${'-'.padStart(6)} ${'-'.padStart(6)}`;
+
+const processLine = (p: Process & { usage?: Usage | null }, q?: QueuedFork): string =>
+  `${String(p.pid).padEnd(6)} ${String(p.ppid ?? '-').padEnd(6)} ${p.status.padEnd(7)} ${p.app_state.padEnd(8)} ${String(p.exit_code ?? p.signal ?? '').padEnd(5)} ${usageCols(p.usage ?? null, q)} ${p.name}${p.app_status ? `  "${shorten(p.app_status)}"` : ''}`;
 
 /** Shell convention: the exit code, or 128 + signal number for a killed child. */
 export function shellStatus(w: WaitResult): number {
@@ -40,7 +46,7 @@ function tlsOf(values: Record<string, unknown>): { cert: string; key: string; ca
 export const PROCESS_COMMANDS: Record<string, Command> = {
   kernel: {
     summary: 'run the RACK kernel',
-    usage: 'rack kernel [--listen HOST:PORT] [--data DIR] [--driver sim|nova|nspawn] [--files local|swift] [--templates DIR]... [--public-url URL] [--fork-limit N] [--quota NAME=N]... [--tls-cert FILE --tls-key FILE [--tls-ca FILE]]',
+    usage: 'rack kernel [--listen HOST:PORT] [--data DIR] [--driver sim|nova|nspawn] [--files local|swift] [--templates DIR]... [--public-url URL] [--fork-limit N] [--quota NAME=N]... [--max-instances N] [--max-vcpus N] [--max-ram-mb N] [--tls-cert FILE --tls-key FILE [--tls-ca FILE]]',
     async run(argv) {
       const { values } = parse(argv, {
         listen: { type: 'string', default: '127.0.0.1:8088' },
@@ -54,8 +60,12 @@ export const PROCESS_COMMANDS: Record<string, Command> = {
         'tls-cert': { type: 'string' },
         'tls-key': { type: 'string' },
         'tls-ca': { type: 'string' },
+        'max-instances': { type: 'string' },
+        'max-vcpus': { type: 'string' },
+        'max-ram-mb': { type: 'string' },
       });
       const tls = tlsOf(values);
+      const bound = (flag: string): number | undefined => (values[flag] === undefined ? undefined : int(values[flag] as string, `--${flag}`));
       if (values.driver !== 'sim' && values.driver !== 'nova' && values.driver !== 'nspawn') throw new UsageError(`--driver must be sim, nova or nspawn, got "${String(values.driver)}"`);
       if (values.files !== 'local' && values.files !== 'swift') throw new UsageError(`--files must be local or swift, got "${String(values.files)}"`);
       const { startKernel } = await import('../server/start.js');
@@ -69,6 +79,7 @@ export const PROCESS_COMMANDS: Record<string, Command> = {
         forkLimit: values['fork-limit'] === undefined ? undefined : int(values['fork-limit'] as string, '--fork-limit'),
         quotas: quotasOf(values.quota as string[] | undefined),
         tls,
+        pool: { instances: bound('max-instances'), vcpus: bound('max-vcpus'), ram_mb: bound('max-ram-mb') },
       });
       process.stdout.write(`RACK kernel at ${k.url} (admin token in ${k.dataDir}/admin-token unless RACK_ADMIN_TOKEN is set)\n`);
       await new Promise<void>((resolve) => {
@@ -128,18 +139,34 @@ export const PROCESS_COMMANDS: Record<string, Command> = {
   },
 
   ps: {
-    summary: 'list processes; --tree draws the PPID tree',
+    summary: "list processes with their app's CPU and memory, and the fork queue; --tree draws the PPID tree",
     usage: 'rack ps [--gid GID] [--ppid N] [--tree] [--json]',
     async run(argv) {
       const { values } = parse(argv, { gid: { type: 'string' }, ppid: { type: 'string' }, tree: { type: 'boolean', default: false } });
       const c = client(values);
       const gids = values.gid !== undefined || process.env.RACK_GID ? [gidOf(values)] : (await c.call<{ groups: Group[] }>('GET', '/v1/groups')).groups.map((g) => g.gid);
       const q = values.ppid === undefined ? '' : `?ppid=${int(values.ppid as string, '--ppid')}`;
-      const all: Process[] = [];
-      for (const gid of gids) all.push(...(await c.call<{ processes: Process[] }>('GET', `/v1/groups/${encodeURIComponent(gid)}/processes${q}`)).processes);
+      const all: Array<Process & { usage: Usage | null }> = [];
+      const queue = new Map<string, QueuedFork>();
+      for (const gid of gids) {
+        const g = `/v1/groups/${encodeURIComponent(gid)}`;
+        const [list, usage, pool] = await Promise.all([
+          c.call<{ processes: Process[] }>('GET', `${g}/processes${q}`),
+          c.call<{ usage: GroupUsage }>('GET', `${g}/usage`),
+          c.call<{ pool: { queue: QueuedFork[] } }>('GET', `${g}/pool`),
+        ]);
+        const latest = new Map(usage.usage.processes.map((u) => [u.pid, u.latest]));
+        all.push(...list.processes.map((p) => ({ ...p, usage: latest.get(p.pid) ?? null })));
+        for (const f of pool.pool.queue) queue.set(`${gid}/${f.pid}`, f);
+      }
+      const queued = [...queue.values()];
       print(values.json as boolean, all, () => {
-        if (values.tree) return gids.map((gid) => `group ${gid}\n${drawTree(all.filter((p) => p.gid === gid))}`).join('\n');
-        return ['PID    PPID   STATUS  APP      EXIT  NAME  "APP STATUS"', ...all.map(processLine)].join('\n');
+        const foot = queued.length ? [`queue: ${queued.map((f) => `${f.pid} #${f.position} (priority ${f.priority}, waits for the ${f.waiting_for === 'group' ? "group's" : 'kernel-wide'} pool)`).join(', ')}`] : [];
+        if (values.tree) {
+          const label = (p: Process & { usage?: Usage | null }): string => `${p.status} app:${p.app_state}${p.usage ? ` cpu:${p.usage.app_cpu_pct.toFixed(1)}% rss:${formatBytes(p.usage.app_rss)}` : ''}${p.exit_code !== null ? ` exit:${p.exit_code}` : ''}${p.app_status ? `  "${shorten(p.app_status)}"` : ''}`;
+          return [...gids.map((gid) => `group ${gid}\n${drawTree(all.filter((p) => p.gid === gid), { label })}`), ...foot].join('\n');
+        }
+        return ['PID    PPID   STATUS  APP      EXIT    CPU%    RSS NAME  "APP STATUS"', ...all.map((p) => processLine(p, queue.get(`${p.gid}/${p.pid}`))), ...foot].join('\n');
       });
       return 0;
     },
@@ -147,7 +174,7 @@ export const PROCESS_COMMANDS: Record<string, Command> = {
 
   fork: {
     summary: 'fork child processes (or boot a root process with the admin token)',
-    usage: 'rack fork [--gid GID] [--ppid N] [--count N] [--template T] [--flavor F] [--name NAME] [--arg K=V]... [--user-data FILE] [--wait-running SECONDS]',
+    usage: 'rack fork [--gid GID] [--ppid N] [--count N] [--template T] [--flavor F] [--name NAME] [--arg K=V]... [--user-data FILE] [--priority N] [--queue-timeout SECONDS] [--no-queue] [--wait-running SECONDS | --wait-ready SECONDS]',
     async run(argv) {
       const { values } = parse(argv, {
         gid: { type: 'string' },
@@ -159,7 +186,12 @@ export const PROCESS_COMMANDS: Record<string, Command> = {
         arg: { type: 'string', multiple: true },
         'user-data': { type: 'string' },
         'wait-running': { type: 'string' },
+        'wait-ready': { type: 'string' },
+        priority: { type: 'string' },
+        'queue-timeout': { type: 'string' },
+        'no-queue': { type: 'boolean', default: false },
       });
+      if (values['wait-running'] !== undefined && values['wait-ready'] !== undefined) throw new UsageError('give --wait-running or --wait-ready, not both');
       const c = client(values);
       const gid = gidOf(values);
       const body: Record<string, unknown> = {};
@@ -171,14 +203,22 @@ export const PROCESS_COMMANDS: Record<string, Command> = {
       if (args) body.args = args;
       const userdata = userDataOf(values['user-data'] as string | undefined);
       if (userdata !== undefined) body.userdata = userdata;
+      if (values.priority !== undefined) {
+        if (!/^-?[0-9]{1,4}$/.test(values.priority as string) || Math.abs(Number(values.priority)) > 1000) throw new UsageError(`--priority must be an integer from -1000 to 1000, got "${String(values.priority)}"`);
+        body.priority = Number(values.priority);
+      }
+      const queueTimeout = seconds(values['queue-timeout'] as string | undefined, '--queue-timeout');
+      if (queueTimeout !== undefined) body.timeout = queueTimeout;
+      if (values['no-queue']) body.no_queue = true;
       let { processes } = await c.call<{ processes: Process[] }>('POST', `/v1/groups/${encodeURIComponent(gid)}/processes`, { process: body });
-      const wait = seconds(values['wait-running'] as string | undefined, '--wait-running');
+      const ready = values['wait-ready'] !== undefined;
+      const wait = seconds((values[ready ? 'wait-ready' : 'wait-running']) as string | undefined, ready ? '--wait-ready' : '--wait-running');
       if (wait !== undefined) {
         const deadline = Date.now() + wait * 1000;
         processes = await Promise.all(
           processes.map(async (p) => {
             const left = Math.max(0, (deadline - Date.now()) / 1000);
-            const r = await c.call<{ process: Process }>('GET', `/v1/groups/${encodeURIComponent(gid)}/processes/${p.pid}/running?timeout=${left.toFixed(3)}`, undefined, left * 1000 + 10_000);
+            const r = await c.call<{ process: Process }>('GET', `/v1/groups/${encodeURIComponent(gid)}/processes/${p.pid}/running?timeout=${left.toFixed(3)}${ready ? '&ready=true' : ''}`, undefined, left * 1000 + 10_000);
             return r.process;
           }),
         );

@@ -1,3 +1,5 @@
+import type { FlavorSize } from '../protocol/resources.js';
+
 /**
  * What the kernel needs from a compute service: boot a VM with metadata and user_data, destroy
  * it, and tell its state. `sim` (local processes) and `nova` (OpenStack) implement it.
@@ -35,6 +37,12 @@ export interface VmChange {
   fault?: string;
 }
 
+/** The project's own limits (Nova's absolute /limits): its bounds, and what it uses now (all its servers). */
+export interface ProjectLimits {
+  max: { instances: number | null; vcpus: number | null; ram_mb: number | null };
+  used: { instances: number; vcpus: number; ram_mb: number };
+}
+
 export interface ComputeDriver {
   readonly name: string;
   /** Starts booting a VM and returns its id as soon as the compute service has accepted it. */
@@ -49,6 +57,14 @@ export interface ComputeDriver {
   consoleOutput(id: string, lines: number): Promise<string>;
   /** Every VM this driver manages (for reconciliation after a restart). */
   list(): Promise<VmInfo[]>;
+  /**
+   * The size of a flavor, for the Resource Scheduler: Nova's flavor details, or what a local
+   * template declares. null when the driver cannot tell (the scheduler then assumes a default);
+   * a flavor the service does not have is a bad_request. Optional.
+   */
+  flavor?(template: string, flavor: string | null): Promise<FlavorSize | null>;
+  /** The project's own limits, when the compute service has any (Nova's /limits). Optional. */
+  limits?(): Promise<ProjectLimits | null>;
   /** Called when the driver learns that a VM became ACTIVE, failed, or died on its own. */
   onChange(listener: (change: VmChange) => void): void;
   /**

@@ -9,11 +9,13 @@ import { SIGNAL_TABLE } from '../protocol/process.js';
 import { ConfigError, loadConfig, type OnExit } from './config/config.js';
 import { readInstanceData, LINK_LOCAL } from './metadata/source.js';
 import type { InstanceData } from './metadata/openstack.js';
+import { startUsageReports } from './monitor/reporter.js';
 import { Notifier } from './notify/notify.js';
+import { NotifyRelay } from './notify/relay.js';
 import { decideRole } from './role/role.js';
 import { AppRecord } from './state/app-record.js';
 import { saveKernelCa } from './state/kernel-ca.js';
-import { Supervisor, type AppExit } from './supervisor/supervisor.js';
+import { Supervisor, userIds, type AppExit } from './supervisor/supervisor.js';
 
 export interface AgentOptions {
   configFile?: string;
@@ -109,10 +111,13 @@ export async function runAgent(opts: AgentOptions): Promise<AgentResult> {
   const roleConfig = config.roles[role];
   const record = new AppRecord(gid, pid, alog);
   const onExit: OnExit = roleConfig?.on_exit ?? (role === 'parent' ? 'stay' : 'kill');
-  const supervisor = roleConfig ? new Supervisor(roleConfig, appEnvironment(meta, role, credentials.token, caFile), alog) : null;
   // An agent restarted by systemd after its app ended does not run the app again.
   let exit: AppExit | null = record.exited();
-  let state: 'starting' | 'running' | 'exited' = exit ? 'exited' : 'starting';
+  // The app's NOTIFY_SOCKET (READY=1, STATUS=), never the agent's own from systemd.
+  const relay = roleConfig && !exit ? await NotifyRelay.start(alog, ownerOf(roleConfig.user)) : null;
+  const env = { ...appEnvironment(meta, role, credentials.token, caFile), NOTIFY_SOCKET: relay?.socketPath ?? '' };
+  const supervisor = roleConfig ? new Supervisor(roleConfig, env, alog) : null;
+  let state: 'starting' | 'running' | 'ready' | 'exited' = exit ? 'exited' : 'starting';
   if (!roleConfig && !exit) {
     alog.error({ config: configFile, roles: Object.keys(config.roles) }, `no role "${role}" in the config`);
     exit = { code: 78, signal: null };
@@ -129,6 +134,33 @@ export async function runAgent(opts: AgentOptions): Promise<AgentResult> {
     void notifier.notify({ READY: '1' });
     notifier.startWatchdog();
   };
+
+  relay?.on('message', (m) => {
+    if (m.READY === '1' && state === 'running') {
+      state = 'ready';
+      alog.info('the app is ready (READY=1)');
+      void report().catch(() => {});
+      status();
+    }
+    if (m.STATUS !== undefined) appStatus(m.STATUS);
+  });
+  // STATUS= lines go to the kernel as the app's status; a burst sends only the last one.
+  let nextStatus: string | null = null;
+  let sendingStatus = false;
+  const appStatus = (text: string): void => {
+    nextStatus = text.replace(/\s+/g, ' ').slice(0, 255);
+    if (sendingStatus) return;
+    sendingStatus = true;
+    void (async () => {
+      while (nextStatus !== null) {
+        const app_status = nextStatus;
+        nextStatus = null;
+        await channel.call('status', { app_status }).catch((err: Error) => alog.warn({ err: err.message }, 'app status refused'));
+      }
+      sendingStatus = false;
+    })();
+  };
+  const stopUsage = startUsageReports({ channel, intervalS: config.monitor.interval, appPgid: () => supervisor?.pid ?? null, log: alog });
 
   channel.on('up', () => {
     void report().catch((err: Error) => alog.warn({ err: err.message }, 'state report refused'));
@@ -161,7 +193,8 @@ export async function runAgent(opts: AgentOptions): Promise<AgentResult> {
 
   if (!exit && supervisor) {
     supervisor.on('state', (s: 'starting' | 'running') => {
-      state = s;
+      // An app that does not speak sd_notify is ready once it has started (systemd's Type=simple).
+      state = s === 'running' && roleConfig!.ready === 'started' ? 'ready' : s;
       void report().catch(() => {});
       maybeReady();
       status();
@@ -170,6 +203,7 @@ export async function runAgent(opts: AgentOptions): Promise<AgentResult> {
     supervisor.start();
     exit = await ended;
     state = 'exited';
+    stopUsage();
     record.save(exit);
     status();
   } else {
@@ -192,7 +226,19 @@ export async function runAgent(opts: AgentOptions): Promise<AgentResult> {
   }
   // Stay until systemd stops the agent (or the VM goes): signals and kills still reach it.
   await stopped;
+  stopUsage();
+  relay?.close();
   notifier.stop();
   channel.close();
   return { code: 0, reason: `stopped; the app had exited (${exit?.code ?? exit?.signal})` };
+}
+
+/** The uid and gid the app runs as, for its NOTIFY_SOCKET's directory (none: the agent's own). */
+function ownerOf(user: string | null): { uid: number; gid: number } | undefined {
+  if (!user) return undefined;
+  try {
+    return userIds(user);
+  } catch {
+    return undefined; // the supervisor reports the missing user when it starts the app
+  }
 }

@@ -16,12 +16,15 @@ import {
   type SignalName,
   type WaitResult,
 } from '../protocol/process.js';
+import type { Capacity, PoolView, QueuedFork } from '../protocol/resources.js';
+import { Scheduler } from '../scheduler/scheduler.js';
 import type { NewProcess, ProcessFilter, Store } from '../store/store.js';
 import { Agents, type AgentLink } from './agents.js';
 import { Booter } from './boot.js';
 import { Hooks, KernelEvents, type ProcessHooks } from './events.js';
 import { Killer, type KillOptions } from './kill.js';
 import { ProcessTable } from './process-table.js';
+import { ForkQueue } from './queue.js';
 import { reconcile } from './reconcile.js';
 import { Waits } from './wait.js';
 
@@ -39,6 +42,8 @@ export interface KernelOptions {
   forkLimit?: number;
   defaultGraceMs?: number;
   bootConcurrency?: number;
+  /** The kernel-wide resource pool's bounds (the project's limits, if the driver has any, apply too). */
+  pool?: Capacity;
   /** The operator's quotas for groups created without their own. */
   quotas?: Partial<Quotas>;
   /** The CA (PEM) VMs trust for this kernel's TLS certificate; none for http. */
@@ -65,6 +70,12 @@ export interface ForkInput {
   /** Raw user_data (already decoded from base64). */
   userdata?: string;
   count?: number;
+  /** Queue order: higher boots first (default 0). */
+  priority?: number;
+  /** How long a queued process waits for capacity before it ends in ERROR (default: as long as it takes). */
+  timeoutMs?: number;
+  /** Fail with no_capacity instead of queueing. */
+  noQueue?: boolean;
 }
 
 /**
@@ -78,6 +89,8 @@ export class Kernel {
   readonly events = new KernelEvents();
   readonly forkLimit: number;
   readonly defaultGraceMs: number;
+  /** The Resource Scheduler: pools and the fork queue. */
+  readonly scheduler: Scheduler;
   private readonly store: Store;
   private readonly compute: ComputeDriver;
   private readonly log: Logger;
@@ -87,6 +100,7 @@ export class Kernel {
   private readonly booter: Booter;
   private readonly killer: Killer;
   private readonly waits: Waits;
+  private readonly queue: ForkQueue;
   private readonly background = new Set<Promise<unknown>>();
   /** Groups do not change once made: they are kept here from their first read until deleted. */
   private readonly groups = new Map<string, Group>();
@@ -103,11 +117,14 @@ export class Kernel {
     this.table = new ProcessTable(this.store.processes, this.events, this.hooks, this.log);
     this.agents = new Agents(this.store.signals, this.events, this.log, (w) => this.track(w));
     this.booter = new Booter({ compute: this.compute, table: this.table, processes: this.store.processes, log: this.log, url: opts.url, concurrency: opts.bootConcurrency ?? 16, ca: opts.ca });
-    this.killer = new Killer({ processes: this.store.processes, kills: this.store.kills, table: this.table, agents: this.agents, compute: this.compute, events: this.events, log: this.log });
+    this.scheduler = new Scheduler({ store: this.store.schedule, compute: this.compute, log: this.log, capacity: opts.pool });
+    this.queue = new ForkQueue({ scheduler: this.scheduler, table: this.table, booter: this.booter, groups: this.store.groups, tokens: opts.tokens, log: this.log, track: (w) => this.track(w) });
+    this.killer = new Killer({ processes: this.store.processes, kills: this.store.kills, table: this.table, agents: this.agents, compute: this.compute, events: this.events, log: this.log, queue: this.scheduler });
     this.waits = new Waits(this.store.processes, this.events);
     this.compute.onChange((c) => this.track(this.booter.vmChanged(c)));
     // The kernel's own reaction; the other parts register theirs in src/server/start.ts.
     this.use({ name: 'queued signals', ended: (p) => this.agents.forget(p.gid, p.pid) });
+    this.use({ name: 'resource pools', ended: (p) => this.scheduler.release(p.gid, p.pid), groupDeleted: (gid) => this.scheduler.forgetGroup(gid) });
   }
 
   /** Registers reactions to forks, ends and group deletions (see ProcessHooks). */
@@ -187,9 +204,11 @@ export class Kernel {
 
   /**
    * Creates `count` children of `ppid` (or a root process, for an operator) and boots their VMs;
-   * answers once the compute service has accepted every VM (BUILD, or ACTIVE already). All or
-   * nothing: a refusal rolls the whole fork back and is the answer. A fork sent again with the
-   * same request id (`rid`) boots nothing: it answers the processes of the first, as they are now.
+   * answers once the compute service has accepted every VM (BUILD, or ACTIVE already). What the
+   * resource pools cannot hold yet is QUEUED and boots when capacity frees up (or, with noQueue,
+   * the fork fails with no_capacity). All or nothing: a refusal rolls the whole fork back and is
+   * the answer. A fork sent again with the same request id (`rid`) boots nothing: it answers the
+   * processes of the first, as they are now.
    */
   async fork(who: Principal, gid: string, input: ForkInput, rid: string | null = null): Promise<Process[]> {
     const group = await this.getGroup(gid);
@@ -212,12 +231,16 @@ export class Kernel {
     }
     const template = input.template ?? parent?.template ?? group.template;
     if (!template) throw new RackError('bad_request', 'no template: give "template" here or when creating the group');
+    const flavor = input.flavor ?? parent?.flavor ?? group.flavor;
+    const priority = input.priority ?? 0;
+    const size = await this.scheduler.size(template, flavor);
+    const hold = this.scheduler.reserve(gid, size, count, priority, input.noQueue ?? false);
     const row: NewProcess = {
       gid,
       ppid,
       name: input.name ?? (parent ? `${parent.name}-child` : group.name),
       template,
-      flavor: input.flavor ?? parent?.flavor ?? group.flavor,
+      flavor,
       args: { ...(parent ? parent.args : group.args), ...(input.args ?? {}) },
       status: 'BUILD',
       app_state: 'pending',
@@ -227,13 +250,30 @@ export class Kernel {
       error: null,
       compute_id: null,
     };
-    const { processes: created, replayed } = await this.table.create(gid, Array.from({ length: count }, () => row), group.quotas, rid);
-    if (replayed) return Promise.all(created.map(async (p) => (await this.store.processes.get(gid, p.pid)) ?? p));
+    let created: Process[];
     try {
-      const tokens = await Promise.all(created.map((p) => this.opts.tokens.issue(gid, p.pid)));
-      const userData = input.userdata ?? (await this.store.groups.userData(gid));
-      await this.booter.bootAll(created, tokens, userData);
+      const made = await this.table.create(gid, Array.from({ length: count }, (_, i) => ({ ...row, status: i < hold.now ? 'BUILD' : 'QUEUED' })), group.quotas, rid);
+      created = made.processes;
+      if (made.replayed) {
+        // Done before: what was reserved for it now goes back, and its processes are the answer.
+        this.scheduler.cancel(hold);
+        return Promise.all(created.map(async (p) => (await this.store.processes.get(gid, p.pid)) ?? p));
+      }
     } catch (err) {
+      this.scheduler.cancel(hold);
+      throw err;
+    }
+    try {
+      const deadline = input.timeoutMs === undefined ? null : Date.now() + input.timeoutMs;
+      await this.scheduler.record(hold, created.map((p) => p.pid), { priority, deadline, userdata: input.userdata ?? null });
+      const now = created.slice(0, hold.now);
+      if (now.length < created.length) this.log.info({ gid, ppid, queued: created.length - now.length, priority }, 'fork queued for capacity');
+      const tokens = await Promise.all(now.map((p) => this.opts.tokens.issue(gid, p.pid)));
+      const userData = input.userdata ?? (await this.store.groups.userData(gid));
+      await this.booter.bootAll(now, tokens, userData);
+    } catch (err) {
+      // Its queued processes leave the queue first: what the rollback frees must not boot them.
+      for (const p of created) this.scheduler.unqueue(gid, p.pid);
       await this.table.rollback(created, (err as Error).message);
       throw err;
     }
@@ -302,9 +342,23 @@ export class Kernel {
     return this.waits.child(gid, ppid, opts.pid, Date.now() + opts.timeoutMs, opts.rid ?? null);
   }
 
-  /** Waits until the given apps report `running`; 409 if one ends first, 408 on timeout. */
-  async waitRunning(gid: string, pids: readonly number[], timeoutMs: number): Promise<Process[]> {
-    return this.waits.running(gid, pids, Date.now() + timeoutMs);
+  /** Waits until the given apps report `running` (or `ready`: with ready, until they are ready); 409 if one ends first, 408 on timeout. */
+  async waitRunning(gid: string, pids: readonly number[], timeoutMs: number, ready = false): Promise<Process[]> {
+    return this.waits.running(gid, pids, Date.now() + timeoutMs, ready);
+  }
+
+  // ---- resource pools -----------------------------------------------------------------------
+
+  /** The kernel-wide pool, the group's pool and its queued forks. */
+  async pool(gid: string): Promise<{ kernel: PoolView; group: PoolView; queue: QueuedFork[] }> {
+    await this.getGroup(gid);
+    return this.scheduler.view(gid);
+  }
+
+  /** Sets a group's own pool (null: none); queued forks that fit now boot. */
+  async setPool(gid: string, capacity: Capacity | null): Promise<void> {
+    await this.getGroup(gid);
+    await this.scheduler.setPool(gid, capacity);
   }
 
   // ---- guest agents -------------------------------------------------------------------------
@@ -322,6 +376,15 @@ export class Kernel {
   /** After a restart: agree with the compute service, then finish the kills left unfinished. */
   async reconcile(): Promise<{ lost: number; orphans: number }> {
     const r = await reconcile({ processes: this.store.processes, table: this.table, compute: this.compute, log: this.log });
+    // The queue and the holdings of the processes that are still live come back as they were.
+    await this.scheduler.load(async (gid, pid) => {
+      const p = await this.store.processes.get(gid, pid);
+      return p !== null && !isTerminal(p.status);
+    });
+    for (const p of await this.store.processes.listLive()) {
+      if (p.status === 'QUEUED' && !this.scheduler.isQueued(p.gid, p.pid)) await this.table.end(p.gid, p.pid, { status: 'ERROR', error: 'the fork was interrupted by a kernel restart' });
+    }
+    this.queue.drain();
     const kills = await this.killer.unfinished();
     for (const k of kills) {
       this.log.info({ gid: k.gid, pid: k.pid, signal: k.signal, grace_ms: k.graceMs }, 'resuming an unfinished kill');
@@ -340,6 +403,8 @@ export class Kernel {
   /** Stops accepting background work and waits for what is running. VMs keep running. */
   async close(): Promise<void> {
     this.booter.close();
+    this.queue.close();
+    this.scheduler.close();
     await Promise.all([...this.background]);
   }
 }

@@ -59,6 +59,8 @@ export class Killer {
       compute: ComputeDriver;
       events: KernelEvents;
       log: Logger;
+      /** The fork queue: a queued process that is killed just leaves it. */
+      queue: { unqueue(gid: string, pid: number): boolean };
     },
   ) {}
 
@@ -67,12 +69,16 @@ export class Killer {
   }
 
   async terminate(gid: string, pid: number, signal: 'TERM' | 'KILL', graceMs: number): Promise<void> {
-    const { processes, kills, table, agents, compute, log } = this.deps;
+    const { processes, kills, table, agents, compute, log, queue } = this.deps;
     await kills.put({ gid, pid, signal, deadline: Date.now() + (signal === 'TERM' ? graceMs : 0) });
     const order = await this.subtree(gid, pid);
     log.info({ gid, pid, signal, grace_ms: graceMs, pids: order.map((p) => p.pid) }, 'kill');
+    // Queued processes have no VM and no app yet: they leave the queue and end at once.
+    for (const p of order) {
+      if (p.status === 'QUEUED' && queue.unqueue(gid, p.pid)) await table.end(gid, p.pid, { status: 'KILLED', signal, app_state: 'exited' });
+    }
     if (signal === 'TERM') {
-      const live = order.filter((p) => !isTerminal(p.status));
+      const live = (await this.subtree(gid, pid)).filter((p) => !isTerminal(p.status) && p.status !== 'QUEUED');
       for (const p of live) await agents.send(gid, p.pid, { event: 'signal', signal: 'TERM', grace_ms: graceMs });
       await this.untilEnded(gid, live.map((p) => p.pid), Date.now() + graceMs);
     }

@@ -18,6 +18,8 @@ export async function reconcile(deps: {
   let lost = 0;
   let orphans = 0;
   for (const p of await processes.listLive()) {
+    // A queued process has no VM yet: it stays in the queue (the scheduler restores it).
+    if (p.status === 'QUEUED') continue;
     const state = p.compute_id ? await compute.state(p.compute_id) : 'GONE';
     if (state === 'GONE' || state === 'ERROR') {
       lost++;

@@ -1,10 +1,8 @@
 import { RackError } from '../common/errors.js';
 import { until } from '../common/until.js';
-import { isTerminal, waitResultOf, type Process, type WaitResult } from '../protocol/process.js';
+import { appStarted, isTerminal, LIVE_STATUSES, waitResultOf, type Process, type WaitResult } from '../protocol/process.js';
 import type { ProcessStore } from '../store/store.js';
 import type { KernelEvents } from './events.js';
-
-const LIVE = ['BUILD', 'ACTIVE'] as const;
 
 /** The long polls on the process table: wait() for a child's end, and waitRunning() for apps. */
 export class Waits {
@@ -32,24 +30,24 @@ export class Waits {
     const ended = await until(this.events, 'process', (p: Process) => p.gid === gid && p.ppid === ppid, async () => {
       const reaped = await this.processes.reapAny(gid, ppid, rid);
       if (reaped) return reaped;
-      const live = await this.processes.list(gid, { ppid, status: LIVE });
+      const live = await this.processes.list(gid, { ppid, status: LIVE_STATUSES });
       if (live.length === 0) throw new RackError('no_child', `process ${ppid} has no child left to wait for`);
       return null;
     }, deadline);
     return waitResultOf(ended)!;
   }
 
-  /** Waits until each app reports running; conflict if one ends first, timeout at the deadline. */
-  async running(gid: string, pids: readonly number[], deadline: number): Promise<Process[]> {
+  /** Waits until each app reports running (or, with `ready`, ready); conflict if one ends first, timeout at the deadline. */
+  async running(gid: string, pids: readonly number[], deadline: number, wantReady = false): Promise<Process[]> {
     const out: Process[] = [];
     for (const pid of pids) {
-      const ready = (c: Process): boolean => c.app_state === 'running' || isTerminal(c.status);
+      const ready = (c: Process): boolean => (wantReady ? c.app_state === 'ready' : appStarted(c.app_state)) || isTerminal(c.status);
       const p = await until(this.events, 'process', (e: Process) => e.gid === gid && e.pid === pid && ready(e), async () => {
         const c = await this.processes.get(gid, pid);
         if (!c) throw new RackError('not_found', `no process ${pid} in group ${gid}`);
         return ready(c) ? c : null;
       }, deadline);
-      if (isTerminal(p.status)) throw new RackError('conflict', `process ${pid} ended (${p.status}) before its app ran`);
+      if (isTerminal(p.status)) throw new RackError('conflict', `process ${pid} ended (${p.status}) before its app ${wantReady ? 'was ready' : 'ran'}`);
       out.push(p);
     }
     return out;

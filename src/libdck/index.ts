@@ -9,3 +9,4 @@ export type { FileInfo } from '../protocol/files.js';
 export { SharedMemory } from './shm.js';
 export { RackError } from '../common/errors.js';
 export type { Process, WaitResult, SignalName } from '../protocol/process.js';
+export type { GroupUsage, PoolView, ProcessUsage, QueuedFork, Usage } from '../protocol/resources.js';

@@ -1,6 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import { RackError, type ErrorCode } from '../common/errors.js';
+import { sdNotify } from '../common/sd-notify.js';
 import type { Process, SignalName, WaitResult } from '../protocol/process.js';
+import type { GroupUsage, PoolView, ProcessUsage, QueuedFork } from '../protocol/resources.js';
 import { KernelSocket } from '../client/kernel-socket.js';
 import { readCa } from '../client/trust.js';
 import { Files } from './files.js';
@@ -28,6 +30,14 @@ export interface ForkOptions {
   name?: string;
   /** Wait (up to this many seconds) until every child's app runs. */
   waitRunning?: number;
+  /** Wait (up to this many seconds) until every child's app is ready (READY=1, or started when it does not use readiness). */
+  waitReady?: number;
+  /** Queue order when the resource pools are full: higher boots first (default 0). */
+  priority?: number;
+  /** Seconds a queued child waits for capacity before it ends in ERROR (default: as long as it takes). */
+  timeout?: number;
+  /** Fail with no_capacity instead of queueing. */
+  noQueue?: boolean;
 }
 
 /** A process's view of RACK: who it is, and its system calls. Make one with `connect()`. */
@@ -70,11 +80,14 @@ export class Rack {
     return this.self.args;
   }
 
+  /** New child VMs; those the resource pools cannot hold yet are QUEUED and boot when capacity frees up. */
   async fork(opts: ForkOptions = {}): Promise<Process[]> {
-    const { waitRunning, ...rest } = opts;
+    const { waitRunning, waitReady, noQueue, ...rest } = opts;
     const params: Record<string, unknown> = { ...rest };
     if (waitRunning !== undefined) params.wait_running = waitRunning;
-    const r = await this.conn.call('fork', params, { timeoutMs: (waitRunning ?? 0) * 1000 + this.conn.timeoutMs });
+    if (waitReady !== undefined) params.wait_ready = waitReady;
+    if (noQueue !== undefined) params.no_queue = noQueue;
+    const r = await this.conn.call('fork', params, { timeoutMs: (waitReady ?? waitRunning ?? 0) * 1000 + this.conn.timeoutMs });
     return r.processes as Process[];
   }
 
@@ -106,6 +119,31 @@ export class Rack {
 
   async list(opts: { ppid?: number } = {}): Promise<Process[]> {
     return (await this.conn.call('list', opts)).processes as Process[];
+  }
+
+  /**
+   * Tells RACK this app is ready (and, optionally, its status), the systemd way: READY=1 on the
+   * NOTIFY_SOCKET its guest agent gave it, as `systemd-notify --ready` or any sd_notify library.
+   */
+  async ready(status?: string): Promise<void> {
+    const socket = process.env.NOTIFY_SOCKET;
+    if (!socket) throw new RackError('bad_request', 'no NOTIFY_SOCKET: ready() works in an app started by dckinit');
+    await sdNotify(socket, { READY: '1', ...(status === undefined ? {} : { STATUS: status }) });
+  }
+
+  /** What a process of the group (this one by default) uses: its latest sample and `history` before it. */
+  async usage(pid?: number, opts: { history?: number } = {}): Promise<ProcessUsage> {
+    return this.conn.call<ProcessUsage>('usage', { pid: pid ?? this.pid, ...(opts.history ? { history: opts.history } : {}) });
+  }
+
+  /** The group's roll-up: sums over its processes' latest samples, each process's usage, IPC counters. */
+  async groupUsage(opts: { history?: number } = {}): Promise<GroupUsage> {
+    return this.conn.call<GroupUsage>('usage.group', opts.history ? { history: opts.history } : {});
+  }
+
+  /** The resource pools this group's forks are scheduled against, and its queued forks. */
+  async pool(): Promise<{ kernel: PoolView; group: PoolView; queue: QueuedFork[] }> {
+    return this.conn.call('pool.show');
   }
 
   /**

@@ -1,11 +1,24 @@
 /** The process model, as every part of RACK sees it (kernel, API, libdck, CLI, dckinit). */
 
-export const PROCESS_STATUSES = ['BUILD', 'ACTIVE', 'EXITED', 'KILLED', 'ERROR'] as const;
+/** QUEUED: forked, waiting in the Resource Scheduler's queue for capacity (no VM yet). */
+export const PROCESS_STATUSES = ['QUEUED', 'BUILD', 'ACTIVE', 'EXITED', 'KILLED', 'ERROR'] as const;
 export type ProcessStatus = (typeof PROCESS_STATUSES)[number];
 
-/** What the guest agent reports about the app it supervises. */
-export const APP_STATES = ['pending', 'starting', 'running', 'exited'] as const;
+/** The statuses of a process that has not ended. */
+export const LIVE_STATUSES = ['QUEUED', 'BUILD', 'ACTIVE'] as const;
+
+/**
+ * What the guest agent reports about the app it supervises. `running`: started; `ready`: the app
+ * said READY=1 on its NOTIFY_SOCKET (an app whose template does not use readiness is ready once
+ * it has started, as a systemd Type=simple service is).
+ */
+export const APP_STATES = ['pending', 'starting', 'running', 'ready', 'exited'] as const;
 export type AppState = (typeof APP_STATES)[number];
+
+/** Has the app started (running, or ready already)? */
+export function appStarted(state: AppState): boolean {
+  return state === 'running' || state === 'ready';
+}
 
 /** Signals a process can be sent. TERM and KILL also end processes through kill(). */
 export const SIGNALS = ['TERM', 'KILL', 'INT', 'HUP', 'USR1', 'USR2', 'STOP', 'CONT'] as const;
@@ -33,7 +46,7 @@ export type Args = Record<string, string>;
  * Past one, the call is refused with quota_exceeded and nothing of it is done.
  */
 export interface Quotas {
-  /** Live processes (BUILD or ACTIVE) at once. */
+  /** Live processes (QUEUED, BUILD or ACTIVE) at once: a queued fork counts, so the queue is bounded too. */
   processes: number;
   /** Forks over the group's whole life (PIDs handed out). */
   forks: number;

@@ -17,6 +17,8 @@ import { Messaging } from '../ipc/messaging.js';
 import { Pipes } from '../ipc/pipes.js';
 import { SharedMemory } from '../ipc/shared-memory.js';
 import { Kernel } from '../kernel/kernel.js';
+import { Monitor } from '../monitor/monitor.js';
+import type { Capacity } from '../protocol/resources.js';
 import { lockDataDir } from './data-dir.js';
 import { createCompute, createFiles, type DriverConfig } from './drivers.js';
 
@@ -41,6 +43,8 @@ export interface KernelConfig extends DriverConfig {
    * default the certificate itself (right for a self-signed one; give the CA that signed it).
    */
   tls?: { cert: string; key: string; ca?: string };
+  /** The kernel-wide resource pool (instances, vCPUs, RAM); on Nova the project's limits apply too. */
+  pool?: Capacity;
 }
 
 export interface RunningKernel {
@@ -96,6 +100,7 @@ export async function startKernel(cfg: KernelConfig): Promise<RunningKernel> {
     defaultGraceMs: cfg.defaultGraceMs,
     quotas: cfg.quotas,
     ca: cfg.tls ? (cfg.tls.ca ?? cfg.tls.cert) : undefined,
+    pool: cfg.pool,
   });
   const quotas = (gid: string): Promise<Quotas> => kernel.quotas(gid);
   const services: Services = {
@@ -107,10 +112,11 @@ export async function startKernel(cfg: KernelConfig): Promise<RunningKernel> {
     shm: new SharedMemory(store.shm, async (gid) => (await quotas(gid)).shm_bytes),
     pipes: new Pipes(),
     files: remoteFiles ?? new LocalFiles(join(dataDir, 'files')),
+    monitor: new Monitor(),
   };
   // Every reaction to a process's life, in one place (the kernel's own, the signals queued for
   // its agent, is registered by the kernel). They run in this order before the change is announced.
-  const { messaging, pipes, files } = services;
+  const { messaging, pipes, files, monitor } = services;
   kernel.use({
     name: 'pipes',
     // fork(): a child inherits its parent's anonymous pipes, as a Unix child its descriptors.
@@ -127,9 +133,10 @@ export async function startKernel(cfg: KernelConfig): Promise<RunningKernel> {
     groupDeleted: (gid) => auth.forgetGroup(gid),
   });
   kernel.use({ name: 'files', groupDeleted: (gid) => files.deleteGroup(gid) });
+  kernel.use({ name: 'usage samples', ended: (p) => monitor.forget(p.gid, p.pid), groupDeleted: (gid) => monitor.forgetGroup(gid) });
   await kernel.reconcile();
   const limiter = new Limiter({ ...DEFAULT_LIMITS, ...cfg.limits });
-  const api = createApi({ operations: operations(services), kernel, auth, limiter, log, tls: cfg.tls });
+  const api = createApi({ operations: operations(services), kernel, auth, limiter, log, monitor, tls: cfg.tls });
   // A revoked token's open connections close (their clients get 401 if they come back).
   auth.on('revoked', (whose) => api.ws.disconnect(whose));
   await new Promise<void>((ok, fail) => {

@@ -10,7 +10,7 @@ import { processesIn, readVm } from '../compute/nspawn/index.js';
 import { findVmsProcesses } from '../compute/sim/os-processes.js';
 import { consolePath } from '../compute/sim/sim-driver.js';
 import { startKernel, type RunningKernel } from '../server/start.js';
-import { isTerminal, type Process } from '../protocol/process.js';
+import { isTerminal, LIVE_STATUSES, type Process } from '../protocol/process.js';
 import { ConsoleFollower, type AppLine } from './console-follower.js';
 import type { Lifetime } from './render.js';
 
@@ -73,7 +73,8 @@ export class Sim {
   private track(p: Process): void {
     const key = `${p.gid}/${p.pid}`;
     const now = Date.now();
-    const t = this.lifetimes.get(key) ?? { gid: p.gid, pid: p.pid, ppid: p.ppid, label: p.name, start: now, end: null, outcome: '', compute: null, status: p.status };
+    const t: Lifetime & { gid: string; compute: string | null; status: string } = this.lifetimes.get(key) ?? { gid: p.gid, pid: p.pid, ppid: p.ppid, label: p.name, start: now, end: null, outcome: '', compute: null, status: p.status };
+    if (t.status === 'QUEUED' && p.status !== 'QUEUED' && t.booted === undefined) t.booted = now;
     t.status = p.status;
     if (p.compute_id) {
       t.compute = p.compute_id;
@@ -103,7 +104,7 @@ export class Sim {
       k.events,
       'process',
       (p: Process) => p.gid === gid && isTerminal(p.status),
-      async () => ((await k.listProcesses(gid, { status: ['BUILD', 'ACTIVE'] })).length === 0 ? true : null),
+      async () => ((await k.listProcesses(gid, { status: LIVE_STATUSES })).length === 0 ? true : null),
       Date.now() + ms,
       { onTimeout: () => false },
     );

@@ -4,4 +4,5 @@ export { buildGuestImage } from './guest-image.js';
 export type { AppLine } from './console-follower.js';
 export { drawTimelines, formatCount, formatDuration, LiveBlock, progressBar, type Lifetime } from './render.js';
 export { drawTree } from '../cli/tree.js';
+export { formatBytes, sparkline } from '../cli/format.js';
 export { ADMIN } from '../auth/auth.js';

@@ -26,11 +26,14 @@ export interface Lifetime {
   end: number | null;
   /** How it ended, shown after the bar. */
   outcome: string;
+  /** When it left the fork queue and its VM started booting; unset if it never waited. */
+  booted?: number;
 }
 
 /**
- * One line per VM: its place in the PPID tree, then a bar from boot to end on a shared time axis,
- * so restarts, overlaps and stragglers are visible at a glance.
+ * One line per VM: its place in the PPID tree, then a bar from boot to end on a shared time axis
+ * (dotted while it waited in the fork queue), so restarts, overlaps, queueing and stragglers are
+ * visible at a glance.
  */
 export function drawTimelines(items: readonly Lifetime[], t0: number, t1: number, width = 40): string {
   const span = Math.max(1, t1 - t0);
@@ -48,7 +51,9 @@ export function drawTimelines(items: readonly Lifetime[], t0: number, t1: number
     // Clamped: a VM may have started before the window drawn, or still be running after it.
     const from = Math.min(width - 1, Math.max(0, Math.floor(((i.start - t0) / span) * width)));
     const to = Math.max(from + 1, Math.ceil((((i.end ?? t1) - t0) / span) * width));
-    const bar = ' '.repeat(from) + '━'.repeat(Math.min(width, to) - from);
+    // The time a process waited in the fork queue (no VM yet) is dotted.
+    const boot = i.booted === undefined ? from : Math.min(Math.min(width, to), Math.max(from, Math.floor(((i.booted - t0) / span) * width)));
+    const bar = ' '.repeat(from) + '┄'.repeat(boot - from) + '━'.repeat(Math.min(width, to) - boot);
     return `${names[n]!.padEnd(nameWidth)}  ${bar.padEnd(width)}  ${i.outcome}`;
   });
   return [axis, ...lines].join('\n');

@@ -5,6 +5,7 @@
  */
 import type { RackError } from '../common/errors.js';
 import type { Group, Process, ProcessStatus, Quotas } from '../protocol/process.js';
+import type { Capacity } from '../protocol/resources.js';
 
 export type NewProcess = Omit<Process, 'pid' | 'created_at' | 'updated_at' | 'ended_at'>;
 
@@ -39,12 +40,12 @@ export interface ProcessStore {
   insert(gid: string, rows: readonly NewProcess[], quotas: Pick<Quotas, 'processes' | 'forks'>, rid?: string | null): Promise<{ processes: Process[]; replayed: boolean }>;
   get(gid: string, pid: number): Promise<Process | null>;
   list(gid: string, filter?: ProcessFilter): Promise<Process[]>;
-  /** Every process of every group that is not terminal (for reconciliation at start). */
+  /** Every process of every group that is not terminal, QUEUED included (for reconciliation at start). */
   listLive(): Promise<Process[]>;
   /** Applies the patch; `updated_at` is set by the store. Returns the new row (null if unknown). */
   update(gid: string, pid: number, patch: ProcessPatch): Promise<Process | null>;
   /**
-   * Applies the patch only if the process is still live (BUILD or ACTIVE): a terminal state is
+   * Applies the patch only if the process is still live (QUEUED, BUILD or ACTIVE): a terminal state is
    * final, and so a transition into one happens at most once. Returns null when not applied.
    */
   updateLive(gid: string, pid: number, patch: ProcessPatch): Promise<Process | null>;
@@ -157,6 +158,40 @@ export interface SignalQueueStore {
   clear(gid: string, pid: number): Promise<void>;
 }
 
+/**
+ * The Resource Scheduler's record of a process: what its VM takes from the pools, and, while it
+ * waits in the queue, its place (priority, then fork order), its deadline and its own user_data.
+ */
+export interface ScheduleEntry {
+  gid: string;
+  pid: number;
+  vcpus: number;
+  ram_mb: number;
+  /** Waiting for capacity (true), or holding it (its VM is booting or booted). */
+  queued: boolean;
+  /** Higher boots first. */
+  priority: number;
+  /** Fork order, given by the store (increasing). */
+  seq: number;
+  /** Epoch ms when a queued process gives up, or null. */
+  deadline: number | null;
+  /** The fork's own raw user_data (queued only: its VM boots later). */
+  userdata: string | null;
+}
+
+export interface ScheduleStore {
+  /** Records new entries in the given order; answers them with their seq. */
+  add(entries: ReadonlyArray<Omit<ScheduleEntry, 'seq'>>): Promise<ScheduleEntry[]>;
+  /** A queued process left the queue to boot: it holds its resources now. */
+  dequeued(gid: string, pid: number): Promise<void>;
+  delete(gid: string, pid: number): Promise<void>;
+  /** Every entry, in seq order. */
+  list(): Promise<ScheduleEntry[]>;
+  /** A group's own pool bounds; null removes them. */
+  setPool(gid: string, capacity: Capacity | null): Promise<void>;
+  pools(): Promise<Array<{ gid: string; capacity: Capacity }>>;
+}
+
 export interface Store {
   readonly groups: GroupStore;
   readonly processes: ProcessStore;
@@ -165,5 +200,6 @@ export interface Store {
   readonly signals: SignalQueueStore;
   readonly mailboxes: MailboxStore;
   readonly shm: ShmStore;
+  readonly schedule: ScheduleStore;
   close(): Promise<void>;
 }

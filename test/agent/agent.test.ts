@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { until } from '../../src/common/until.js';
-import type { Process } from '../../src/protocol/process.js';
+import { appStarted, type Process } from '../../src/protocol/process.js';
 import { untilFile, untilGone } from '../support/files.js';
 import { osProcessesOfVm, startTestKernel, untilProcess, type TestKernel } from '../support/kernel.js';
 
@@ -20,7 +20,7 @@ describe('dckinit in sim VMs, against the kernel', () => {
     port = Number(new URL(k.url).port);
     gid = (await k.call('POST', '/v1/groups', { group: { name: 'agents', template: 'agent-app', args: { out } } })).body.group.gid;
     const r = await k.call('POST', `/v1/groups/${gid}/processes`, { process: { name: 'parent' } });
-    root = await untilProcess(k, gid, r.body.processes[0].pid, (p) => p.app_state === 'running');
+    root = await untilProcess(k, gid, r.body.processes[0].pid, (p) => appStarted(p.app_state));
   });
   afterAll(async () => {
     await k.call('DELETE', `/v1/groups/${gid}`);
@@ -67,8 +67,8 @@ describe('dckinit in sim VMs, against the kernel', () => {
   it('signals reach the app; TERM through kill reaches it as SIGTERM, KILL destroys the VM', async () => {
     const t = k.tokenOf(root);
     const [a, b] = (await k.call('POST', `/v1/groups/${gid}/processes`, { process: { count: 2 } }, t)).body.processes as Process[];
-    await untilProcess(k, gid, a!.pid, (p) => p.app_state === 'running');
-    await untilProcess(k, gid, b!.pid, (p) => p.app_state === 'running');
+    await untilProcess(k, gid, a!.pid, (p) => appStarted(p.app_state));
+    await untilProcess(k, gid, b!.pid, (p) => appStarted(p.app_state));
     // "running" means started; the app has its signal handlers once it has written its env file.
     await untilFile(join(out, `${a!.pid}.env`));
     expect((await k.call('POST', `/v1/groups/${gid}/processes/${a!.pid}/signal`, { signal: { name: 'USR1' } }, t)).status).toBe(202);
@@ -89,7 +89,7 @@ describe('dckinit in sim VMs, against the kernel', () => {
     const [c] = (await k.call('POST', `/v1/groups/${gid}/processes`, { process: {} }, t)).body.processes as Process[];
     // A root process whose app exits at once: its agent stays (on_exit: stay) with nothing left to do but wait.
     const [done] = (await k.call('POST', `/v1/groups/${gid}/processes`, { process: { name: 'done', args: { mode: 'exit', code: '3' } } })).body.processes as Process[];
-    await untilProcess(k, gid, c!.pid, (p) => p.app_state === 'running');
+    await untilProcess(k, gid, c!.pid, (p) => appStarted(p.app_state));
     const ended = await untilProcess(k, gid, done!.pid, (p) => p.status === 'EXITED');
     expect(ended.exit_code).toBe(3);
     const vm = (await k.kernel.getProcess(gid, c!.pid))!.compute_id!;

@@ -31,6 +31,19 @@ describe('rack CLI', () => {
   });
   afterAll(() => k.cleanup());
 
+  it('rack top draws plain frames when not on a terminal; rack pool sets and shows the pool', async () => {
+    const top = await rack(['top', '--iterations', '1']);
+    expect(top.code, top.stderr).toBe(0);
+    expect(top.stdout).toMatch(/^rack top /);
+    expect(top.stdout).toContain(`group cli (${gid.slice(0, 8)})`);
+    expect(top.stdout).toMatch(new RegExp(`^ +${root.pid} +- (BUILD|ACTIVE) `, 'm'));
+    expect((await rack(['top', '--sort', 'colour'])).code).toBe(2);
+    const pool = await rack(['pool', '--set', 'instances=5,vcpus=none']);
+    expect(pool.code, pool.stderr).toBe(0);
+    expect(pool.stdout).toMatch(/^group +[0-9]+\/5 +[0-9.]+\/∞ /m);
+    expect((await rack(['pool', '--clear', '--json'])).stdout).toContain('"capacity":{"instances":null');
+  });
+
   it('bad usage: one line saying what is wrong, exit 2', async () => {
     for (const args of [['nonsense'], ['kill'], ['kill', '-5'], ['ps', '--bogus'], ['shm', 'get'], ['fork', '--count', 'many'], ['console', '100', '--lines', '0'], ['file', 'put', 'x', '/no/such/file']]) {
       const r = await rack(args);
@@ -45,7 +58,7 @@ describe('rack CLI', () => {
   });
 
   it('every command answers --help with its own usage, exit 0', async () => {
-    for (const cmd of ['kernel', 'group', 'ps', 'fork', 'kill', 'signal', 'wait', 'console', 'status', 'send', 'recv', 'shm', 'file', 'pipe']) {
+    for (const cmd of ['kernel', 'group', 'ps', 'top', 'pool', 'fork', 'kill', 'signal', 'wait', 'console', 'status', 'send', 'recv', 'shm', 'file', 'pipe']) {
       const r = await rack([cmd, '--help'], { RACK_URL: '' });
       expect(r.code, cmd).toBe(0);
       expect(r.stdout, cmd).toMatch(new RegExp(`^rack ${cmd}: .*\n\nusage: rack ${cmd}`));

@@ -33,6 +33,14 @@ describe('npm run sim', () => {
     expect(r.report.elapsed_ms).toBeGreaterThan(0);
   }, 120_000);
 
+  it('--max-instances 2: the pool holds two workers, the queue absorbs the other two forks, and it still verifies', async () => {
+    const r = await sim(['--rows', '30000', '--chunk-size', '500000', '--max-instances', '2', '--json']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.report).toMatchObject({ verified: true, rows_inserted: 30000, children: 4, queued_forks: 2, processes_left: 0 });
+    // What the children used, from their guest agents' samples (those that lived a second or more).
+    for (const c of r.report.children_usage) expect(c).toMatchObject({ pid: expect.any(Number), samples: expect.any(Number), rss_peak: expect.any(Number) });
+  }, 240_000);
+
   it('--chaos: a child killed mid-way is replaced and every row still lands exactly once', async () => {
     const r = await sim(['--rows', '150000', '--chunk-size', '4000000', '--chaos', '--json']);
     expect(r.code, r.stderr).toBe(0);

@@ -15,8 +15,8 @@ export function freePort(): Promise<number> {
 }
 
 /** `rack kernel` as its own OS process (for kill -9 and for measuring its memory); resolves once it listens. */
-export function startKernelProcess(port: number, dataDir: string): Promise<ChildProcess> {
-  const child = spawn(process.execPath, ['dist/cli/main.js', 'kernel', '--listen', `127.0.0.1:${port}`, '--data', dataDir, '--templates', FIXTURES], {
+export function startKernelProcess(port: number, dataDir: string, extra: readonly string[] = []): Promise<ChildProcess> {
+  const child = spawn(process.execPath, ['dist/cli/main.js', 'kernel', '--listen', `127.0.0.1:${port}`, '--data', dataDir, '--templates', FIXTURES, ...extra], {
     env: { ...process.env, RACK_ADMIN_TOKEN: ADMIN_TOKEN, RACK_LOG_LEVEL: 'warn' },
     stdio: ['ignore', 'pipe', 'inherit'],
   });

@@ -2,6 +2,8 @@
  * The parent process (PPID == NULL): the seed's File Catcher APP with its Target Database.
  * It takes CSV files handed to it (put-file), forks one child per chunk from the same image,
  * stores the rows the children send, and replaces any child that dies before its chunk is done.
+ * The application, not the infrastructure, sizes its scale-out: it reads the resource pool
+ * before forking, forks what the pool can hold now, and lets the kernel's queue absorb the rest.
  */
 import { connect, type Rack } from 'rack/libdck';
 import { planChunks, type Plan } from './chunking.js';
@@ -54,7 +56,8 @@ async function main(): Promise<void> {
     });
     c.pid = child!.pid;
     c.attempts++;
-    c.state = 'running';
+    c.state = child!.status === 'QUEUED' ? 'queued' : 'running';
+    if (c.state === 'queued') job.status.queued++;
     c.rows = 0;
     c.done_bytes = 0;
     job.status.forks++;
@@ -82,7 +85,7 @@ async function main(): Promise<void> {
   const putFile = async (m: PutFile): Promise<void> => {
     if (jobs.has(m.job)) return; // the same request again
     const status: JobStatus = {
-      job: m.job, state: 'planning', size: m.size, chunks: [], forks: 0, rows_inserted: 0, rows_rejected: 0,
+      job: m.job, state: 'planning', size: m.size, chunks: [], forks: 0, queued: 0, pool_free: null, rows_inserted: 0, rows_rejected: 0,
       checksum: null, reject_lines: null, error: null, started_at: Date.now(), finished_at: null,
     };
     try {
@@ -93,7 +96,12 @@ async function main(): Promise<void> {
       status.chunks = plan.chunks.map((c) => ({ index: c.index, pid: null, attempts: 0, rows: 0, bytes: c.end - c.start, done_bytes: 0, state: 'pending' }));
       status.state = 'running';
       jobs.set(m.job, job);
-      log('planned', { job: m.job, chunks: plan.chunks.length, size: m.size });
+      // What the pool holds now: the group's room and the kernel's, whichever is less.
+      const pool = await rack.pool();
+      const free = [pool.group.free.instances, pool.kernel.free.instances].filter((n): n is number => n !== null);
+      status.pool_free = free.length ? Math.min(...free) : null;
+      const now = status.pool_free === null ? plan.chunks.length : Math.min(plan.chunks.length, status.pool_free);
+      log('planned', { job: m.job, chunks: plan.chunks.length, size: m.size, pool_free: status.pool_free, fork_now: now, queue: plan.chunks.length - now });
       for (const c of status.chunks) await fork(job, c);
       await publish(rack, job);
     } catch (err) {
@@ -145,6 +153,7 @@ async function main(): Promise<void> {
       if (m.type === 'rows') {
         job.db.insert(m.chunk, m.rows.map(([line, ...fields]) => ({ line, fields })), m.rejects.map(([line, reason, raw]) => ({ line, reason, raw })));
         if (msg.from === c.pid) {
+          if (c.state === 'queued') c.state = 'running';
           c.rows += m.rows.length + m.rejects.length;
           c.done_bytes = Math.max(c.done_bytes, m.upto);
         }

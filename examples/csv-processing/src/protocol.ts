@@ -38,7 +38,8 @@ export interface ChunkProgress {
   bytes: number;
   /** Bytes of the chunk whose rows have arrived. */
   done_bytes: number;
-  state: 'pending' | 'running' | 'done';
+  /** queued: forked, waiting in the kernel's queue for room in the resource pool. */
+  state: 'pending' | 'queued' | 'running' | 'done';
 }
 
 /** What the File Catcher publishes in shared memory under `csv:<job>`. */
@@ -48,6 +49,10 @@ export interface JobStatus {
   size: number;
   chunks: ChunkProgress[];
   forks: number;
+  /** Forks the pool could not hold at once: they waited in the kernel's queue. */
+  queued: number;
+  /** Room in the resource pool (instances) when the job was planned; null: unbounded. */
+  pool_free: number | null;
   rows_inserted: number;
   rows_rejected: number;
   checksum: string | null;

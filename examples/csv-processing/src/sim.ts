@@ -16,8 +16,9 @@ import { putFile, startDaemon, TEMPLATE, TEMPLATES_DIR, type Target } from './co
 import { generateCsv } from './generate.js';
 import type { JobStatus } from './protocol.js';
 import { statusKey } from './protocol.js';
+import { UsageLog } from './usage.js';
 
-const USAGE = 'usage: npm run sim -- [--rows N | --csv FILE] [--broken FRACTION] [--chaos] [--max-children N] [--chunk-size BYTES] [--driver sim|nspawn] [--json] [--keep]';
+const USAGE = 'usage: npm run sim -- [--rows N | --csv FILE] [--broken FRACTION] [--chaos] [--max-children N] [--chunk-size BYTES] [--max-instances N] [--driver sim|nspawn] [--json] [--keep]';
 /** Real guests boot a whole OS each: a smaller default job fits two cores. */
 const NSPAWN_DEFAULTS = { rows: 20_000, maxChildren: 2, chunkSize: 512 * 1024 };
 
@@ -30,6 +31,8 @@ interface Options {
   keep: boolean;
   maxChildren: number;
   chunkSize: number | null;
+  /** Worker VMs the group's pool holds at once (null: unbounded). */
+  maxInstances: number | null;
   driver: 'sim' | 'nspawn';
 }
 
@@ -46,6 +49,7 @@ function options(argv: string[]): Options {
       keep: { type: 'boolean', default: false },
       'max-children': { type: 'string' },
       'chunk-size': { type: 'string' },
+      'max-instances': { type: 'string' },
       driver: { type: 'string', default: 'sim' },
       help: { type: 'boolean', default: false },
     },
@@ -74,6 +78,7 @@ function options(argv: string[]): Options {
     keep: values.keep,
     maxChildren: int(values['max-children'], 'max-children', 1, 64, small ? NSPAWN_DEFAULTS.maxChildren : 4),
     chunkSize: values['chunk-size'] === undefined ? (small ? NSPAWN_DEFAULTS.chunkSize : null) : int(values['chunk-size'], 'chunk-size', 1024, 2 ** 40, 0),
+    maxInstances: values['max-instances'] === undefined ? null : int(values['max-instances'], 'max-instances', 1, 1000, 0),
     driver: values.driver,
   };
 }
@@ -122,6 +127,21 @@ async function main(): Promise<number> {
   const group = await k.kernel.createGroup({ name: 'csv-processing', template: TEMPLATE });
   const t: Target = { url: k.url, token: k.adminToken, gid: group.gid };
   say(`group ${group.gid}`);
+  if (opts.maxInstances !== null) {
+    // The group's resource pool: the File Catcher's own VM and at most N workers at once.
+    await k.kernel.setPool(group.gid, { instances: opts.maxInstances + 1 });
+    say(`pool: ${opts.maxInstances + 1} instances (the File Catcher + ${opts.maxInstances} worker${opts.maxInstances === 1 ? '' : 's'} at once); more forks wait in the kernel's queue`);
+  }
+  // Every process that ever waited in the queue, and what each child used.
+  const queued = new Set<number>();
+  const names = new Map<number, string>();
+  k.kernel.events.on('process', (p: Process) => {
+    if (p.gid !== group.gid) return;
+    names.set(p.pid, p.name);
+    if (p.status === 'QUEUED') queued.add(p.pid);
+  });
+  const usage = new UsageLog(group.gid, (pid) => names.get(pid));
+  k.services.monitor.on('sample', usage.onSample);
 
   let csv = opts.csv;
   if (!csv) {
@@ -210,6 +230,8 @@ async function main(): Promise<number> {
     checksum_expected: expected.checksum,
     chaos_killed: chaosVictim,
     rejected_lines: final.reject_lines,
+    queued_forks: queued.size,
+    children_usage: usage.children([catcher]).map(({ cpu: _cpu, ...c }) => c),
     processes_left: 0,
   };
 
@@ -220,8 +242,12 @@ async function main(): Promise<number> {
     say(`  children   ${children} VM${children === 1 ? '' : 's'} for ${children} chunk${children === 1 ? '' : 's'}${report.replacements ? `, ${report.replacements} replacement${report.replacements === 1 ? '' : 's'} after a child died` : ''}`);
     say(`  elapsed    ${formatDuration(elapsed)}, ${formatCount(report.rows_per_s)} rows/s`);
     say(`  checksum   table ${final.checksum} / input ${expected.checksum}`);
+    if (opts.maxInstances !== null || queued.size > 0) say(`  queue      ${queued.size} fork${queued.size === 1 ? '' : 's'} waited for room in the pool (room when planned: ${final.pool_free ?? 'unbounded'})`);
     say('');
-    say('process tree and VM lifetimes:');
+    say("children's usage (their guest agents' samples, one a second):");
+    say(UsageLog.table(usage.children([catcher])));
+    say('');
+    say(`process tree and VM lifetimes${queued.size > 0 ? ' (┄ waiting in the fork queue, ━ its VM)' : ''}:`);
     say(drawTimelines(lifetimes, t0, t1, 40));
   }
 

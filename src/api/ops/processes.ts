@@ -5,6 +5,8 @@ import { MAX_GRACE_SECONDS, MAX_WAIT_SECONDS, empty, object, processesOut, proce
 import type { Services } from './services.js';
 
 const MAX_CONSOLE_LINES = 10_000;
+/** A queued fork waits at most a week. */
+const MAX_QUEUE_SECONDS = 7 * 24 * 3600;
 const seconds = (max: number, description: string) => ({ type: 'number', minimum: 0, maximum: max, description });
 
 /** A fork's `userdata` (base64, as in Nova's API) -> the raw text. */
@@ -64,20 +66,25 @@ export function processOps({ kernel }: Services): Operation[] {
           args: ref('Args'),
           userdata: ref('UserData'),
           count: { type: 'integer', minimum: 1 },
+          priority: { type: 'integer', minimum: -1000, maximum: 1000, description: 'queue order when the pools are full: higher boots first (default 0)' },
+          timeout: seconds(MAX_QUEUE_SECONDS, 'how long a QUEUED process waits for capacity before it ends in ERROR (default: as long as it takes)'),
+          no_queue: { type: 'boolean', description: 'fail with no_capacity instead of queueing' },
           wait_running: seconds(MAX_WAIT_SECONDS, 'answer only once every new app runs (seconds to wait)'),
+          wait_ready: seconds(MAX_WAIT_SECONDS, 'answer only once every new app is ready (READY=1 on its NOTIFY_SOCKET, or started when its template does not use readiness)'),
         },
         required: ['gid'],
       },
       output: processesOut,
-      errors: ['not_found', 'conflict', 'payload_too_large', 'timeout', 'quota_exceeded', 'compute_error'],
+      errors: ['not_found', 'conflict', 'payload_too_large', 'timeout', 'quota_exceeded', 'no_capacity', 'compute_error'],
       idempotent: false,
       durable: true,
-      rest: { method: 'POST', path: P, status: 202, query: ['wait_running'], body: { root: 'process', fields: ['ppid', 'name', 'template', 'flavor', 'args', 'userdata', 'count'] } },
-      handler: async (ctx, input: { gid: string; wait_running?: number; userdata?: string }) => {
-        const { gid: _gid, wait_running, userdata, ...rest } = input;
-        const created = await kernel.fork(ctx.who, ctx.gid, { ...rest, userdata: decodeUserdata(userdata) }, ctx.rid);
-        if (wait_running === undefined) return { processes: created };
-        return { processes: await kernel.waitRunning(ctx.gid, created.map((c) => c.pid), wait_running * 1000) };
+      rest: { method: 'POST', path: P, status: 202, query: ['wait_running', 'wait_ready'], body: { root: 'process', fields: ['ppid', 'name', 'template', 'flavor', 'args', 'userdata', 'count', 'priority', 'timeout', 'no_queue'] } },
+      handler: async (ctx, input: { gid: string; wait_running?: number; wait_ready?: number; userdata?: string; timeout?: number; no_queue?: boolean }) => {
+        const { gid: _gid, wait_running, wait_ready, userdata, timeout, no_queue, ...rest } = input;
+        const created = await kernel.fork(ctx.who, ctx.gid, { ...rest, userdata: decodeUserdata(userdata), timeoutMs: timeout === undefined ? undefined : Math.round(timeout * 1000), noQueue: no_queue }, ctx.rid);
+        const wait = wait_ready ?? wait_running;
+        if (wait === undefined) return { processes: created };
+        return { processes: await kernel.waitRunning(ctx.gid, created.map((c) => c.pid), wait * 1000, wait_ready !== undefined) };
       },
     }),
     defineOp({
@@ -99,6 +106,8 @@ export function processOps({ kernel }: Services): Operation[] {
       output: processOut,
       errors: ['not_found'],
       idempotent: true,
+      // The guest agent relays the app's sd_notify STATUS= lines.
+      agent: true,
       rest: { method: 'PUT', path: `${P}/{pid}`, body: { root: 'process', fields: ['app_status'] } },
       handler: async (ctx, input: { pid: number; app_status: string }) => ({ process: await kernel.setAppStatus(ctx.gid, input.pid, input.app_status) }),
     }),
@@ -167,16 +176,16 @@ export function processOps({ kernel }: Services): Operation[] {
     }),
     defineOp({
       name: 'running',
-      summary: "Wait until the process's app reports running (long-poll)",
+      summary: "Wait until the process's app reports running, or with ready=true until it is ready (long-poll)",
       policy: 'group',
-      input: { properties: { ...target, timeout: seconds(MAX_WAIT_SECONDS, 'seconds, default 30') }, required: ['gid', 'pid'] },
+      input: { properties: { ...target, timeout: seconds(MAX_WAIT_SECONDS, 'seconds, default 30'), ready: { type: 'boolean', description: 'wait until the app is ready (default: running)' } }, required: ['gid', 'pid'] },
       output: processOut,
       errors: ['not_found', 'timeout', 'conflict'],
       idempotent: true,
-      rest: { method: 'GET', path: `${P}/{pid}/running`, query: ['timeout'] },
-      handler: async (ctx, input: { pid: number; timeout?: number }) => {
+      rest: { method: 'GET', path: `${P}/{pid}/running`, query: ['timeout', 'ready'] },
+      handler: async (ctx, input: { pid: number; timeout?: number; ready?: boolean }) => {
         await kernel.getProcess(ctx.gid, input.pid);
-        const [p] = await kernel.waitRunning(ctx.gid, [input.pid], Math.round((input.timeout ?? 30) * 1000));
+        const [p] = await kernel.waitRunning(ctx.gid, [input.pid], Math.round((input.timeout ?? 30) * 1000), input.ready ?? false);
         return { process: p };
       },
     }),

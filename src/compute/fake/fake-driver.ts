@@ -1,5 +1,6 @@
-import type { RackError } from '../../common/errors.js';
-import type { BootRequest, ComputeDriver, VmChange, VmInfo, VmState } from '../driver.js';
+import { RackError } from '../../common/errors.js';
+import type { FlavorSize } from '../../protocol/resources.js';
+import type { BootRequest, ComputeDriver, ProjectLimits, VmChange, VmInfo, VmState } from '../driver.js';
 
 interface FakeVm {
   id: string;
@@ -23,6 +24,21 @@ export class FakeDriver implements ComputeDriver {
   refuse: RackError | null = null;
   /** When set, boot() waits for it before answering. */
   gate: Promise<void> | null = null;
+
+  /** Flavor sizes by name (null flavor: `default`); others are unknown. */
+  flavors: Record<string, FlavorSize> = { default: { vcpus: 1, ram_mb: 512 }, large: { vcpus: 4, ram_mb: 4096 } };
+  /** What limits() answers. */
+  projectLimits: ProjectLimits | null = null;
+
+  async flavor(_template: string, flavor: string | null): Promise<FlavorSize | null> {
+    const f = this.flavors[flavor ?? 'default'];
+    if (!f) throw new RackError('bad_request', `no flavor ${flavor}`);
+    return f;
+  }
+
+  async limits(): Promise<ProjectLimits | null> {
+    return this.projectLimits;
+  }
 
   async boot(req: BootRequest): Promise<string> {
     if (this.gate) await this.gate;

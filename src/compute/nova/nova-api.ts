@@ -92,6 +92,22 @@ export class NovaApi {
     throw new RackError('compute_error', `Nova refused server ${server.name}: ${msg}`);
   }
 
+  /** A flavor's vCPUs and RAM, by id (GET /flavors/{id}), else by name among all; null when Nova knows neither. */
+  async flavorSize(flavor: string): Promise<{ vcpus: number; ram: number } | null> {
+    type Flavor = { name: string; vcpus: number; ram: number };
+    const r = await this.call('GET', `/flavors/${encodeURIComponent(flavor)}`);
+    const byId = r.status === 200 ? (r.data as { flavor?: Flavor } | null)?.flavor : undefined;
+    if (byId) return byId;
+    const all = await this.call('GET', '/flavors/detail?is_public=None');
+    return (all.status === 200 ? (all.data as { flavors?: Flavor[] } | null)?.flavors?.find((f) => f.name === flavor) : undefined) ?? null;
+  }
+
+  /** The project's absolute limits and usage (GET /limits), as Nova names them; null without an answer. */
+  async absoluteLimits(): Promise<Record<string, unknown> | null> {
+    const r = await this.call('GET', '/limits');
+    return r.status === 200 ? ((r.data as { limits?: { absolute?: Record<string, unknown> } } | null)?.limits?.absolute ?? null) : null;
+  }
+
   /** DELETE /servers/{id}; a server that is already gone is not an error. */
   async deleteServer(id: string): Promise<void> {
     const r = await this.call('DELETE', `/servers/${encodeURIComponent(id)}`);

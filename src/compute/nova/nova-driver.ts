@@ -2,7 +2,8 @@ import { randomUUID } from 'node:crypto';
 import { RackError } from '../../common/errors.js';
 import { silentLogger, type Logger } from '../../common/log.js';
 import type { KeystoneSession } from '../../openstack/keystone.js';
-import type { BootRequest, ComputeDriver, VmChange, VmInfo, VmState } from '../driver.js';
+import type { FlavorSize } from '../../protocol/resources.js';
+import type { BootRequest, ComputeDriver, ProjectLimits, VmChange, VmInfo, VmState } from '../driver.js';
 import { NovaApi, type CreateServer, type ServerView } from './nova-api.js';
 
 export type Networks = 'auto' | 'none' | string[];
@@ -165,6 +166,25 @@ export class NovaDriver implements ComputeDriver {
 
   private watch(id: string, state: VmState): void {
     if (!this.known.has(id)) this.known.set(id, state);
+  }
+
+  /** A flavor's size from Nova (by id, else by name); null when Nova does not know it (its boot then says why). */
+  async flavor(_template: string, flavor: string | null): Promise<FlavorSize | null> {
+    if (!flavor) return null;
+    const f = await this.api.flavorSize(flavor);
+    return f ? { vcpus: f.vcpus, ram_mb: f.ram } : null;
+  }
+
+  /** The project's absolute limits and usage (Nova's /limits); -1 means unlimited. */
+  async limits(): Promise<ProjectLimits | null> {
+    const a = await this.api.absoluteLimits();
+    if (!a) return null;
+    const max = (v: unknown): number | null => (typeof v === 'number' && v >= 0 ? v : null);
+    const used = (v: unknown): number => (typeof v === 'number' && v > 0 ? v : 0);
+    return {
+      max: { instances: max(a.maxTotalInstances), vcpus: max(a.maxTotalCores), ram_mb: max(a.maxTotalRAMSize) },
+      used: { instances: used(a.totalInstancesUsed), vcpus: used(a.totalCoresUsed), ram_mb: used(a.totalRAMUsed) },
+    };
   }
 
   onChange(listener: (change: VmChange) => void): void {

@@ -1,10 +1,12 @@
 import { randomUUID } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import type { Server } from 'node:http';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { silentLogger, type Logger } from '../../common/log.js';
 import { consoleTail } from '../console-tail.js';
+import type { FlavorSize } from '../../protocol/resources.js';
 import type { BootRequest, ComputeDriver, VmChange, VmInfo, VmState } from '../driver.js';
+import { imageFlavor } from '../image-flavors.js';
 import { MetadataServer } from '../metadata/metadata-server.js';
 import { writeGuestFiles } from './guest-files.js';
 import { resolveImage } from './images.js';
@@ -122,6 +124,14 @@ export class NspawnDriver implements ComputeDriver {
       if (vm) out.push(vm);
     }
     return out;
+  }
+
+  /**
+   * The flavors the image declares: an `image.yaml` beside its rootfs (scripts/guest-image.sh
+   * copies the app's), as for the sim's templates (see image-flavors.ts).
+   */
+  async flavor(template: string, flavor: string | null): Promise<FlavorSize | null> {
+    return imageFlavor(dirname(resolveImage(this.opts.images, template)), flavor);
   }
 
   async boot(req: BootRequest): Promise<string> {

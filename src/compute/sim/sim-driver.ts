@@ -6,8 +6,10 @@ import yaml from 'js-yaml';
 import { RackError } from '../../common/errors.js';
 import { silentLogger, type Logger } from '../../common/log.js';
 import { packageRoot } from '../../common/package-info.js';
+import type { FlavorSize } from '../../protocol/resources.js';
 import { consoleTail } from '../console-tail.js';
 import type { BootRequest, ComputeDriver, VmChange, VmInfo, VmState } from '../driver.js';
+import { imageFlavor } from '../image-flavors.js';
 import { MetadataServer } from '../metadata/metadata-server.js';
 import { findVmsProcesses, killVmsProcesses, processStartTime } from './os-processes.js';
 
@@ -140,6 +142,11 @@ export class SimDriver implements ComputeDriver {
       }
     }
     return [process.execPath, join(packageRoot(), 'dist', 'dckinit', 'main.js')];
+  }
+
+  /** The flavors a template declares in its image.yaml (see image-flavors.ts). */
+  async flavor(template: string, flavor: string | null): Promise<FlavorSize | null> {
+    return imageFlavor(this.resolveTemplate(template), flavor);
   }
 
   async boot(req: BootRequest): Promise<string> {

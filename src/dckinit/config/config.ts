@@ -14,11 +14,18 @@ export interface RoleConfig {
   restart: { policy: 'never' | 'on-failure'; max: number; backoff: number };
   on_exit: OnExit | null;
   stop_grace: number;
+  /**
+   * When the app counts as ready: once started (`started`, as a systemd Type=simple service), or
+   * when it sends READY=1 to its NOTIFY_SOCKET (`notify`, as Type=notify).
+   */
+  ready: 'started' | 'notify';
 }
 
 export interface AgentConfig {
   metadata: { url: string | null; timeout: number; config_drive: string | null };
   heartbeat: number;
+  /** Seconds between usage samples sent to the kernel; 0: none. */
+  monitor: { interval: number };
   roles: Record<string, RoleConfig>;
 }
 
@@ -95,7 +102,7 @@ class Checker {
   }
 }
 
-const ROLE_KEYS = ['command', 'shell', 'workdir', 'user', 'environment', 'restart', 'on_exit', 'stop_grace'] as const;
+const ROLE_KEYS = ['command', 'shell', 'workdir', 'user', 'environment', 'restart', 'on_exit', 'stop_grace', 'ready'] as const;
 
 function role(c: Checker, v: unknown, path: string[]): RoleConfig {
   const o = c.obj(v, path, ROLE_KEYS);
@@ -131,13 +138,17 @@ function role(c: Checker, v: unknown, path: string[]): RoleConfig {
     },
     on_exit: o.on_exit === undefined ? null : c.oneOf(o.on_exit, [...path, 'on_exit'], ['kill', 'stay', 'poweroff'] as const),
     stop_grace: o.stop_grace === undefined ? 10 : c.num(o.stop_grace, [...path, 'stop_grace'], 0, 3600),
+    ready: o.ready === undefined ? 'started' : c.oneOf(o.ready, [...path, 'ready'], ['started', 'notify'] as const),
   };
 }
 
 /** Validates a parsed config document (the file, or the file with user-data merged over it). */
 export function checkConfig(doc: unknown, file: string, text: string): AgentConfig {
   const c = new Checker(file, text);
-  const top = c.obj(doc ?? {}, [], ['metadata', 'heartbeat', 'roles']);
+  const top = c.obj(doc ?? {}, [], ['metadata', 'heartbeat', 'monitor', 'roles']);
+  const mon = top.monitor === undefined ? {} : c.obj(top.monitor, ['monitor'], ['interval']);
+  const interval = mon.interval === undefined ? 5 : c.num(mon.interval, ['monitor', 'interval'], 0, 3600);
+  if (interval > 0 && interval < 1) c.fail(['monitor', 'interval'], 'must be 0 (no samples) or from 1 to 3600 seconds');
   const md = top.metadata === undefined ? {} : c.obj(top.metadata, ['metadata'], ['url', 'timeout', 'config_drive']);
   const roles: Record<string, RoleConfig> = {};
   const rolesObj = top.roles === undefined ? {} : c.obj(top.roles, ['roles'], null);
@@ -152,6 +163,7 @@ export function checkConfig(doc: unknown, file: string, text: string): AgentConf
       config_drive: md.config_drive === undefined ? null : c.str(md.config_drive, ['metadata', 'config_drive']),
     },
     heartbeat: top.heartbeat === undefined ? 15 : c.num(top.heartbeat, ['heartbeat'], 1, 3600),
+    monitor: { interval },
     roles,
   };
 }

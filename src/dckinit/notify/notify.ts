@@ -1,8 +1,8 @@
-import { execFile } from 'node:child_process';
+import { sdNotify } from '../../common/sd-notify.js';
 
 /**
  * sd_notify(3) for systemd's Type=notify. Node has no unix datagram sockets, so the message goes
- * through systemd's own `systemd-notify` tool. It is a short-lived helper process, and systemd
+ * through systemd's own `systemd-notify` tool (see sdNotify). It is a short-lived helper process, and systemd
  * attributes a notification by the sender's PID: `--pid=` names the agent as the main PID and the
  * unit's NotifyAccess=all accepts the helper's message even if it has exited by the time systemd
  * reads it. Without NOTIFY_SOCKET (not under systemd) every call is a no-op.
@@ -18,14 +18,10 @@ export class Notifier {
 
   /** Sends one notification (e.g. {READY: '1', STATUS: 'running'}); sends are kept in order. */
   notify(fields: Record<string, string>): Promise<void> {
-    if (!this.socket) return Promise.resolve();
-    const args = [`--pid=${process.pid}`, ...Object.entries(fields).map(([k, v]) => `${k}=${v.replace(/\n/g, ' ')}`)];
-    this.chain = this.chain.then(
-      () =>
-        new Promise<void>((resolve) => {
-          execFile('systemd-notify', args, { env: process.env, timeout: 5000 }, () => resolve());
-        }),
-    );
+    const socket = this.socket;
+    if (!socket) return Promise.resolve();
+    // A notification that cannot be sent is no reason to stop: systemd's timeouts tell.
+    this.chain = this.chain.then(() => sdNotify(socket, fields, { pid: process.pid }).catch(() => {}));
     return this.chain;
   }
 

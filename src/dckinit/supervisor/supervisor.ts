@@ -15,7 +15,7 @@ export function expand(value: string, env: Record<string, string | undefined>): 
   return value.replace(/\$\{([A-Za-z_][A-Za-z0-9_]*)\}/g, (m, name: string) => env[name] ?? m);
 }
 
-function userIds(user: string): { uid: number; gid: number } {
+export function userIds(user: string): { uid: number; gid: number } {
   try {
     const uid = Number(execFileSync('id', ['-u', user], { encoding: 'utf8' }).trim());
     const gid = Number(execFileSync('id', ['-g', user], { encoding: 'utf8' }).trim());
@@ -82,6 +82,11 @@ export class Supervisor extends EventEmitter {
       return;
     }
     this.emit('exit', exit);
+  }
+
+  /** The app's first process (its process group's id), while it runs. */
+  get pid(): number | null {
+    return this.child?.pid ?? null;
   }
 
   /** A signal to the app's whole process group. */

@@ -115,6 +115,26 @@ const MIGRATIONS: readonly string[] = [
   `CREATE TABLE requests_0 (key TEXT PRIMARY KEY, answer TEXT NOT NULL) WITHOUT ROWID;
    CREATE TABLE requests_1 (key TEXT PRIMARY KEY, answer TEXT NOT NULL) WITHOUT ROWID;
    CREATE TABLE request_periods (gen INTEGER PRIMARY KEY, period INTEGER NOT NULL);`,
+  // The Resource Scheduler: what each live process takes from the pools, the fork queue (queued
+  // = 1, in priority then seq order), and the groups' own pool bounds.
+  `CREATE TABLE schedule (
+     seq INTEGER PRIMARY KEY AUTOINCREMENT,
+     gid TEXT NOT NULL REFERENCES groups(gid) ON DELETE CASCADE,
+     pid INTEGER NOT NULL,
+     vcpus REAL NOT NULL,
+     ram_mb INTEGER NOT NULL,
+     queued INTEGER NOT NULL,
+     priority INTEGER NOT NULL,
+     deadline INTEGER,
+     userdata TEXT,
+     UNIQUE (gid, pid)
+   );
+   CREATE TABLE pools (
+     gid TEXT PRIMARY KEY REFERENCES groups(gid) ON DELETE CASCADE,
+     instances INTEGER,
+     vcpus REAL,
+     ram_mb INTEGER
+   );`,
 ];
 
 export function openDatabase(file: string): Db {

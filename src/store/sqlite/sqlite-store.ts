@@ -6,6 +6,7 @@ import type {
   MailboxStore,
   ShmStore,
   SignalQueueStore,
+  ScheduleStore,
   NewProcess,
   PendingKill,
   ProcessFilter,
@@ -20,6 +21,7 @@ import { openDatabase, type Db } from './database.js';
 import { FIRST_PID } from '../../protocol/process.js';
 import { RequestLog } from './request-log.js';
 import { SqliteMailboxes } from './mailbox-store.js';
+import { SqliteSchedule } from './schedule-store.js';
 import { SqliteShm } from './shm-store.js';
 
 interface ProcessRow extends Omit<Process, 'args'> {
@@ -103,7 +105,7 @@ class SqliteProcesses implements ProcessStore {
        VALUES (@gid, @pid, @ppid, @name, @template, @flavor, @args, @status, @app_state, @app_status,
          @exit_code, @signal, @error, @compute_id, @created_at, @updated_at, NULL)`,
     );
-    const live = db.prepare(`SELECT count(*) AS n FROM processes WHERE gid = ? AND status IN ('BUILD', 'ACTIVE')`);
+    const live = db.prepare(`SELECT count(*) AS n FROM processes WHERE gid = ? AND status IN ('QUEUED', 'BUILD', 'ACTIVE')`);
     this.insertTx = db.transaction((gid: string, rows: readonly NewProcess[], quotas: Pick<Quotas, 'processes' | 'forks'>, rid: string | null) => requests.once(rid, () => {
       const n = (live.get(gid) as { n: number }).n;
       if (n + rows.length > quotas.processes) {
@@ -164,7 +166,7 @@ class SqliteProcesses implements ProcessStore {
 
   async listLive(): Promise<Process[]> {
     const rows = this.db
-      .prepare(`SELECT * FROM processes WHERE status IN ('BUILD', 'ACTIVE') ORDER BY gid, pid`)
+      .prepare(`SELECT * FROM processes WHERE status IN ('QUEUED', 'BUILD', 'ACTIVE') ORDER BY gid, pid`)
       .all() as ProcessRow[];
     return rows.map((r) => toProcess(r)!);
   }
@@ -181,7 +183,7 @@ class SqliteProcesses implements ProcessStore {
     const { sets, values } = patchSql(patch);
     const row = this.db
       .prepare(
-        `UPDATE processes SET ${sets} WHERE gid = ? AND pid = ? AND status IN ('BUILD', 'ACTIVE') RETURNING *`,
+        `UPDATE processes SET ${sets} WHERE gid = ? AND pid = ? AND status IN ('QUEUED', 'BUILD', 'ACTIVE') RETURNING *`,
       )
       .get(...values, gid, pid) as ProcessRow | undefined;
     return toProcess(row);
@@ -287,6 +289,7 @@ export class SqliteStore implements Store {
   readonly signals: SignalQueueStore;
   readonly mailboxes: MailboxStore;
   readonly shm: ShmStore;
+  readonly schedule: ScheduleStore;
 
   constructor(file: string) {
     this.db = openDatabase(file);
@@ -298,6 +301,7 @@ export class SqliteStore implements Store {
     this.signals = new SqliteSignalQueue(this.db);
     this.mailboxes = new SqliteMailboxes(this.db);
     this.shm = new SqliteShm(this.db, requests);
+    this.schedule = new SqliteSchedule(this.db);
   }
 
   async close(): Promise<void> {
