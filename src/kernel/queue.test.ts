@@ -151,6 +151,16 @@ describe('fork queue', () => {
     expect(view.queue[0]!.waiting_for).toBe('kernel');
   });
 
+  it("a VM bigger than the project's quota itself is refused with quota_exceeded, not queued for ever", async () => {
+    await kernel.close();
+    compute.projectLimits = { max: { instances: 0, vcpus: null, ram_mb: null }, used: { instances: 0, vcpus: 0, ram_mb: 0 } };
+    kernel = make();
+    await kernel.reconcile();
+    await kernel.setPool(gid, null);
+    await expect(child(root.pid)).rejects.toMatchObject({ code: 'quota_exceeded', message: expect.stringMatching(/compute project's quota has 0 of 0 instances free/) });
+    expect((await kernel.listProcesses(gid)).map((p) => p.pid)).toEqual([root.pid]);
+  });
+
   it('sizes forks by flavor: vCPUs and RAM count, an unknown flavor is refused', async () => {
     await kernel.setPool(gid, { vcpus: 6 });
     const kids = await child(root.pid, { flavor: 'large', count: 2 });

@@ -99,6 +99,8 @@ export class Scheduler extends EventEmitter<{ freed: []; expired: [Array<{ gid: 
    * same pool). With `noQueue` it is all of them or no_capacity.
    */
   reserve(gid: string, size: Resources, count: number, priority: number, noQueue: boolean): Hold {
+    const never = this.neverFits(size);
+    if (never) throw never;
     let now = 0;
     let why = '';
     const ahead = this.queue.filter((e) => e.priority >= priority && (e.gid === gid || this.waitingFor(e) === 'kernel')).length;
@@ -246,6 +248,17 @@ export class Scheduler extends EventEmitter<{ freed: []; expired: [Array<{ gid: 
     let u = zero();
     for (const h of this.holding.values()) if (gid === null || h.gid === gid) u = add(u, h.size);
     return u;
+  }
+
+  /**
+   * A VM bigger than the compute project's quota itself (Nova's maximum, whatever else runs
+   * there) can never boot: refused now with quota_exceeded, as Nova would, not queued for ever.
+   * A fork past an operator's pool bound still queues: the operator may raise it (pool.set).
+   */
+  private neverFits(size: Resources): RackError | null {
+    const quota = this.projectRaw ? tightest(this.projectRaw.max) : null;
+    const r = quota ? shortOf(quota, zero(), size) : null;
+    return r ? new RackError('quota_exceeded', `no VM of ${describe(size)} can ever boot here: ${describeShort("the compute project's quota", r, quota!, zero())}`) : null;
   }
 
   private kernelBounds(): Record<ResourceName, number | null> {
