@@ -27,6 +27,9 @@ export class Connection {
   /** Requests read but not started: they wait while the connection is over its limits. */
   private readonly backlog: Array<() => Promise<void>> = [];
   private paused = false;
+  private turnAsked = false;
+  /** A request of this connection started in this turn of the event loop (see nextTurn). */
+  private startedThisTurn = false;
   private dropping = false;
 
   constructor(
@@ -81,14 +84,16 @@ export class Connection {
       return;
     }
     const room = (): boolean => this.ws.bufferedAmount <= this.limits.outboundPause && this.inFlight < this.limits.connectionInFlight;
-    while (this.backlog.length > 0 && room() && !this.dropping) {
+    if (this.backlog.length > 0 && room() && !this.dropping && !this.startedThisTurn) {
       const request = this.backlog.shift()!;
       this.inFlight++;
+      this.startedThisTurn = true;
       void request().finally(() => {
         this.inFlight--;
-        this.flow();
+        this.nextTurn();
       });
-    }
+      this.nextTurn();
+    } else if (this.backlog.length > 0 && this.startedThisTurn) this.nextTurn();
     const over = this.backlog.length > 0 || !room();
     if (over && !this.paused) {
       this.paused = true;
@@ -97,6 +102,21 @@ export class Connection {
       this.paused = false;
       this.ws.resume();
     }
+  }
+
+  /**
+   * The next request starts on the next turn of the event loop, never in the same one: a burst of
+   * heavy requests on one connection (each answer a MiB) must not hold the loop from everyone
+   * else, /healthz and other clients.
+   */
+  private nextTurn(): void {
+    if (this.turnAsked) return;
+    this.turnAsked = true;
+    setImmediate(() => {
+      this.turnAsked = false;
+      this.startedThisTurn = false;
+      this.flow();
+    });
   }
 
   onClose(fn: () => void): void {

@@ -49,6 +49,11 @@ export interface ComputeDriver {
   boot(req: BootRequest): Promise<string>;
   /** Destroys a VM at once (no grace); idempotent: an unknown or gone VM is not an error. */
   destroy(id: string): Promise<void>;
+  /**
+   * How many destroys the kernel may have in flight at once (default 64, what a cloud takes in
+   * parallel). A driver that batches the destroys asked for together says Infinity.
+   */
+  readonly destroyConcurrency?: number;
   state(id: string): Promise<VmState>;
   /**
    * The last `lines` lines of the VM's serial console (the guest agent's log, with its app's

@@ -12,7 +12,7 @@ export interface KillOptions {
   graceMs?: number;
 }
 
-/** VMs destroyed at the same time by one kill. */
+/** VMs destroyed at the same time by one kill, unless the driver says how many it takes. */
 const DESTROY_CONCURRENCY = 64;
 
 /** Runs `fn` on every item, at most `limit` at a time. */
@@ -86,7 +86,7 @@ export class Killer {
     // cloud takes them in parallel); the processes then end in order, deepest first.
     const current = (await Promise.all(order.map((p) => processes.get(gid, p.pid)))).filter((p): p is Process => p !== null);
     const failed = new Map<number, string>();
-    await forEachLimited(current, DESTROY_CONCURRENCY, async (p) => {
+    await forEachLimited(current, compute.destroyConcurrency ?? DESTROY_CONCURRENCY, async (p) => {
       if (!p.compute_id) return;
       await compute.destroy(p.compute_id).catch((err: Error) => {
         log.warn({ gid, pid: p.pid, err: err.message }, 'destroy failed');
