@@ -2,7 +2,7 @@
 import { readFileSync } from 'node:fs';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { QUOTA_NAMES, type Quotas } from '../protocol/process.js';
-import { readCa } from '../client/trust.js';
+import { readCa } from '../client/ca.js';
 import { RestClient } from './client.js';
 
 export class UsageError extends Error {}

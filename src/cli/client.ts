@@ -1,41 +1,79 @@
-import { request } from 'undici';
+import { request as httpRequest, type ClientRequest, type IncomingMessage, type RequestOptions } from 'node:http';
+import type { Agent as HttpsAgent } from 'node:https';
 import { restError } from '../client/rest-error.js';
-import { dispatcherFor } from '../client/trust.js';
 import { RackError } from '../common/errors.js';
 
-/** A small REST client for the CLI and scripts: JSON in, JSON out, errors as RackError. */
+/**
+ * A small REST client for the CLI and scripts: JSON in, JSON out, errors as RackError.
+ *
+ * It speaks through Node's own http/https rather than undici: a `rack` command is a short-lived
+ * process, and loading undici took longer than most commands' round trips (`rack ps` of 10,000
+ * processes spent more time starting than waiting for the kernel). https is loaded only for an
+ * https:// kernel.
+ */
 export class RestClient {
+  private https: Promise<typeof import('node:https')> | undefined;
+  private agent: HttpsAgent | undefined;
+
   constructor(
     readonly url: string,
     private readonly token: string,
     private readonly timeoutMs = 60_000,
-    /** A CA (PEM) to trust for an https:// kernel, beside the system's. */
+    /** A CA (PEM) to trust for an https:// kernel, in place of the system's (as undici's `connect.ca`). */
     readonly ca?: string,
   ) {}
 
   async call<T = unknown>(method: 'GET' | 'POST' | 'PUT' | 'DELETE', path: string, body?: unknown, timeoutMs?: number): Promise<T> {
-    let res;
+    const url = new URL(path, this.url);
+    const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
+    const headers: Record<string, string | number> = { authorization: `Bearer ${this.token}` };
+    if (payload) {
+      headers['content-type'] = 'application/json';
+      headers['content-length'] = payload.length;
+    }
+    const limit = timeoutMs ?? this.timeoutMs;
+    let status: number;
+    let text: string;
     try {
-      res = await request(new URL(path, this.url), {
-        method,
-        headers: {
-          authorization: `Bearer ${this.token}`,
-          ...(body === undefined ? {} : { 'content-type': 'application/json' }),
-        },
-        body: body === undefined ? undefined : JSON.stringify(body),
-        dispatcher: dispatcherFor(this.ca),
-        headersTimeout: timeoutMs ?? this.timeoutMs,
-        bodyTimeout: timeoutMs ?? this.timeoutMs,
-      });
+      ({ status, text } = await this.send(url, { method, headers }, payload, limit));
     } catch (err) {
       throw new RackError('unavailable', `cannot reach the kernel at ${this.url}: ${(err as Error).message}`);
     }
-    const text = await res.body.text();
-    if (res.statusCode >= 400) throw restError(res.statusCode, text);
+    if (status >= 400) throw restError(status, text);
     try {
       return (text ? JSON.parse(text) : undefined) as T;
     } catch {
       throw new RackError('internal', `the kernel answered ${method} ${path} with something that is not JSON`);
     }
+  }
+
+  /** One request; the answer's status and body. The socket may stay quiet at most `timeoutMs` at a time. */
+  private async send(url: URL, opts: RequestOptions, payload: Buffer | undefined, timeoutMs: number): Promise<{ status: number; text: string }> {
+    let start: (u: URL, o: RequestOptions, cb: (res: IncomingMessage) => void) => ClientRequest = httpRequest;
+    if (url.protocol === 'https:') {
+      const https = await (this.https ??= import('node:https'));
+      if (this.ca) this.agent ??= new https.Agent({ keepAlive: true, ca: this.ca });
+      opts = { ...opts, agent: this.agent ?? https.globalAgent };
+      start = https.request;
+    } else if (url.protocol !== 'http:') {
+      throw new Error(`unsupported protocol ${url.protocol}`);
+    }
+    return new Promise((resolve, reject) => {
+      const req = start(url, opts, (res) => {
+        let text = '';
+        res.setEncoding('utf8');
+        res.on('data', (c: string) => {
+          text += c;
+        });
+        res.once('end', () => resolve({ status: res.statusCode ?? 0, text }));
+        res.once('error', reject);
+        res.once('close', () => {
+          if (!res.complete) reject(new Error('the answer was cut off'));
+        });
+      });
+      req.once('error', reject);
+      if (timeoutMs > 0) req.setTimeout(timeoutMs, () => req.destroy(new Error(`no answer within ${Math.round(timeoutMs / 1000)} s`)));
+      req.end(payload);
+    });
   }
 }

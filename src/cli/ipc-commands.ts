@@ -1,9 +1,7 @@
 import { createReadStream, createWriteStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { pipeline } from 'node:stream/promises';
-import { request } from 'undici';
 import { restError } from '../client/rest-error.js';
-import { dispatcherFor } from '../client/trust.js';
 import { RackError } from '../common/errors.js';
 import { checkPath } from '../protocol/file-path.js';
 import { caOf, client, gidOf, int, parse, print, seconds, UsageError, type Command } from './args.js';
@@ -23,8 +21,9 @@ function parseValue(text: string): unknown {
   }
 }
 
-/** Streams a body to or from the kernel (files, pipes) with the CLI's token. */
+/** Streams a body to or from the kernel (files, pipes) with the CLI's token (undici, loaded only here). */
 async function stream(method: 'GET' | 'PUT', url: string, token: string, ca: string | undefined, body?: NodeJS.ReadableStream) {
+  const [{ request }, { dispatcherFor }] = await Promise.all([import('undici'), import('../client/trust.js')]);
   const res = await request(url, { method, body: body as never, dispatcher: dispatcherFor(ca), headers: { authorization: `Bearer ${token}`, 'content-type': 'application/octet-stream' }, bodyTimeout: 0, headersTimeout: 60_000 }).catch((err: Error) => {
     throw new RackError('unavailable', `cannot reach the kernel: ${err.message}`);
   });

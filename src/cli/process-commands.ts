@@ -1,16 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { SIGNAL_TABLE, type Group, type Process, type WaitResult } from '../protocol/process.js';
-import type { GroupUsage, QueuedFork, Usage } from '../protocol/resources.js';
 import { argsOf, client, gidOf, int, parse, print, quotasOf, seconds, UsageError, userDataOf, type Command } from './args.js';
-import { formatBytes } from './format.js';
-import { drawTree, shorten } from './tree.js';
-
-/** CPU% and RSS of the app (its latest sample); a queued process shows its place in the queue. */
-const usageCols = (u: Usage | null, q: QueuedFork | undefined): string =>
-  q ? `#${q.position}`.padStart(6) + ' '.repeat(7) : u ? `${u.app_cpu_pct.toFixed(1).padStart(6)} ${formatBytes(u.app_rss).padStart(6)}` : `${'-'.padStart(6)} ${'-'.padStart(6)}`;
-
-const processLine = (p: Process & { usage?: Usage | null }, q?: QueuedFork): string =>
-  `${String(p.pid).padEnd(6)} ${String(p.ppid ?? '-').padEnd(6)} ${p.status.padEnd(7)} ${p.app_state.padEnd(8)} ${String(p.exit_code ?? p.signal ?? '').padEnd(5)} ${usageCols(p.usage ?? null, q)} ${p.name}${p.app_status ? `  "${shorten(p.app_status)}"` : ''}`;
+import { gatherPs, psText } from './ps.js';
 
 /** Shell convention: the exit code, or 128 + signal number for a killed child. */
 export function shellStatus(w: WaitResult): number {
@@ -146,28 +137,8 @@ export const PROCESS_COMMANDS: Record<string, Command> = {
       const c = client(values);
       const gids = values.gid !== undefined || process.env.RACK_GID ? [gidOf(values)] : (await c.call<{ groups: Group[] }>('GET', '/v1/groups')).groups.map((g) => g.gid);
       const q = values.ppid === undefined ? '' : `?ppid=${int(values.ppid as string, '--ppid')}`;
-      const all: Array<Process & { usage: Usage | null }> = [];
-      const queue = new Map<string, QueuedFork>();
-      for (const gid of gids) {
-        const g = `/v1/groups/${encodeURIComponent(gid)}`;
-        const [list, usage, pool] = await Promise.all([
-          c.call<{ processes: Process[] }>('GET', `${g}/processes${q}`),
-          c.call<{ usage: GroupUsage }>('GET', `${g}/usage`),
-          c.call<{ pool: { queue: QueuedFork[] } }>('GET', `${g}/pool`),
-        ]);
-        const latest = new Map(usage.usage.processes.map((u) => [u.pid, u.latest]));
-        all.push(...list.processes.map((p) => ({ ...p, usage: latest.get(p.pid) ?? null })));
-        for (const f of pool.pool.queue) queue.set(`${gid}/${f.pid}`, f);
-      }
-      const queued = [...queue.values()];
-      print(values.json as boolean, all, () => {
-        const foot = queued.length ? [`queue: ${queued.map((f) => `${f.pid} #${f.position} (priority ${f.priority}, waits for the ${f.waiting_for === 'group' ? "group's" : 'kernel-wide'} pool)`).join(', ')}`] : [];
-        if (values.tree) {
-          const label = (p: Process & { usage?: Usage | null }): string => `${p.status} app:${p.app_state}${p.usage ? ` cpu:${p.usage.app_cpu_pct.toFixed(1)}% rss:${formatBytes(p.usage.app_rss)}` : ''}${p.exit_code !== null ? ` exit:${p.exit_code}` : ''}${p.app_status ? `  "${shorten(p.app_status)}"` : ''}`;
-          return [...gids.map((gid) => `group ${gid}\n${drawTree(all.filter((p) => p.gid === gid), { label })}`), ...foot].join('\n');
-        }
-        return ['PID    PPID   STATUS  APP      EXIT    CPU%    RSS NAME  "APP STATUS"', ...all.map((p) => processLine(p, queue.get(`${p.gid}/${p.pid}`))), ...foot].join('\n');
-      });
+      const { processes, queue } = await gatherPs(c, gids, q);
+      print(values.json as boolean, processes, () => psText({ gids, processes, queue }, values.tree as boolean));
       return 0;
     },
   },

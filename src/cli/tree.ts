@@ -1,35 +1,47 @@
 import type { Process } from '../protocol/process.js';
 
-export interface TreeOptions {
+export interface TreeOptions<P extends Process = Process> {
   /** Text shown after the PID and name of each process. */
-  label?: (p: Process) => string;
+  label?: (p: P) => string;
 }
 
-/** Draws processes as a PPID tree, like `ps --forest` / `pstree`. Orphans are drawn as roots. */
-export function drawTree(processes: readonly Process[], opts: TreeOptions = {}): string {
-  const label =
-    opts.label ??
-    ((p: Process) =>
-      `${p.status}${p.app_state !== 'pending' ? ` app:${p.app_state}` : ''}${p.exit_code !== null ? ` exit:${p.exit_code}` : ''}${p.signal ? ` sig:${p.signal}` : ''}${p.app_status ? `  "${shorten(p.app_status)}"` : ''}`);
-  const byPid = new Map(processes.map((p) => [p.pid, p]));
-  const children = new Map<number, Process[]>();
-  const roots: Process[] = [];
-  for (const p of [...processes].sort((a, b) => a.pid - b.pid)) {
+const defaultLabel = (p: Process): string =>
+  `${p.status}${p.app_state !== 'pending' ? ` app:${p.app_state}` : ''}${p.exit_code !== null ? ` exit:${p.exit_code}` : ''}${p.signal ? ` sig:${p.signal}` : ''}${p.app_status ? `  "${shorten(p.app_status)}"` : ''}`;
+
+/**
+ * Draws processes as a PPID tree, like `ps --forest` / `pstree`. Orphans are drawn as roots.
+ * The walk keeps its own stack, so a chain of any depth draws (recursion ran out of stack at a
+ * few thousand generations).
+ */
+export function drawTree<P extends Process>(processes: readonly P[], opts: TreeOptions<P> = {}): string {
+  const label = (opts.label ?? defaultLabel) as (p: P) => string;
+  // The kernel lists by PID already; sort only when the input is not in order.
+  let sorted = true;
+  for (let i = 1; i < processes.length && sorted; i++) sorted = processes[i - 1]!.pid <= processes[i]!.pid;
+  const ordered = sorted ? processes : [...processes].sort((a, b) => a.pid - b.pid);
+  const byPid = new Set<number>();
+  for (const p of ordered) byPid.add(p.pid);
+  const children = new Map<number, P[]>();
+  const roots: P[] = [];
+  for (const p of ordered) {
     if (p.ppid !== null && byPid.has(p.ppid)) {
-      const list = children.get(p.ppid) ?? [];
-      list.push(p);
-      children.set(p.ppid, list);
+      const list = children.get(p.ppid);
+      if (list) list.push(p);
+      else children.set(p.ppid, [p]);
     } else roots.push(p);
   }
   const lines: string[] = [];
-  const walk = (p: Process, prefix: string, last: boolean, root: boolean): void => {
-    const branch = root ? '' : last ? '└─ ' : '├─ ';
-    lines.push(`${prefix}${branch}${p.pid} ${p.name}  ${label(p)}`);
-    const kids = children.get(p.pid) ?? [];
+  // Depth first, children in PID order: the stack holds what is left to draw, last pushed first.
+  const stack: Array<{ p: P; prefix: string; last: boolean; root: boolean }> = [];
+  for (let i = roots.length - 1; i >= 0; i--) stack.push({ p: roots[i]!, prefix: '', last: true, root: true });
+  while (stack.length > 0) {
+    const { p, prefix, last, root } = stack.pop()!;
+    lines.push(`${prefix}${root ? '' : last ? '└─ ' : '├─ '}${p.pid} ${p.name}  ${label(p)}`);
+    const kids = children.get(p.pid);
+    if (!kids) continue;
     const next = root ? prefix : prefix + (last ? '   ' : '│  ');
-    kids.forEach((k, i) => walk(k, next, i === kids.length - 1, false));
-  };
-  roots.forEach((r) => walk(r, '', true, true));
+    for (let i = kids.length - 1; i >= 0; i--) stack.push({ p: kids[i]!, prefix: next, last: i === kids.length - 1, root: false });
+  }
   return lines.join('\n');
 }
 

@@ -4,7 +4,7 @@ import { sdNotify } from '../common/sd-notify.js';
 import type { Process, SignalName, WaitResult } from '../protocol/process.js';
 import type { GroupUsage, PoolView, ProcessUsage, QueuedFork } from '../protocol/resources.js';
 import { KernelSocket } from '../client/kernel-socket.js';
-import { readCa } from '../client/trust.js';
+import { readCa } from '../client/ca.js';
 import { Files } from './files.js';
 import { receive, type Message } from './messages.js';
 import { Pipe } from './pipes.js';
