@@ -64,6 +64,27 @@ describe('metadata source policy', () => {
     expect(d.meta.rack_pid).toBe('101');
   });
 
+  it('many retries leave no listener behind (no MaxListenersExceededWarning)', async () => {
+    const warnings: string[] = [];
+    const onWarning = (w: Error): void => void warnings.push(w.name);
+    process.on('warning', onWarning);
+    try {
+      const url = await service((n, res) => {
+        if (n <= 12) {
+          res.statusCode = 500;
+          return void res.end('busy');
+        }
+        res.end(JSON.stringify(META));
+      });
+      const d = await readInstanceData({ ...opts([url], 30_000), backoffMs: 1 });
+      expect(d.meta.rack_pid).toBe('101');
+      await new Promise((r) => setImmediate(r)); // warnings are emitted on the next tick
+      expect(warnings).not.toContain('MaxListenersExceededWarning');
+    } finally {
+      process.off('warning', onWarning);
+    }
+  }, 40_000);
+
   it('an unreachable service ends with a clear error by the deadline', async () => {
     const s = createServer();
     await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));

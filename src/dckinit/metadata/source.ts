@@ -23,13 +23,18 @@ export interface SourceOptions {
   log: Logger;
 }
 
+/** Waits `ms`, or less when aborted; its abort listener goes with it (retries would pile them up). */
 const sleep = (ms: number, signal: AbortSignal): Promise<void> =>
   new Promise((resolve) => {
-    const t = setTimeout(resolve, ms);
-    signal.addEventListener('abort', () => {
+    const onAbort = (): void => {
       clearTimeout(t);
       resolve();
-    }, { once: true });
+    };
+    const t = setTimeout(() => {
+      signal.removeEventListener('abort', onAbort);
+      resolve();
+    }, ms);
+    signal.addEventListener('abort', onAbort, { once: true });
   });
 
 /** One URL with retries until the deadline; non-retryable errors (bad JSON, 4xx, too big) stop at once. */
