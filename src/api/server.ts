@@ -124,6 +124,7 @@ export function createApi(opts: ApiOptions): Api {
   });
   // CONNECT (a proxy's method) is no method of this API: a clear answer, not a silent close.
   server.on('connect', (req, socket) => {
+    socket.on('error', () => socket.destroy()); // Node lets go of its errors, as for an upgrade
     const body = JSON.stringify({ error: { code: 'method_not_allowed', message: `CONNECT is not allowed on ${(req.url ?? '').slice(0, 100)}` } });
     socket.end(`HTTP/1.1 405 Method Not Allowed\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
     countRequest({ method: 'CONNECT', code: '405' });

@@ -57,10 +57,16 @@ export class KernelWebSocketServer {
   }
 
   handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+    // Node's HTTP server lets go of an upgrading socket's errors: until ws takes the socket they
+    // are ours. A client that resets meanwhile (an agent whose VM was just destroyed, refused
+    // with 401) must not take the kernel down with an unhandled 'error'.
+    socket.on('error', () => socket.destroy());
     const path = (req.url ?? '').split('?')[0];
     if (path !== WS_PATH) return reject(socket, 404, 'not_found', `no WebSocket endpoint at ${path}; use ${WS_PATH}`);
     this.opts.authenticate(req.headers.authorization ?? bearerOf(req.headers['sec-websocket-protocol'])).then(
       (who) => {
+        // Gone while it was authenticated: nothing to upgrade (and no connection to count).
+        if (socket.destroyed || !socket.writable) return;
         let release: () => void;
         try {
           release = this.opts.limiter.connect(who);
