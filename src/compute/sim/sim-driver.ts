@@ -143,8 +143,7 @@ export class SimDriver implements ComputeDriver {
         return init.map((a: string) => a.replaceAll('${IMAGE}', dir));
       }
     }
-    // As the systemd unit starts it (see systemd/dckinit.service).
-    return [process.execPath, '--max-semi-space-size=1', join(packageRoot(), 'dist', 'dckinit', 'main.js')];
+    return [process.execPath, join(packageRoot(), 'dist', 'dckinit', 'main.js')];
   }
 
   /** The flavors a template declares in its image.yaml (see image-flavors.ts). */
