@@ -9,6 +9,13 @@ export type Role = 'agent' | 'app' | 'admin';
 export const CLOSE_NOT_READING = 1008;
 
 /**
+ * Bytes handed to a client's socket per turn of the event loop. Writing a MiB to a TCP socket
+ * holds the kernel's thread for milliseconds (on loopback, the receiving side's work too), which
+ * every other client would wait for; larger answers go out as several frames, a slice per turn.
+ */
+const WRITE_SLICE = 256 * 1024;
+
+/**
  * One client's WebSocket as the kernel sees it: who it is (its token, the role it said hello
  * with), how to send to it, and what to undo when it goes (subscriptions, receivers, pipe ends,
  * an agent's registration).
@@ -31,6 +38,11 @@ export class Connection {
   /** A request of this connection started in this turn of the event loop (see nextTurn). */
   private startedThisTurn = false;
   private dropping = false;
+  /** Frames not yet handed to the socket (see write), and their bytes. */
+  private readonly outbox: Array<{ data: string | Buffer; binary: boolean; fin: boolean }> = [];
+  private outboxBytes = 0;
+  private writtenThisTurn = 0;
+  private writeTurnAsked = false;
 
   constructor(
     readonly ws: WebSocket,
@@ -47,9 +59,14 @@ export class Connection {
     this.send(JSON.stringify(event));
   }
 
-  /** Text that is a JSON frame already (messages are stored as JSON text: no re-encoding). */
-  pushText(text: string): void {
-    this.send(text);
+  /**
+   * A text frame that is JSON already (messages are stored as JSON text: no re-encoding), as a
+   * string or as its UTF-8 bytes.
+   */
+  pushText(text: string | Buffer | readonly Buffer[]): void {
+    if (typeof text === 'string' || Buffer.isBuffer(text)) return this.send(text, false);
+    text.forEach((piece, i) => this.frame(piece, false, i === text.length - 1));
+    this.flow();
   }
 
   /** A frame with bytes: a JSON header and the payload in one binary frame. */
@@ -57,10 +74,57 @@ export class Connection {
     this.send(encodeBinaryFrame(header, payload));
   }
 
-  send(data: string | Buffer): void {
-    if (!this.open) return;
-    this.ws.send(data, () => this.flow());
+  /** A frame: text for a string, binary for bytes unless `binary` says otherwise. */
+  send(data: string | Buffer, binary = typeof data !== 'string'): void {
+    this.frame(data, binary, true);
     this.flow();
+  }
+
+  /**
+   * Queues one piece of a message (`fin`: its last) and writes what this turn allows. A piece
+   * larger than a slice goes out as several frames of one message, a slice per turn.
+   */
+  private frame(data: string | Buffer, binary: boolean, fin: boolean): void {
+    if (!this.open) return;
+    if (data.length > WRITE_SLICE) {
+      const bytes = typeof data === 'string' ? Buffer.from(data) : data;
+      for (let at = 0; at < bytes.length; at += WRITE_SLICE) {
+        this.outbox.push({ data: bytes.subarray(at, at + WRITE_SLICE), binary, fin: fin && at + WRITE_SLICE >= bytes.length });
+      }
+    } else {
+      this.outbox.push({ data, binary, fin });
+    }
+    this.outboxBytes += data.length;
+    this.write();
+  }
+
+  /** Writes queued frames, up to WRITE_SLICE bytes in this turn of the event loop; the rest later. */
+  private write(): void {
+    while (this.outbox.length > 0 && this.writtenThisTurn < WRITE_SLICE) {
+      if (!this.open) {
+        this.outbox.length = 0;
+        this.outboxBytes = 0;
+        return;
+      }
+      const { data, binary, fin } = this.outbox.shift()!;
+      this.outboxBytes -= data.length;
+      this.writtenThisTurn += data.length;
+      this.ws.send(data, { binary, fin }, () => this.flow());
+    }
+    // The next turn starts a new slice (and writes what waits): ask for it only when needed.
+    if (this.writeTurnAsked || (this.outbox.length === 0 && this.writtenThisTurn === 0)) return;
+    this.writeTurnAsked = true;
+    setImmediate(() => {
+      this.writeTurnAsked = false;
+      this.writtenThisTurn = 0;
+      this.write();
+      this.flow();
+    });
+  }
+
+  /** What waits to reach the client: in the socket and in the queue of slices. */
+  private get queued(): number {
+    return this.ws.bufferedAmount + this.outboxBytes;
   }
 
   /**
@@ -74,16 +138,17 @@ export class Connection {
 
   private flow(): void {
     if (this.ws.readyState !== this.ws.OPEN) return;
-    const queued = this.ws.bufferedAmount;
-    if (queued > this.limits.outboundDrop && !this.dropping) {
+    if (this.queued > this.limits.outboundDrop && !this.dropping) {
       this.dropping = true;
       this.backlog.length = 0;
+      this.outbox.length = 0;
+      this.outboxBytes = 0;
       this.ws.close(CLOSE_NOT_READING, 'the client does not read what it is sent');
       // Its close frame waits behind what it does not read: give it a few seconds, not more.
       setTimeout(() => this.ws.terminate(), 5000).unref();
       return;
     }
-    const room = (): boolean => this.ws.bufferedAmount <= this.limits.outboundPause && this.inFlight < this.limits.connectionInFlight;
+    const room = (): boolean => this.queued <= this.limits.outboundPause && this.inFlight < this.limits.connectionInFlight;
     if (this.backlog.length > 0 && room() && !this.dropping && !this.startedThisTurn) {
       const request = this.backlog.shift()!;
       this.inFlight++;
@@ -98,7 +163,7 @@ export class Connection {
     if (over && !this.paused) {
       this.paused = true;
       this.ws.pause();
-    } else if (!over && this.paused && this.ws.bufferedAmount <= this.limits.outboundPause / 2) {
+    } else if (!over && this.paused && this.queued <= this.limits.outboundPause / 2) {
       this.paused = false;
       this.ws.resume();
     }

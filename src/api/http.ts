@@ -1,5 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { RackError, isRackError } from '../common/errors.js';
+import { encodeJson } from '../protocol/json-text.js';
 
 export const MAX_BODY = 1024 * 1024;
 
@@ -50,13 +51,15 @@ export async function readJson(req: IncomingMessage, limit = MAX_BODY): Promise<
 
 export function sendJson(res: ServerResponse, status: number, body: unknown): void {
   if (res.headersSent) return;
-  const text = body === undefined ? '' : JSON.stringify(body);
+  const text = body === undefined ? '' : encodeJson(body);
   res.writeHead(status, {
     'content-type': 'application/json',
-    'content-length': Buffer.byteLength(text),
+    'content-length': typeof text === 'string' ? Buffer.byteLength(text) : text.reduce((n, b) => n + b.length, 0),
     'cache-control': 'no-store',
   });
-  res.end(text);
+  if (typeof text === 'string') return void res.end(text);
+  for (const piece of text) res.write(piece);
+  res.end();
 }
 
 /** Turns any error into the `{"error": {...}}` body; unexpected ones become 500 without details. */

@@ -10,6 +10,7 @@ import { WS_PATH } from '../protocol/channel.js';
 import { Connection } from './connection.js';
 import { type Answers, checkRid, requestKey } from './answers.js';
 import { admit, invoke, type CompiledOp } from './operation.js';
+import { encodeJson } from '../protocol/json-text.js';
 
 /** Largest frame a client may send: 1 MiB of payload plus room for the envelope. */
 export const MAX_FRAME = 1024 * 1024 + 64 * 1024;
@@ -199,7 +200,7 @@ function send(conn: Connection, reply: Reply): void {
     const { $payload, ...rest } = result;
     conn.pushBinary({ ...reply, result: rest }, $payload as Buffer);
   } else {
-    conn.send(JSON.stringify(reply));
+    conn.pushText(encodeJson(reply));
   }
 }
 

@@ -2,6 +2,7 @@ import { EventEmitter } from 'node:events';
 import { RackError } from '../common/errors.js';
 import { until } from '../common/until.js';
 import type { ShmStore } from '../store/store.js';
+import { JsonText } from '../protocol/json-text.js';
 
 export type ShmOp = 'set' | 'delete' | 'expire' | 'push' | 'pop';
 
@@ -64,9 +65,9 @@ export class SharedMemory extends EventEmitter<{ change: [ShmChange] }> {
     this.emit('change', { gid, key, op } satisfies ShmChange);
   }
 
-  async get(gid: string, key: string): Promise<{ value: unknown; version: number }> {
+  async get(gid: string, key: string): Promise<{ value: JsonText | null; version: number }> {
     const v = await this.store.get(gid, checkKey(key));
-    return { value: v.json === null ? null : JSON.parse(v.json), version: v.version };
+    return { value: v.json === null ? null : new JsonText(v.json), version: v.version };
   }
 
   async set(gid: string, key: string, value: unknown, ttlMs: number | null): Promise<{ version: number }> {
@@ -107,7 +108,7 @@ export class SharedMemory extends EventEmitter<{ change: [ShmChange] }> {
   }
 
   /** Pops one item; with a timeout, waits for a push when the list is empty (blocking pop). */
-  async pop(gid: string, key: string, left: boolean, timeoutMs = 0, rid: string | null = null): Promise<{ value: unknown }> {
+  async pop(gid: string, key: string, left: boolean, timeoutMs = 0, rid: string | null = null): Promise<{ value: JsonText | null }> {
     checkKey(key);
     const json = await until(
       this,
@@ -119,7 +120,7 @@ export class SharedMemory extends EventEmitter<{ change: [ShmChange] }> {
     );
     if (json === null) return { value: null };
     this.changed(gid, key, 'pop');
-    return { value: JSON.parse(json) };
+    return { value: new JsonText(json) };
   }
 
   async range(gid: string, key: string, start: number, stop: number): Promise<{ values: unknown[] }> {

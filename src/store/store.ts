@@ -107,8 +107,11 @@ export interface MailboxStore {
 }
 
 export interface ShmValue {
-  /** Canonical JSON text (object keys sorted), or null when absent. */
-  json: string | null;
+  /**
+   * Canonical JSON text (object keys sorted), or null when absent; as a string or as its UTF-8
+   * bytes, whichever the engine reads faster (the kernel answers either without parsing it).
+   */
+  json: string | Buffer | null;
   version: number;
 }
 

@@ -153,6 +153,22 @@ describe('kernel IPC over the raw protocol', () => {
     await Promise.all(clients.map((c) => c.close()));
   });
 
+  it('shared memory: a large value with every kind of character reads back equal over both transports and from a blocking pop', async () => {
+    // Answers carry the stored text as it is (bytes in several frames over the WebSocket).
+    const value = { text: 'é€😀"\\\n\u0000'.repeat(20_000), list: [1, -2.5, null, true, { z: 'a', a: 'z' }] };
+    const [p] = await fork(1);
+    const c = await RawClient.connect(k.url, tok(p!));
+    expect((await c.call('shm.set', { key: 'big', value })).ok).toBe(true);
+    const overWs = await c.call('shm.get', { key: 'big' });
+    expect(overWs.result).toEqual({ value, version: 1 });
+    const overRest = await k.call('GET', `/v1/groups/${gid}/shm/big`, undefined, tok(p!));
+    expect(overRest.status).toBe(200);
+    expect(overRest.body).toEqual({ value, version: 1 });
+    await c.call('shm.push', { key: 'bigq', values: [value] });
+    expect((await c.call('shm.pop', { key: 'bigq' })).result.value).toEqual(value);
+    await c.close();
+  });
+
   it('a pipe carries bytes in order, with backpressure, then EOF; EPIPE without readers', async () => {
     const w = await RawClient.connect(k.url, tok(parent));
     const pipe = (await w.call('pipe.create')).result.pipe;
