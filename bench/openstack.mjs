@@ -36,8 +36,12 @@ const nova = async (method, path, body) => {
   return text ? JSON.parse(text) : null;
 };
 const tagged = async (tag) => (await nova('GET', `/servers/detail?tags=${tag}`)).servers;
-async function untilGone(tag) {
-  while ((await tagged(tag)).length > 0) await new Promise((r) => setTimeout(r, 500));
+async function untilGone(tag, ms = 300_000) {
+  const deadline = Date.now() + ms;
+  while ((await tagged(tag)).length > 0) {
+    if (Date.now() > deadline) throw new Error(`servers tagged ${tag} still listed after ${ms / 1000} s`);
+    await new Promise((r) => setTimeout(r, 500));
+  }
 }
 
 /** The limit: N servers created at once with Nova's API, until Nova lists them all ACTIVE (polled every 200 ms). */
@@ -104,8 +108,9 @@ async function watch(k, gid) {
   await request({ op: 'hello', role: 'admin' });
   await request({ op: 'subscribe', gid });
   return {
-    until: (pred) => new Promise((resolve) => {
-      const check = () => pred([...latest.values()]) && (waiters.delete(check), resolve(performance.now()));
+    until: (pred, what, ms = 300_000) => new Promise((resolve, reject) => {
+      const timer = setTimeout(() => (waiters.delete(check), reject(new Error(`not ${what} after ${ms / 1000} s: ${JSON.stringify([...latest.values()].map((p) => [p.pid, p.status, p.app_state]))}`))), ms);
+      const check = () => pred([...latest.values()]) && (waiters.delete(check), clearTimeout(timer), resolve(performance.now()));
       waiters.add(check);
       check();
     }),
@@ -125,7 +130,9 @@ async function viaRack(k, n, guests) {
     const w = await watch(k, gid);
     const t0 = performance.now();
     await k.call('POST', `/v1/groups/${gid}/processes`, { process: { count: n } });
-    const t = await w.until((ps) => ps.length === n && ps.every(guests ? (p) => p.app_state === 'running' : (p) => p.status === 'ACTIVE'));
+    // An app has started once its agent says running, or ready already (the tree app is ready at once).
+    const started = (p) => p.app_state === 'running' || p.app_state === 'ready';
+    const t = await w.until((ps) => ps.length === n && ps.every(guests ? started : (p) => p.status === 'ACTIVE'), guests ? 'all apps started' : 'all ACTIVE');
     w.close();
     return t - t0;
   } finally {
