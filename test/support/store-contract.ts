@@ -8,8 +8,8 @@ const LIMITS = { maxCount: 100, maxBytes: 1 << 20 };
 const ROOMY = { processes: 1000, forks: 100_000 };
 const MB = 1 << 20;
 
-function row(ppid: number | null, status: ProcessStatus = 'BUILD', name = 'p'): NewProcess {
-  return { ppid, name, template: 't', flavor: null, args: { a: 'b' }, status, app_state: 'pending', app_status: '', exit_code: null, signal: null, error: null, compute_id: null };
+function row(gid: string, ppid: number | null, status: ProcessStatus = 'BUILD', name = 'p'): NewProcess {
+  return { gid, ppid, name, template: 't', flavor: null, args: { a: 'b' }, status, app_state: 'pending', app_status: '', exit_code: null, signal: null, error: null, compute_id: null };
 }
 
 async function rejectsWith(p: Promise<unknown>, code: string): Promise<RackError> {
@@ -54,7 +54,7 @@ export function storeContract(name: string, make: () => Promise<Store>): void {
     }
 
     async function fork(gid: string, ppid: number | null, n = 1, status: ProcessStatus = 'BUILD'): Promise<number[]> {
-      const { processes } = await store.processes.insert(gid, Array.from({ length: n }, () => row(ppid, status)), ROOMY);
+      const { processes } = await store.processes.insert(gid, Array.from({ length: n }, () => row(gid, ppid, status)), ROOMY);
       return processes.map((p) => p.pid);
     }
 
@@ -123,7 +123,7 @@ export function storeContract(name: string, make: () => Promise<Store>): void {
     describe('processes', () => {
       it('allocates consecutive PIDs from 100, increasing, never reused after remove', async () => {
         const gid = await group();
-        const { processes, replayed } = await store.processes.insert(gid, [row(null), row(null)], ROOMY);
+        const { processes, replayed } = await store.processes.insert(gid, [row(gid, null), row(gid, null)], ROOMY);
         expect(replayed).toBe(false);
         expect(processes.map((p) => p.pid)).toEqual([100, 101]);
         expect(processes[0]).toMatchObject({ gid, ppid: null, name: 'p', args: { a: 'b' }, status: 'BUILD', ended_at: null });
@@ -141,11 +141,11 @@ export function storeContract(name: string, make: () => Promise<Store>): void {
         await fork(gid, null, 2, 'QUEUED');
         const [a] = await fork(gid, null, 1, 'ACTIVE');
         const quotas = { processes: 4, forks: 100 };
-        const err = await rejectsWith(store.processes.insert(gid, [row(null), row(null)], quotas), 'quota_exceeded');
+        const err = await rejectsWith(store.processes.insert(gid, [row(gid, null), row(gid, null)], quotas), 'quota_exceeded');
         expect(err.message).toMatch(/4 live processes; it has 3/);
         expect((await store.processes.list(gid)).length).toBe(3);
         await end(gid, a!, new Date().toISOString());
-        const { processes } = await store.processes.insert(gid, [row(null), row(null)], quotas);
+        const { processes } = await store.processes.insert(gid, [row(gid, null), row(gid, null)], quotas);
         // The refused fork took no PID.
         expect(processes.map((p) => p.pid)).toEqual([103, 104]);
       });
@@ -155,27 +155,27 @@ export function storeContract(name: string, make: () => Promise<Store>): void {
         await fork(gid, null, 2);
         await store.processes.remove(gid, [100, 101]);
         const quotas = { processes: 100, forks: 3 };
-        const err = await rejectsWith(store.processes.insert(gid, [row(null), row(null)], quotas), 'quota_exceeded');
+        const err = await rejectsWith(store.processes.insert(gid, [row(gid, null), row(gid, null)], quotas), 'quota_exceeded');
         expect(err.message).toMatch(/fork 3 processes in all; it has forked 2/);
         expect(await store.processes.list(gid)).toEqual([]);
-        const { processes } = await store.processes.insert(gid, [row(null)], quotas);
+        const { processes } = await store.processes.insert(gid, [row(gid, null)], quotas);
         expect(processes.map((p) => p.pid)).toEqual([102]);
       });
 
       it('an insert with a request id seen before answers the same processes and creates none', async () => {
         const gid = await group();
-        const first = await store.processes.insert(gid, [row(null), row(null)], ROOMY, 'r1');
+        const first = await store.processes.insert(gid, [row(gid, null), row(gid, null)], ROOMY, 'r1');
         await store.processes.update(gid, 100, { status: 'ACTIVE' });
-        const again = await store.processes.insert(gid, [row(null), row(null)], ROOMY, 'r1');
+        const again = await store.processes.insert(gid, [row(gid, null), row(gid, null)], ROOMY, 'r1');
         expect(again).toEqual({ processes: first.processes, replayed: true });
         expect((await store.processes.list(gid)).length).toBe(2);
         // Replayed even where the quota would now refuse it.
-        expect((await store.processes.insert(gid, [row(null)], { processes: 0, forks: 0 }, 'r1')).replayed).toBe(true);
-        expect((await store.processes.insert(gid, [row(null)], ROOMY, 'r2')).processes.map((p) => p.pid)).toEqual([102]);
+        expect((await store.processes.insert(gid, [row(gid, null)], { processes: 0, forks: 0 }, 'r1')).replayed).toBe(true);
+        expect((await store.processes.insert(gid, [row(gid, null)], ROOMY, 'r2')).processes.map((p) => p.pid)).toEqual([102]);
       });
 
       it('an insert into an unknown group fails and stores nothing', async () => {
-        await expect(store.processes.insert('nope', [row(null)], ROOMY)).rejects.toThrow();
+        await expect(store.processes.insert('nope', [row('nope', null)], ROOMY)).rejects.toThrow();
         expect(await store.processes.list('nope')).toEqual([]);
       });
 

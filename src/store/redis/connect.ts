@@ -37,20 +37,31 @@ export function parseRedisUrl(url: string): Target {
   };
 }
 
-/** Connects, or fails at once (a kernel does not start on a store it cannot reach). */
-export async function connectRedis(url: string): Promise<Client> {
+/**
+ * Connects, or fails at once (a kernel does not start on a store it cannot reach). Later, the
+ * client reconnects by itself and queues commands meanwhile; `onError` hears of each failure.
+ */
+export async function connectRedis(url: string, onError: (err: Error) => void = () => {}): Promise<Client> {
   const t = parseRedisUrl(url);
   const auth = { username: t.username, password: t.password };
   // Auto-pipelining batches the many small reads of one call into one round trip (per node).
   const client = t.cluster
     ? new Cluster(t.nodes, { lazyConnect: true, enableAutoPipelining: true, redisOptions: auth })
     : new Redis({ ...t.nodes[0]!, ...auth, db: t.db, lazyConnect: true, enableAutoPipelining: true });
+  let last: Error | undefined;
+  const remember = (err: Error): void => {
+    last = err;
+  };
+  client.on('error', remember);
   try {
     await client.connect();
   } catch (err) {
     client.disconnect();
-    throw new RackError('unavailable', `cannot reach Redis at ${url.replace(/\/\/[^@/]*@/, '//')}: ${(err as Error).message}`);
+    // connect() rejects with "Connection is closed"; the error event said why.
+    throw new RackError('unavailable', `cannot reach Redis at ${url.replace(/\/\/[^@/]*@/, '//')}: ${(last ?? (err as Error)).message}`);
   }
+  client.off('error', remember);
+  client.on('error', onError);
   return client;
 }
 

@@ -268,8 +268,8 @@ export class RedisStore implements Store {
     this.schedule = new RedisSchedule(redis, keys, lua, () => allGroups(redis, keys));
   }
 
-  static async open(url: string, prefix = 'rack'): Promise<RedisStore> {
-    return new RedisStore(await connectRedis(url), prefix);
+  static async open(url: string, prefix = 'rack', onError?: (err: Error) => void): Promise<RedisStore> {
+    return new RedisStore(await connectRedis(url, onError), prefix);
   }
 
   async close(): Promise<void> {
