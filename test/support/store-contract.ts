@@ -74,6 +74,14 @@ export function storeContract(name: string, make: () => Promise<Store>): void {
         expect(await store.groups.userData('nope')).toBeNull();
       });
 
+      it('a gid is created once: creating it again fails and its PIDs go on', async () => {
+        const gid = await group();
+        await fork(gid, null);
+        await expect(store.groups.create({ ...(await store.groups.get(gid))!, name: 'again' })).rejects.toThrow();
+        expect((await store.groups.get(gid))!.name).toBe('g');
+        expect(await fork(gid, null)).toEqual([101]);
+      });
+
       it('lists groups by creation time', async () => {
         const late = await group({ created_at: '2031-01-01T00:00:00.000Z' });
         const early = await group({ created_at: '2029-01-01T00:00:00.000Z' });

@@ -1,4 +1,4 @@
-import { DEFAULT_QUOTAS, FIRST_PID, LIVE_STATUSES, type Group, type Process, type ProcessStatus, type Quotas } from '../../protocol/process.js';
+import { DEFAULT_QUOTAS, LIVE_STATUSES, type Group, type Process, type ProcessStatus, type Quotas } from '../../protocol/process.js';
 import type {
   GroupStore,
   KillStore,
@@ -58,7 +58,7 @@ class RedisGroups implements GroupStore {
 
   async create(g: Group, userData: string | null = null): Promise<void> {
     await this.redis.sadd(this.keys.groups, g.gid);
-    await this.redis.hset(this.keys.group(g.gid) + 'g', { json: JSON.stringify(g), next_pid: FIRST_PID, ...(userData === null ? {} : { userdata: userData }) });
+    await this.lua.run('createGroup', this.keys.group(g.gid), JSON.stringify(g), userData === null ? '0' : '1', userData ?? '');
   }
 
   async get(gid: string): Promise<Group | null> {

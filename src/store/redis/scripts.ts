@@ -46,6 +46,14 @@ end
 `;
 
 export const PROCESS_SCRIPTS = {
+  /** ARGV: group JSON, '1' if it has user_data, user_data. A gid is created once (its PIDs start once). */
+  createGroup: `
+local B = KEYS[1]
+if redis.call('EXISTS', B .. 'g') == 1 then return redis.error_reply('RACK conflict the group exists already') end
+redis.call('HSET', B .. 'g', 'json', ARGV[1], 'next_pid', ${FIRST_PID})
+if ARGV[2] == '1' then redis.call('HSET', B .. 'g', 'userdata', ARGV[3]) end
+`,
+
   /** ARGV: rid, live-process quota, forks quota, rows (JSON). Answers {replayed, processes JSON}. */
   insert: `${PROCESSES}
 local seen = replay(ARGV[1])
