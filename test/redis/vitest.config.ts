@@ -17,8 +17,9 @@ try {
 export default defineConfig({
   test: {
     root: fileURLToPath(new URL('../..', import.meta.url)),
-    // The kernel suites start kernels on the store of test/redis/global-setup.ts (see test/support/kernel.ts).
-    include: ['test/redis/**/*.test.ts', 'test/ipc/kernel-ipc.test.ts', 'test/kernel/wait.test.ts'],
+    // The kernel suites start kernels on the redis-server of test/redis/global-setup.ts (see
+    // test/support/kernel.ts; kernel-process.ts for `rack kernel --store`, killed -9 and restarted).
+    include: ['test/redis/**/*.test.ts', 'test/ipc/kernel-ipc.test.ts', 'test/kernel/wait.test.ts', 'test/kernel/restart.test.ts'],
     globalSetup: ['test/redis/global-setup.ts'],
     testTimeout: 60_000,
     hookTimeout: 60_000,
