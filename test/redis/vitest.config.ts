@@ -19,7 +19,17 @@ export default defineConfig({
     root: fileURLToPath(new URL('../..', import.meta.url)),
     // The kernel suites start kernels on the redis-server of test/redis/global-setup.ts (see
     // test/support/kernel.ts; kernel-process.ts for `rack kernel --store`, killed -9 and restarted).
-    include: ['test/redis/**/*.test.ts', 'test/ipc/kernel-ipc.test.ts', 'test/kernel/wait.test.ts', 'test/kernel/restart.test.ts'],
+    include: [
+      'test/redis/**/*.test.ts',
+      'test/ipc/kernel-ipc.test.ts',
+      'test/ipc/durability.test.ts',
+      'test/kernel/wait.test.ts',
+      'test/kernel/signals.test.ts',
+      'test/kernel/quotas.test.ts',
+      'test/kernel/process-tree.test.ts',
+      'test/kernel/resend.test.ts',
+      'test/kernel/restart.test.ts',
+    ],
     globalSetup: ['test/redis/global-setup.ts'],
     testTimeout: 60_000,
     hookTimeout: 60_000,

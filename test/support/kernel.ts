@@ -1,7 +1,6 @@
-import { randomUUID } from 'node:crypto';
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { inject } from 'vitest';
 import { ADMIN } from '../../src/auth/auth.js';
 import { silentLogger } from '../../src/common/log.js';
@@ -26,9 +25,10 @@ export interface TestKernel extends RunningKernel {
 export async function startTestKernel(cfg: Partial<KernelConfig> = {}, dataDir?: string): Promise<TestKernel> {
   const dir = dataDir ?? mkdtempSync(join(tmpdir(), 'rack-test-'));
   // Under `npm run test:redis` the kernel suites it runs keep their state in its redis-server
-  // (a key prefix per kernel); under `npm test` nothing is provided, and the store is SQLite.
+  // (a key prefix per data dir: a kernel started again on it finds its state); under `npm test`
+  // nothing is provided, and the store is SQLite.
   const redisUrl = inject('redisUrl');
-  const store = cfg.store ?? (redisUrl ? await RedisStore.open(redisUrl, `kernel-${randomUUID()}`) : undefined);
+  const store = cfg.store ?? (redisUrl ? await RedisStore.open(redisUrl, `kernel-${basename(dir)}`) : undefined);
   const k = await startKernel({
     listen: '127.0.0.1:0',
     dataDir: dir,
