@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import { RackError } from '../common/errors.js';
 import type { Logger } from '../common/log.js';
-import { parseRedisUrl } from './redis/connect.js';
+import { parseRedisUrl, redact } from './redis/connect.js';
 import { SqliteStore } from './sqlite/sqlite-store.js';
 import type { Store } from './store.js';
 
@@ -10,7 +10,7 @@ export const STORE_HELP = 'redis://HOST:PORT[/DB] (one Redis server) or redis+cl
 /** Checks a store URL (null: the default, SQLite); a bad one is bad_request, in one line. */
 export function checkStoreUrl(url: string | null): void {
   if (url === null) return;
-  if (!/^redis(\+cluster)?:\/\//.test(url)) throw new RackError('bad_request', `--store must be ${STORE_HELP}; got "${url}"`);
+  if (!/^redis(\+cluster)?:\/\//.test(url)) throw new RackError('bad_request', `--store must be ${STORE_HELP}; got "${redact(url)}"`);
   parseRedisUrl(url);
 }
 

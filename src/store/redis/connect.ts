@@ -13,10 +13,15 @@ interface Target {
 
 const USAGE = 'a Redis store is redis://[:PASSWORD@]HOST:PORT[/DB] or redis+cluster://[:PASSWORD@]HOST:PORT,HOST:PORT,...';
 
+/** The URL without its password (for messages). */
+export function redact(url: string): string {
+  return url.replace(/\/\/[^@/]*@/, '//');
+}
+
 /** `redis://host:port[/db]` (one server) or `redis+cluster://h1:p1,h2:p2` (a cluster, from any of its nodes). */
 export function parseRedisUrl(url: string): Target {
   const m = /^(redis|redis\+cluster):\/\/(?:([^@/]*)@)?([^/@]+?)(?:\/([0-9]{1,2}))?\/?$/.exec(url);
-  if (!m) throw new RackError('bad_request', `${USAGE}; got "${url}"`);
+  if (!m) throw new RackError('bad_request', `${USAGE}; got "${redact(url)}"`);
   const [, scheme, auth, hosts, db] = m;
   const cluster = scheme === 'redis+cluster';
   const nodes = hosts!.split(',').map((hp) => {
@@ -58,7 +63,7 @@ export async function connectRedis(url: string, onError: (err: Error) => void = 
   } catch (err) {
     client.disconnect();
     // connect() rejects with "Connection is closed"; the error event said why.
-    throw new RackError('unavailable', `cannot reach Redis at ${url.replace(/\/\/[^@/]*@/, '//')}: ${(last ?? (err as Error)).message}`);
+    throw new RackError('unavailable', `cannot reach Redis at ${redact(url)}: ${(last ?? (err as Error)).message}`);
   }
   client.off('error', remember);
   client.on('error', onError);
@@ -77,12 +82,12 @@ export interface Scripts<N extends string> {
   run(name: N, base: string, ...args: Arg[]): Promise<unknown>;
 }
 
-export function scripts<N extends string>(client: Client, lua: Record<N, string>): Scripts<N> {
-  for (const [name, body] of Object.entries<string>(lua)) client.defineCommand(`rack_${name}`, { numberOfKeys: 1, lua: body });
+export function scripts<N extends string>(client: Client, family: string, lua: Record<N, string>): Scripts<N> {
+  for (const [name, body] of Object.entries<string>(lua)) client.defineCommand(`rack_${family}_${name}`, { numberOfKeys: 1, lua: body });
   const commands = client as unknown as Record<string, (...args: Arg[]) => Promise<unknown>>;
   return {
     run: (name, base, ...args) =>
-      commands[`rack_${name}`]!(base, ...args).catch((err: Error) => {
+      commands[`rack_${family}_${name}`]!(base, ...args).catch((err: Error) => {
         const m = /^RACK ([a-z_]+) ([\s\S]*)$/.exec(err.message);
         throw m ? new RackError(m[1] as RackError['code'], m[2]!) : err;
       }),

@@ -12,7 +12,7 @@ export class RedisMailboxes implements MailboxStore {
     private readonly redis: Client,
     private readonly keys: Keys,
   ) {
-    this.lua = scripts(redis, MAILBOX_SCRIPTS);
+    this.lua = scripts(redis, 'mailbox', MAILBOX_SCRIPTS);
   }
 
   async appendMany(gid: string, from: number, items: ReadonlyArray<{ to: number; mid: string | null; data: Buffer; binary: boolean }>, limits: MailboxLimits): Promise<Array<number | RackError>> {

@@ -257,7 +257,7 @@ export class RedisStore implements Store {
 
   private constructor(private readonly redis: Client, prefix: string) {
     const keys = new Keys(prefix);
-    const lua = scripts(redis, PROCESS_SCRIPTS);
+    const lua = scripts(redis, 'process', PROCESS_SCRIPTS);
     this.groups = new RedisGroups(redis, keys, lua);
     this.processes = new RedisProcesses(redis, keys, lua);
     this.tokens = new RedisTokens(redis, keys, lua);

@@ -11,7 +11,7 @@ export class RedisShm implements ShmStore {
     private readonly redis: Client,
     private readonly names: Keys,
   ) {
-    this.lua = scripts(redis, SHM_SCRIPTS);
+    this.lua = scripts(redis, 'shm', SHM_SCRIPTS);
   }
 
   private run(name: keyof typeof SHM_SCRIPTS, gid: string, ...args: Array<string | number>): Promise<unknown> {
