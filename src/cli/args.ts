@@ -10,6 +10,8 @@ export class UsageError extends Error {}
 export interface Command {
   summary: string;
   usage: string;
+  /** More on the options, shown by the command's own --help. */
+  details?: string;
   run(argv: string[]): Promise<number>;
 }
 

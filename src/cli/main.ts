@@ -45,7 +45,7 @@ async function main(argv: string[]): Promise<number> {
   if (!command) throw new UsageError(`unknown command "${name}"; run "rack --help" for the list`);
   // Every command answers --help with its own usage, before it looks at anything else.
   if (rest.includes('--help') || rest.includes('-h')) {
-    process.stdout.write(`rack ${name}: ${command.summary}\n\nusage: ${command.usage}\n\n${CONNECTION_HELP}`);
+    process.stdout.write(`rack ${name}: ${command.summary}\n\nusage: ${command.usage}\n\n${command.details ? `${command.details}\n\n` : ''}${CONNECTION_HELP}`);
     return 0;
   }
   return command.run(rest);

@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { SIGNAL_TABLE, type Group, type Process, type WaitResult } from '../protocol/process.js';
 import { argsOf, client, gidOf, int, parse, print, quotasOf, seconds, UsageError, userDataOf, type Command } from './args.js';
 import { gatherPs, psText } from './ps.js';
+import { checkStoreUrl, STORE_HELP } from '../store/open-store.js';
 
 /** Shell convention: the exit code, or 128 + signal number for a killed child. */
 export function shellStatus(w: WaitResult): number {
@@ -37,11 +38,13 @@ function tlsOf(values: Record<string, unknown>): { cert: string; key: string; ca
 export const PROCESS_COMMANDS: Record<string, Command> = {
   kernel: {
     summary: 'run the RACK kernel',
-    usage: 'rack kernel [--listen HOST:PORT] [--data DIR] [--driver sim|nova|nspawn] [--files local|swift] [--templates DIR]... [--public-url URL] [--fork-limit N] [--quota NAME=N]... [--max-instances N] [--max-vcpus N] [--max-ram-mb N] [--tls-cert FILE --tls-key FILE [--tls-ca FILE]]',
+    usage: 'rack kernel [--listen HOST:PORT] [--data DIR] [--store URL] [--driver sim|nova|nspawn] [--files local|swift] [--templates DIR]... [--public-url URL] [--fork-limit N] [--quota NAME=N]... [--max-instances N] [--max-vcpus N] [--max-ram-mb N] [--tls-cert FILE --tls-key FILE [--tls-ca FILE]]',
+    details: `--store URL: where the kernel keeps its state: ${STORE_HELP}.`,
     async run(argv) {
       const { values } = parse(argv, {
         listen: { type: 'string', default: '127.0.0.1:8088' },
         data: { type: 'string', default: '.rack' },
+        store: { type: 'string' },
         driver: { type: 'string', default: 'sim' },
         files: { type: 'string', default: 'local' },
         templates: { type: 'string', multiple: true },
@@ -59,10 +62,17 @@ export const PROCESS_COMMANDS: Record<string, Command> = {
       const bound = (flag: string): number | undefined => (values[flag] === undefined ? undefined : int(values[flag] as string, `--${flag}`));
       if (values.driver !== 'sim' && values.driver !== 'nova' && values.driver !== 'nspawn') throw new UsageError(`--driver must be sim, nova or nspawn, got "${String(values.driver)}"`);
       if (values.files !== 'local' && values.files !== 'swift') throw new UsageError(`--files must be local or swift, got "${String(values.files)}"`);
+      const storeUrl = (values.store as string | undefined) ?? null;
+      try {
+        checkStoreUrl(storeUrl);
+      } catch (err) {
+        throw new UsageError((err as Error).message);
+      }
       const { startKernel } = await import('../server/start.js');
       const k = await startKernel({
         listen: values.listen as string,
         dataDir: values.data as string,
+        storeUrl,
         driver: values.driver,
         files: values.files,
         templates: (values.templates as string[] | undefined) ?? [],

@@ -120,6 +120,19 @@ describe('kernel', () => {
     expect(compute.destroyed).toEqual([kid!.compute_id, root!.compute_id]);
   });
 
+  it('kill answers once the kill is stored (a restarted kernel finishes it), on a store whose writes take a round trip', async () => {
+    const [root] = await kernel.fork(ADMIN, gid, {});
+    const put = store.kills.put.bind(store.kills);
+    const stored: number[] = [];
+    store.kills.put = async (k) => {
+      await new Promise((r) => setImmediate(r));
+      await put(k);
+      stored.push(k.pid);
+    };
+    await kernel.kill(ADMIN, gid, root!.pid, { signal: 'KILL' });
+    expect(stored).toContain(root!.pid);
+  });
+
   it('signals for an agent that is not connected wait in the store and go out in order when it connects', async () => {
     const [p] = await kernel.fork(ADMIN, gid, {});
     await kernel.signal(ADMIN, gid, p!.pid, 'USR1');

@@ -332,7 +332,12 @@ export class Kernel {
     const target = await this.getProcess(gid, pid);
     await requireSelfOrAncestor(who, this.store.processes, target, 'kill');
     const order = await this.killer.subtree(gid, pid);
-    this.track(this.killer.terminate(gid, pid, opts.signal ?? 'TERM', opts.graceMs ?? this.defaultGraceMs));
+    const [signal, graceMs] = [opts.signal ?? 'TERM', opts.graceMs ?? this.defaultGraceMs];
+    // Stored before the answer (terminate stores it again, for its other callers): a kernel killed
+    // right after answering finishes the kill when it restarts, on a store whose writes take a
+    // round trip too.
+    await this.killer.record(gid, pid, signal, graceMs);
+    this.track(this.killer.terminate(gid, pid, signal, graceMs));
     return order.map((p) => p.pid);
   }
 

@@ -68,9 +68,14 @@ export class Killer {
     return subtreeOf(await this.deps.processes.list(gid), pid);
   }
 
+  /** Stores a kill in progress: a restarted kernel finishes it (a TERM's grace goes on). */
+  record(gid: string, pid: number, signal: 'TERM' | 'KILL', graceMs: number): Promise<void> {
+    return this.deps.kills.put({ gid, pid, signal, deadline: Date.now() + (signal === 'TERM' ? graceMs : 0) });
+  }
+
   async terminate(gid: string, pid: number, signal: 'TERM' | 'KILL', graceMs: number): Promise<void> {
     const { processes, kills, table, agents, compute, log, queue } = this.deps;
-    await kills.put({ gid, pid, signal, deadline: Date.now() + (signal === 'TERM' ? graceMs : 0) });
+    await this.record(gid, pid, signal, graceMs);
     const order = await this.subtree(gid, pid);
     log.info({ gid, pid, signal, grace_ms: graceMs, pids: order.map((p) => p.pid) }, 'kill');
     // Queued processes have no VM and no app yet: they leave the queue and end at once.

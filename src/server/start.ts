@@ -7,7 +7,7 @@ import { RackError } from '../common/errors.js';
 import { createLogger, type Logger } from '../common/log.js';
 import type { ComputeDriver } from '../compute/driver.js';
 import type { FileBackend } from '../files/backend.js';
-import { SqliteStore } from '../store/sqlite/sqlite-store.js';
+import { openStore } from '../store/open-store.js';
 import type { Quotas } from '../protocol/process.js';
 import type { Store } from '../store/store.js';
 import { Authenticator, loadAdminToken } from '../auth/auth.js';
@@ -34,6 +34,8 @@ export interface KernelConfig extends DriverConfig {
   log?: Logger;
   /** A ready-made store (tests, embedding); the default is DATA/rack.db. */
   store?: Store;
+  /** Where the state is kept when no `store` is given: a Redis URL (see openStore); null/absent: DATA/rack.db. */
+  storeUrl?: string | null;
   /** The quotas of groups created without their own (see Quotas). */
   quotas?: Partial<Quotas>;
   /** What one client may take: request rate, requests in flight, connections, bytes queued to it. */
@@ -74,7 +76,13 @@ export async function startKernel(cfg: KernelConfig): Promise<RunningKernel> {
   const log = cfg.log ?? createLogger({ name: 'rack-kernel' });
   const unlock = lockDataDir(dataDir);
   const adminToken = loadAdminToken(dataDir, cfg.adminToken ?? process.env.RACK_ADMIN_TOKEN);
-  const store = cfg.store ?? new SqliteStore(join(dataDir, 'rack.db'));
+  let store: Store;
+  try {
+    store = cfg.store ?? (await openStore(cfg.storeUrl ?? null, dataDir, log));
+  } catch (err) {
+    unlock();
+    throw err;
+  }
   let compute: ComputeDriver;
   let remoteFiles: FileBackend | undefined;
   try {

@@ -1,6 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
+import { inject } from 'vitest';
 import { FIXTURES } from './kernel.js';
 
 export const ADMIN_TOKEN = 'process-admin-token-0123456789';
@@ -14,9 +15,19 @@ export function freePort(): Promise<number> {
   });
 }
 
+/** Under `npm run test:redis`: each data dir's Redis database (1-15; the store tests use 0), the same across restarts. */
+const databases = new Map<string, number>();
+
+function storeArgs(dataDir: string): string[] {
+  const redisUrl = inject('redisUrl');
+  if (!redisUrl) return [];
+  if (!databases.has(dataDir)) databases.set(dataDir, (databases.size % 15) + 1);
+  return ['--store', `${redisUrl}/${databases.get(dataDir)}`];
+}
+
 /** `rack kernel` as its own OS process (for kill -9 and for measuring its memory); resolves once it listens. */
 export function startKernelProcess(port: number, dataDir: string, extra: readonly string[] = []): Promise<ChildProcess> {
-  const child = spawn(process.execPath, ['dist/cli/main.js', 'kernel', '--listen', `127.0.0.1:${port}`, '--data', dataDir, '--templates', FIXTURES, ...extra], {
+  const child = spawn(process.execPath, ['dist/cli/main.js', 'kernel', '--listen', `127.0.0.1:${port}`, '--data', dataDir, '--templates', FIXTURES, ...storeArgs(dataDir), ...extra], {
     env: { ...process.env, RACK_ADMIN_TOKEN: ADMIN_TOKEN, RACK_LOG_LEVEL: 'warn' },
     stdio: ['ignore', 'pipe', 'inherit'],
   });

@@ -1,10 +1,12 @@
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
+import { inject } from 'vitest';
 import { ADMIN } from '../../src/auth/auth.js';
 import { silentLogger } from '../../src/common/log.js';
 import { until } from '../../src/common/until.js';
 import { startKernel, type KernelConfig, type RunningKernel } from '../../src/server/start.js';
+import { RedisStore } from '../../src/store/redis/redis-store.js';
 import type { Process } from '../../src/protocol/process.js';
 import { credentialsOf, type Credentials } from '../../src/protocol/user-data.js';
 
@@ -22,6 +24,11 @@ export interface TestKernel extends RunningKernel {
 
 export async function startTestKernel(cfg: Partial<KernelConfig> = {}, dataDir?: string): Promise<TestKernel> {
   const dir = dataDir ?? mkdtempSync(join(tmpdir(), 'rack-test-'));
+  // Under `npm run test:redis` the kernel suites it runs keep their state in its redis-server
+  // (a key prefix per data dir: a kernel started again on it finds its state); under `npm test`
+  // nothing is provided, and the store is SQLite.
+  const redisUrl = inject('redisUrl');
+  const store = cfg.store ?? (redisUrl ? await RedisStore.open(redisUrl, `kernel-${basename(dir)}`) : undefined);
   const k = await startKernel({
     listen: '127.0.0.1:0',
     dataDir: dir,
@@ -29,6 +36,7 @@ export async function startTestKernel(cfg: Partial<KernelConfig> = {}, dataDir?:
     adminToken: 'test-admin-token-0123456789',
     log: silentLogger(),
     ...cfg,
+    store,
   });
   const call: TestKernel['call'] = async (method, path, body, token = k.adminToken, headers = {}) => {
     const res = await fetch(k.url + path, {

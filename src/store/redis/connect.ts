@@ -1,0 +1,95 @@
+import { Cluster, Redis } from 'ioredis';
+import { RackError } from '../../common/errors.js';
+
+export type Client = Redis | Cluster;
+
+interface Target {
+  nodes: Array<{ host: string; port: number }>;
+  cluster: boolean;
+  db: number;
+  username?: string;
+  password?: string;
+}
+
+const USAGE = 'a Redis store is redis://[:PASSWORD@]HOST:PORT[/DB] or redis+cluster://[:PASSWORD@]HOST:PORT,HOST:PORT,...';
+
+/** The URL without its password (for messages). */
+export function redact(url: string): string {
+  return url.replace(/\/\/[^@/]*@/, '//');
+}
+
+/** `redis://host:port[/db]` (one server) or `redis+cluster://h1:p1,h2:p2` (a cluster, from any of its nodes). */
+export function parseRedisUrl(url: string): Target {
+  const m = /^(redis|redis\+cluster):\/\/(?:([^@/]*)@)?([^/@]+?)(?:\/([0-9]{1,2}))?\/?$/.exec(url);
+  if (!m) throw new RackError('bad_request', `${USAGE}; got "${redact(url)}"`);
+  const [, scheme, auth, hosts, db] = m;
+  const cluster = scheme === 'redis+cluster';
+  const nodes = hosts!.split(',').map((hp) => {
+    const n = /^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+)(?::([0-9]{1,5}))?$/.exec(hp);
+    const port = Number(n?.[2] ?? 6379);
+    if (!n || port < 1 || port > 65535) throw new RackError('bad_request', `${USAGE}; "${hp}" is not HOST:PORT`);
+    return { host: n[1]!.replace(/^\[|\]$/g, ''), port };
+  });
+  if (!cluster && nodes.length > 1) throw new RackError('bad_request', `${USAGE}; several nodes need redis+cluster://`);
+  if (cluster && db !== undefined) throw new RackError('bad_request', `${USAGE}; a cluster has no database number`);
+  const [user, pass] = auth === undefined ? [] : auth.includes(':') ? auth.split(/:(.*)/s) : [undefined, auth];
+  return {
+    nodes,
+    cluster,
+    db: Number(db ?? 0),
+    ...(user ? { username: decodeURIComponent(user) } : {}),
+    ...(pass ? { password: decodeURIComponent(pass) } : {}),
+  };
+}
+
+/**
+ * Connects, or fails at once (a kernel does not start on a store it cannot reach). Later, the
+ * client reconnects by itself and queues commands meanwhile; `onError` hears of each failure.
+ */
+export async function connectRedis(url: string, onError: (err: Error) => void = () => {}): Promise<Client> {
+  const t = parseRedisUrl(url);
+  const auth = { username: t.username, password: t.password };
+  // Auto-pipelining batches the many small reads of one call into one round trip (per node).
+  const client = t.cluster
+    ? new Cluster(t.nodes, { lazyConnect: true, enableAutoPipelining: true, redisOptions: auth })
+    : new Redis({ ...t.nodes[0]!, ...auth, db: t.db, lazyConnect: true, enableAutoPipelining: true });
+  let last: Error | undefined;
+  const remember = (err: Error): void => {
+    last = err;
+  };
+  client.on('error', remember);
+  try {
+    await client.connect();
+  } catch (err) {
+    client.disconnect();
+    // connect() rejects with "Connection is closed"; the error event said why.
+    throw new RackError('unavailable', `cannot reach Redis at ${redact(url)}: ${(last ?? (err as Error)).message}`);
+  }
+  client.off('error', remember);
+  client.on('error', onError);
+  return client;
+}
+
+type Arg = string | number | Buffer;
+
+/**
+ * Lua scripts, sent once per connection and then called by SHA (ioredis' defineCommand). Every
+ * script takes one key, the group's key base `rack:{gid}:`, and builds the names of the group's
+ * keys from it: all share the hash tag, so they live in one cluster slot with the base.
+ * An error a script returns as `RACK <code> <message>` is a RackError.
+ */
+export interface Scripts<N extends string> {
+  run(name: N, base: string, ...args: Arg[]): Promise<unknown>;
+}
+
+export function scripts<N extends string>(client: Client, family: string, lua: Record<N, string>): Scripts<N> {
+  for (const [name, body] of Object.entries<string>(lua)) client.defineCommand(`rack_${family}_${name}`, { numberOfKeys: 1, lua: body });
+  const commands = client as unknown as Record<string, (...args: Arg[]) => Promise<unknown>>;
+  return {
+    run: (name, base, ...args) =>
+      commands[`rack_${family}_${name}`]!(base, ...args).catch((err: Error) => {
+        const m = /^RACK ([a-z_]+) ([\s\S]*)$/.exec(err.message);
+        throw m ? new RackError(m[1] as RackError['code'], m[2]!) : err;
+      }),
+  };
+}

@@ -1,0 +1,97 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { execa } from 'execa';
+
+export const REDIS_MISSING = 'test:redis needs redis-server and redis-cli: apt-get install redis-server';
+
+export interface RedisServers {
+  /** The store URL: redis://… for one server, redis+cluster://… for a cluster. */
+  url: string;
+  stop(): Promise<void>;
+}
+
+const taken = new Set<number>();
+
+/** A port free now and not handed out before (the OS picks it; redis-server has no port 0). */
+async function freePort(): Promise<number> {
+  for (;;) {
+    const port = await osPort();
+    if (!taken.has(port)) {
+      taken.add(port);
+      return port;
+    }
+  }
+}
+
+function osPort(): Promise<number> {
+  return new Promise((ok, fail) => {
+    const s = createServer();
+    s.once('error', fail);
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address() as { port: number };
+      s.close(() => ok(port));
+    });
+  });
+}
+
+/** Starts redis-server in the foreground; resolves once it accepts connections. */
+function redisServer(port: number, dir: string, extra: string[]): Promise<ChildProcess> {
+  const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--daemonize', 'no', '--dir', dir, ...extra], { stdio: ['ignore', 'pipe', 'pipe'] });
+  return new Promise((ok, fail) => {
+    let out = '';
+    child.once('error', (err: NodeJS.ErrnoException) => fail(new Error(err.code === 'ENOENT' ? REDIS_MISSING : err.message)));
+    child.once('exit', (code) => fail(new Error(`redis-server on port ${port} exited (${code}) before it was ready:\n${out}`)));
+    child.stdout!.on('data', (chunk: Buffer) => {
+      out += chunk.toString();
+      if (out.includes('Ready to accept connections')) ok(child);
+    });
+  });
+}
+
+function stopAll(children: ChildProcess[], dir: string): () => Promise<void> {
+  return async () => {
+    await Promise.all(
+      children.map((c) =>
+        c.exitCode !== null || c.signalCode !== null ? undefined : new Promise<void>((ok) => {
+          c.once('exit', () => ok());
+          c.kill('SIGTERM');
+        }),
+      ),
+    );
+    rmSync(dir, { recursive: true, force: true });
+  };
+}
+
+/** One throwaway redis-server on loopback (no persistence). */
+export async function startRedis(): Promise<RedisServers> {
+  const dir = mkdtempSync(join(tmpdir(), 'rack-redis-'));
+  const port = await freePort();
+  const child = await redisServer(port, dir, []);
+  return { url: `redis://127.0.0.1:${port}`, stop: stopAll([child], dir) };
+}
+
+/** A Redis Cluster of `masters` servers on loopback (no replicas), all slots assigned. */
+export async function startRedisCluster(masters = 3): Promise<RedisServers> {
+  const dir = mkdtempSync(join(tmpdir(), 'rack-redis-cluster-'));
+  const children: ChildProcess[] = [];
+  const stop = stopAll(children, dir);
+  try {
+    const ports: number[] = [];
+    for (let i = 0; i < masters; i++) {
+      const [port, bus] = [await freePort(), await freePort()];
+      ports.push(port);
+      children.push(await redisServer(port, dir, ['--cluster-enabled', 'yes', '--cluster-port', String(bus), '--cluster-config-file', `nodes-${port}.conf`]));
+    }
+    // --cluster create returns once every node agrees on the slots ("Waiting for the cluster to join").
+    await execa('redis-cli', ['--cluster', 'create', ...ports.map((p) => `127.0.0.1:${p}`), '--cluster-replicas', '0', '--cluster-yes']).catch((err: NodeJS.ErrnoException & { stderr?: string }) => {
+      throw new Error(err.code === 'ENOENT' ? REDIS_MISSING : `redis-cli --cluster create failed: ${err.stderr ?? err.message}`);
+    });
+    return { url: `redis+cluster://${ports.map((p) => `127.0.0.1:${p}`).join(',')}`, stop };
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+}
