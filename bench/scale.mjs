@@ -3,7 +3,7 @@
 // the fake compute driver (the kernel's own work, no OS processes), and a group of 1,000 sim VMs
 // deleted by a kernel in its own process. Linear means the same CPU per VM at every size; the
 // limit is 1.5x the smallest size's cost. These were timed tests once; timing belongs here.
-import { spawn, spawnSync } from 'node:child_process';
+import { execFile, spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -49,6 +49,47 @@ const base = fake[0];
 table('kernel CPU per VM, fake compute driver', ['VMs', 'fork µs/VM', 'ratio', 'delete µs/VM', 'ratio', 'limit'], fake.map((r) => [
   r.n, r.fork.toFixed(0), (r.fork / base.fork).toFixed(2), r.del.toFixed(0), (r.del / base.del).toFixed(2), `≤ ${LIMIT}`,
 ]));
+
+// `rack ps` of 10,000 processes (one group, fake driver, the kernel in this process) beside the
+// REST list it is built on, fetched by curl: both are a process started, a request, an answer.
+const PS_N = 10_000;
+const PS_LIMIT_S = 0.5;
+async function psOf(n) {
+  const { startKernel } = await import(join(root, 'dist/server/start.js'));
+  const k = await startKernel({ listen: '127.0.0.1:0', dataDir: mkdtempSync(join(tmpdir(), 'rack-bench-ps-')), adminToken: 'bench-admin-token-0123456789', log: silentLogger(), compute: new FakeDriver(), forkLimit: 1000, quotas: { processes: n + 10 } });
+  try {
+    const gid = (await k.kernel.createGroup({ name: 'ps', template: 'image' })).gid;
+    const [first] = await k.kernel.fork(ADMIN, gid, {});
+    for (let i = 1; i < n; i += 1000) await k.kernel.fork(ADMIN, gid, { ppid: first.pid, count: Math.min(1000, n - i) });
+    const env = { ...process.env, RACK_URL: k.url, RACK_TOKEN: k.adminToken };
+    // Not spawnSync: the kernel answering it runs on this process's event loop.
+    const wall = (cmd, args) => new Promise((resolve, reject) => {
+      const t0 = performance.now();
+      execFile(cmd, args, { env, maxBuffer: 64 * 1024 * 1024 }, (err, stdout) => {
+        if (err) return reject(new Error(`${cmd} ${args.join(' ')}: ${err.message}`));
+        resolve({ s: (performance.now() - t0) / 1000, lines: stdout.split('\n').length });
+      });
+    });
+    const best = async (f) => {
+      const runs = [];
+      for (let i = 0; i < 5; i++) runs.push(await f());
+      return runs.sort((a, b) => a.s - b.s)[0];
+    };
+    const ps = await best(() => wall(process.execPath, [join(root, 'dist/cli/main.js'), 'ps', '--gid', gid]));
+    if (ps.lines < n) throw new Error(`rack ps printed ${ps.lines} lines for ${n} processes`);
+    const tree = await best(() => wall(process.execPath, [join(root, 'dist/cli/main.js'), 'ps', '--gid', gid, '--tree']));
+    const rest = await best(() => wall('curl', ['-sf', '-o', '/dev/null', '-H', `authorization: Bearer ${k.adminToken}`, `${k.url}/v1/groups/${gid}/processes`]));
+    return { n, ps_s: ps.s, tree_s: tree.s, rest_s: rest.s };
+  } finally {
+    await k.close();
+  }
+}
+const ps = await psOf(PS_N);
+table(`rack ps of ${PS_N.toLocaleString('en')} processes (best of 5)`, ['command', 'wall s', 'limit', 'ratio (s / limit)'], [
+  ['rack ps', ps.ps_s.toFixed(2), `≤ ${PS_LIMIT_S} s`, (ps.ps_s / PS_LIMIT_S).toFixed(2)],
+  ['rack ps --tree', ps.tree_s.toFixed(2), `≤ ${PS_LIMIT_S} s`, (ps.tree_s / PS_LIMIT_S).toFixed(2)],
+  ['curl of the REST list (reference)', ps.rest_s.toFixed(2), '', ''],
+]);
 
 // A kernel in its own process deleting a group of sim VMs (each an agent + app OS process tree).
 const cpuOf = (pid) => {
@@ -108,4 +149,4 @@ try {
 table('group delete, sim VMs, kernel in its own process', ['VMs', 'kernel CPU ms/VM', 'ratio', 'wall s', 'limit'], sim.map((r) => [
   r.n, r.cpuMsPerVm.toFixed(2), (r.cpuMsPerVm / Math.max(sim[0].cpuMsPerVm, 0.0005)).toFixed(2), r.wallS.toFixed(1), `≤ ${LIMIT}`,
 ]));
-writeJson(jsonOut(), { limit: LIMIT, fake, sim });
+writeJson(jsonOut(), { limit: LIMIT, fake, sim, ps: { ...ps, limit_s: PS_LIMIT_S } });
