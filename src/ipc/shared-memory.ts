@@ -65,7 +65,13 @@ export class SharedMemory extends EventEmitter<{ change: [ShmChange] }> {
     this.emit('change', { gid, key, op } satisfies ShmChange);
   }
 
-  async get(gid: string, key: string): Promise<{ value: JsonText | null; version: number }> {
+  async get(gid: string, key: string): Promise<{ value: unknown; version: number }> {
+    const { value, version } = await this.getText(gid, key);
+    return { value: value === null ? null : value.toJSON(), version };
+  }
+
+  /** get() for an answer: the value as the JSON text it is stored as, never parsed here. */
+  async getText(gid: string, key: string): Promise<{ value: JsonText | null; version: number }> {
     const v = await this.store.get(gid, checkKey(key));
     return { value: v.json === null ? null : new JsonText(v.json), version: v.version };
   }

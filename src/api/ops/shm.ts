@@ -31,7 +31,7 @@ export function shmOps({ shm }: Services): Operation[] {
       errors: ['conflict'],
       idempotent: true,
       rest: { method: 'GET', path: SHM },
-      handler: async (ctx, input: { key: string }) => shm.get(ctx.gid, input.key),
+      handler: async (ctx, input: { key: string }) => shm.getText(ctx.gid, input.key),
     }),
     defineOp({
       name: 'shm.set',
