@@ -5,7 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { RackError } from '../../src/common/errors.js';
 import { silentLogger } from '../../src/common/log.js';
 import { checkStoreUrl, openStore } from '../../src/store/open-store.js';
-import { parseRedisUrl } from '../../src/store/redis/connect.js';
+import { parseRedisUrl } from '../../src/store/redis/url.js';
 import { SqliteStore } from '../../src/store/sqlite/sqlite-store.js';
 
 describe('choosing the store', () => {
