@@ -19,6 +19,7 @@ const limitOf = (n) => LIMIT[n] ?? 2;
 const RUNS = { 1: 5, 10: 2, 100: 1 };
 const runsOf = (n) => RUNS[n] ?? 1; // medians of a few runs; the 100s are long on 2 cores
 const ADMIN = { kind: 'admin' };
+const { AGENT_NODE_FLAGS } = await import(join(root, 'dist/compute/sim/sim-driver.js'));
 const out = mkdtempSync(join(tmpdir(), 'rack-bench-fork-'));
 const app = ['/bin/sh', join(root, 'test/fixtures/templates/agent-app/opt/app/app.sh')];
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
@@ -56,7 +57,7 @@ async function direct(n) {
   const kids = [];
   const apps = [];
   await Promise.all(Array.from({ length: n }, () => new Promise((resolve, reject) => {
-    const c = spawn(process.execPath, ['--input-type=module', '-e', AGENT], { detached: true, stdio: ['ignore', 'pipe', 'inherit'] });
+    const c = spawn(process.execPath, [...AGENT_NODE_FLAGS, '--input-type=module', '-e', AGENT], { detached: true, stdio: ['ignore', 'pipe', 'inherit'] });
     kids.push(c);
     c.once('spawn', () => {
       if (++started === n) allStarted = performance.now() - t0;

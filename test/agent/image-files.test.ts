@@ -12,6 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { silentLogger } from '../../src/common/log.js';
 import { loadConfig } from '../../src/dckinit/config/config.js';
 import { Supervisor } from '../../src/dckinit/supervisor/supervisor.js';
+import { AGENT_NODE_FLAGS } from '../../src/compute/sim/sim-driver.js';
 
 const run = promisify(execFile);
 
@@ -110,6 +111,11 @@ describe('systemd/dckinit.service (item 1: the unit policy)', () => {
     expect(settings).toContain('Restart=always');
     expect(settings).toContain('RestartPreventExitStatus=0');
     expect(EXIT_ENDED_EARLY).not.toBe(0);
+  });
+
+  it('starts node with the flags the sim driver gives the agent (what the idle-memory figure is measured with)', () => {
+    const exec = readFileSync('systemd/dckinit.service', 'utf8').split('\n').find((l) => l.startsWith('ExecStart='))!;
+    expect(exec).toBe(`ExecStart=/usr/bin/node ${AGENT_NODE_FLAGS.join(' ')} /opt/rack/dist/dckinit/main.js --config /etc/dckinit/config.yaml`);
   });
 });
 

@@ -42,6 +42,9 @@ export function consolePath(dataDir: string, vmId: string): string {
   return join(dataDir, 'vms', vmId, 'console.log');
 }
 
+/** Node's flags for the guest agent, as systemd/dckinit.service gives them in a real VM. */
+export const AGENT_NODE_FLAGS = ['--lite-mode', '--single-threaded-gc'];
+
 /**
  * The `sim` compute driver: a VM is a local process tree started from a template directory (the
  * stand-in for a VM image: its etc/dckinit/config.yaml and opt/app), with its own working
@@ -143,7 +146,7 @@ export class SimDriver implements ComputeDriver {
         return init.map((a: string) => a.replaceAll('${IMAGE}', dir));
       }
     }
-    return [process.execPath, join(packageRoot(), 'dist', 'dckinit', 'main.js')];
+    return [process.execPath, ...AGENT_NODE_FLAGS, join(packageRoot(), 'dist', 'dckinit', 'main.js')];
   }
 
   /** The flavors a template declares in its image.yaml (see image-flavors.ts). */

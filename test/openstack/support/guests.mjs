@@ -78,7 +78,7 @@ export class GuestHost {
   async boot(server) {
     const proxy = await startMetadataProxy({ instance: server.id, tenant: server.tenant_id, secret: this.secret });
     const disk = mkdtempSync(join(tmpdir(), 'rack-guest-'));
-    const child = spawn(process.execPath, [join(ROOT, 'dist', 'dckinit', 'main.js')], {
+    const child = spawn(process.execPath, ['--lite-mode', '--single-threaded-gc', join(ROOT, 'dist', 'dckinit', 'main.js')], {
       cwd: disk,
       detached: true,
       stdio: ['ignore', 'pipe', 'pipe'],
