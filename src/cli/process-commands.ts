@@ -38,8 +38,8 @@ function tlsOf(values: Record<string, unknown>): { cert: string; key: string; ca
 export const PROCESS_COMMANDS: Record<string, Command> = {
   kernel: {
     summary: 'run the RACK kernel',
-    usage: 'rack kernel [--listen HOST:PORT] [--data DIR] [--store URL] [--driver sim|nova|nspawn] [--files local|swift] [--templates DIR]... [--public-url URL] [--fork-limit N] [--quota NAME=N]... [--max-instances N] [--max-vcpus N] [--max-ram-mb N] [--tls-cert FILE --tls-key FILE [--tls-ca FILE]]',
-    details: `--store URL: where the kernel keeps its state: ${STORE_HELP}.`,
+    usage: 'rack kernel [--listen HOST:PORT] [--data DIR] [--store URL] [--driver sim|nova|nspawn] [--files local|swift] [--templates DIR]... [--public-url URL[,URL]...] [--fork-limit N] [--quota NAME=N]... [--max-instances N] [--max-vcpus N] [--max-ram-mb N] [--tls-cert FILE --tls-key FILE [--tls-ca FILE]]',
+    details: `--store URL: where the kernel keeps its state: ${STORE_HELP}.\n--public-url: the URL VMs reach this kernel at; with several kernels over one store, every kernel's URL, comma-separated (each VM's agent and app move to the next when theirs goes away), or one load-balanced URL.`,
     async run(argv) {
       const { values } = parse(argv, {
         listen: { type: 'string', default: '127.0.0.1:8088' },

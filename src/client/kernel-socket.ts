@@ -9,6 +9,10 @@ import { WS_PATH } from '../protocol/channel.js';
 import { restError } from './rest-error.js';
 
 export interface KernelSocketOptions {
+  /**
+   * The kernel, or several kernels over one store, comma-separated (as RACK_URL and the metadata
+   * carry them): a connection that fails or drops is tried again on the next one.
+   */
   url: string;
   token: string;
   /** A CA (PEM) to trust for a wss:// kernel, beside the system's. */
@@ -68,6 +72,11 @@ export class KernelSocket extends EventEmitter {
   private lastHeard = Date.now();
   private readonly backoff: Backoff;
   private retry: NodeJS.Timeout | null = null;
+  private readonly urls: string[];
+  /** The kernel of urls this socket dials; the next one after each failure or drop. */
+  private at = 0;
+  /** Attempts that failed before the first connection (open() gives up after one round). */
+  private failures = 0;
   private watch: NodeJS.Timeout | null = null;
   private heartbeat: NodeJS.Timeout | null = null;
   readonly timeoutMs: number;
@@ -77,6 +86,14 @@ export class KernelSocket extends EventEmitter {
     this.setMaxListeners(0);
     this.timeoutMs = opts.timeoutMs ?? 30_000;
     this.backoff = opts.backoff ?? new Backoff(100, 5000);
+    this.urls = kernelUrls(opts.url);
+    // Agents spread over the kernels from the start, rather than all on the first.
+    this.at = Math.floor(Math.random() * this.urls.length);
+  }
+
+  /** The kernel this socket is connected to, or dials next. */
+  get url(): string {
+    return this.urls[this.at]!;
   }
 
   get isUp(): boolean {
@@ -111,7 +128,8 @@ export class KernelSocket extends EventEmitter {
 
   private dial(): void {
     if (this.closed || this.ws) return;
-    const url = this.opts.url.replace(/^http/, 'ws').replace(/\/+$/, '') + WS_PATH;
+    const base = this.url;
+    const url = base.replace(/^http/, 'ws').replace(/\/+$/, '') + WS_PATH;
     const ws = new WebSocket(url, { headers: { authorization: `Bearer ${this.opts.token}` }, handshakeTimeout: 10_000, maxPayload: 4 * 1024 * 1024, ...(this.opts.ca ? { ca: this.opts.ca } : {}) });
     this.ws = ws;
     ws.on('unexpected-response', (_req, res) => {
@@ -119,21 +137,25 @@ export class KernelSocket extends EventEmitter {
       res.on('data', (d: Buffer) => (body += d));
       res.on('end', () => {
         const e = restError(res.statusCode ?? 0, body);
-        this.fail(new RackError(e.code, `the kernel refused the connection: ${e.message}`));
+        // A refusal (a bad token) is the same on every kernel of the store: no point in the next.
+        this.fail(new RackError(e.code, `the kernel refused the connection: ${e.message}`), true);
         ws.terminate();
       });
     });
-    ws.on('error', (err) => this.fail(new RackError('unavailable', `cannot reach the kernel at ${this.opts.url}: ${err.message}`)));
+    ws.on('error', (err) => this.fail(new RackError('unavailable', `cannot reach the kernel at ${base}: ${err.message}`)));
     ws.on('open', () => this.hello(ws));
     ws.on('ping', () => (this.lastHeard = Date.now()));
     ws.on('message', (data, isBinary) => this.receive(data as Buffer, isBinary));
     ws.on('close', () => this.dropped(ws));
   }
 
-  /** A failed attempt: reported to open() (first connection only) and logged. */
-  private fail(err: RackError): void {
-    if (this.connections === 0) this.emit('refused', err);
-    this.opts.log?.debug({ err: err.message }, 'kernel connection attempt failed');
+  /**
+   * A failed attempt: logged, and reported to open() (first connection only) once every kernel
+   * has been tried, or at once when the kernel refused (`final`).
+   */
+  private fail(err: RackError, final = false): void {
+    if (this.connections === 0 && (final || ++this.failures >= this.urls.length)) this.emit('refused', err);
+    this.opts.log?.debug({ err: err.message, url: this.url }, 'kernel connection attempt failed');
   }
 
   private hello(ws: WebSocket): void {
@@ -200,6 +222,8 @@ export class KernelSocket extends EventEmitter {
     }
     if (was) this.emit('down');
     if (this.closed) return;
+    // The next attempt goes to the next kernel: the one that dropped may be the one that died.
+    this.at = (this.at + 1) % this.urls.length;
     // Before the first success open() has reported the failure and closed us; start() goes on.
     this.retry = setTimeout(() => {
       this.retry = null;
@@ -269,4 +293,11 @@ export class KernelSocket extends EventEmitter {
       this.dropped(ws);
     }
   }
+}
+
+/** `http://a:8088, http://b:8088` -> each kernel URL; at least one. */
+export function kernelUrls(list: string): string[] {
+  const urls = list.split(',').map((u) => u.trim()).filter((u) => u !== '');
+  if (urls.length === 0) throw new RackError('bad_request', 'no kernel URL');
+  return urls;
 }

@@ -13,7 +13,8 @@ import type { FileInfo } from '../protocol/files.js';
  */
 export class Files {
   constructor(
-    private readonly url: string,
+    /** The kernel to ask: the one the process's WebSocket is with (several may share a store). */
+    private readonly kernel: () => string,
     private readonly token: string,
     private readonly gid: string,
     private readonly ca?: string,
@@ -21,7 +22,7 @@ export class Files {
 
   private where(path: string): string {
     checkPath(path);
-    return `${this.url.replace(/\/+$/, '')}/v1/groups/${this.gid}/files/${path.split('/').map(encodeURIComponent).join('/')}`;
+    return `${this.kernel().replace(/\/+$/, '')}/v1/groups/${this.gid}/files/${path.split('/').map(encodeURIComponent).join('/')}`;
   }
 
   private async send(method: 'GET' | 'PUT' | 'HEAD' | 'DELETE', url: string, body?: Readable | Buffer | string, headers: Record<string, string> = {}) {
@@ -46,7 +47,7 @@ export class Files {
   }
 
   async list(prefix = ''): Promise<FileInfo[]> {
-    const res = await this.send('GET', `${this.url.replace(/\/+$/, '')}/v1/groups/${this.gid}/files?prefix=${encodeURIComponent(prefix)}`);
+    const res = await this.send('GET', `${this.kernel().replace(/\/+$/, '')}/v1/groups/${this.gid}/files?prefix=${encodeURIComponent(prefix)}`);
     return ((await res.body.json()) as { files: FileInfo[] }).files;
   }
 

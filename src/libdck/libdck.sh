@@ -1,7 +1,8 @@
 # libdck.sh: RACK system calls for shell apps. POSIX sh + curl, nothing else.
 #   . /opt/rack/dist/libdck/libdck.sh
 # Uses RACK_URL, RACK_TOKEN, RACK_GID and RACK_PID, which dckinit gives every app, and
-# RACK_CA (the CA file of an https kernel) when it gives one.
+# RACK_CA (the CA file of an https kernel) when it gives one. RACK_URL may name several kernels
+# over one store, comma-separated: a call goes to the first that takes the connection.
 # Exit statuses: 0 ok; 1 the kernel refused (its message on stderr); 2 bad usage;
 # 3 the kernel cannot be reached; 124 timed out (dck_wait, dck_recv).
 
@@ -23,13 +24,33 @@ _dck_curl() {
   if [ -n "${RACK_CA:-}" ]; then curl --cacert "$RACK_CA" "$@"; else curl "$@"; fi
 }
 
+# _dck_to URL ARGS...: curl to URL on each kernel of RACK_URL in turn, until one takes the
+# connection. Only "could not connect" (curl's 6 and 7) moves on: past that the request may have
+# been received, and sending it again elsewhere could do it twice.
+_dck_to() {
+  _dck_path=$1
+  shift
+  _dck_rest=$RACK_URL
+  while :; do
+    _dck_k=$(printf '%s' "${_dck_rest%%,*}" | tr -d ' ')
+    _dck_curl "$@" "$_dck_k$_dck_path" && return 0
+    _dck_rc=$?
+    case "$_dck_rc:$_dck_rest" in
+      6:*,* | 7:*,*) _dck_rest=${_dck_rest#*,} ;;
+      *) return "$_dck_rc" ;;
+    esac
+  done
+}
+
 # _dck_call METHOD PATH [CURL ARGS...]: the body goes to stdout; the status decides the exit.
 _dck_call() {
   _dck_m=$1 _dck_p=$2
   shift 2
   _dck_out=$(mktemp) || return 3
-  _dck_code=$(_dck_curl -sS -o "$_dck_out" -w '%{http_code}' -X "$_dck_m" \
-    -H "Authorization: Bearer $RACK_TOKEN" "$@" "$RACK_URL$_dck_p") || { rm -f "$_dck_out"; echo "libdck: cannot reach the kernel at $RACK_URL" >&2; return 3; }
+  _dck_code=$(_dck_to "$_dck_p" -sS -o "$_dck_out" -w '%{http_code}' -X "$_dck_m" \
+    -H "Authorization: Bearer $RACK_TOKEN" "$@") || { rm -f "$_dck_out"; echo "libdck: cannot reach the kernel at $RACK_URL" >&2; return 3; }
+  # A kernel that did not take the connection wrote 000 first: the status is the last three.
+  _dck_code=${_dck_code#"${_dck_code%???}"}
   case "$_dck_code" in
     2??) cat "$_dck_out"; rm -f "$_dck_out"; return 0 ;;
     408) rm -f "$_dck_out"; return 124 ;;
@@ -114,8 +135,9 @@ dck_recv() {
 # dck_shm_get KEY: prints the value's JSON (null when absent).
 dck_shm_get() {
   _dck_check || return
-  _dck_call GET "/v1/groups/$RACK_GID/shm/$1" | sed 's/^{"value":\(.*\),"version":[0-9]*}$/\1/'
-  echo
+  # The answer is kept first: in a pipeline the call's failure would be lost behind sed's 0.
+  _dck_v=$(_dck_call GET "/v1/groups/$RACK_GID/shm/$1") || return
+  printf '%s\n' "$_dck_v" | sed 's/^{"value":\(.*\),"version":[0-9]*}$/\1/'
 }
 
 # dck_shm_set KEY JSON: sets KEY to a JSON value (quote strings: '"text"').
@@ -127,7 +149,8 @@ dck_shm_set() {
 # dck_shm_incr KEY [BY]: adds BY (default 1) atomically; prints the new value.
 dck_shm_incr() {
   _dck_check || return
-  _dck_call POST "/v1/groups/$RACK_GID/shm/$1/incr" -H 'Content-Type: application/json' -d "{\"by\":${2:-1}}" | _dck_field value
+  _dck_v=$(_dck_call POST "/v1/groups/$RACK_GID/shm/$1/incr" -H 'Content-Type: application/json' -d "{\"by\":${2:-1}}") || return
+  printf '%s' "$_dck_v" | _dck_field value
 }
 
 # dck_pipe_write ID: copies stdin into pipe ID (or fifo:NAME) and closes this writer.
@@ -139,7 +162,7 @@ dck_pipe_write() {
 # dck_pipe_read ID: copies pipe ID (or fifo:NAME) to stdout until every writer is gone.
 dck_pipe_read() {
   _dck_check || return
-  _dck_curl -sS -f -N -H "Authorization: Bearer $RACK_TOKEN" "$RACK_URL/v1/groups/$RACK_GID/pipes/$1" || return 1
+  _dck_to "/v1/groups/$RACK_GID/pipes/$1" -sS -f -N -H "Authorization: Bearer $RACK_TOKEN" || return 1
 }
 
 # dck_file_put PATH [FILE|-]: stores FILE (or stdin) in the group file system.
@@ -151,13 +174,14 @@ dck_file_put() {
 # dck_file_get PATH [FILE|-]: writes the file to FILE (or stdout).
 dck_file_get() {
   _dck_check || return
-  _dck_curl -sS -f -H "Authorization: Bearer $RACK_TOKEN" -o "${2:--}" "$RACK_URL/v1/groups/$RACK_GID/files/$1" || return 1
+  _dck_to "/v1/groups/$RACK_GID/files/$1" -sS -f -H "Authorization: Bearer $RACK_TOKEN" -o "${2:--}" || return 1
 }
 
 # dck_file_ls [PREFIX]: one path per line.
 dck_file_ls() {
   _dck_check || return
-  _dck_call GET "/v1/groups/$RACK_GID/files?prefix=${1:-}" | tr '{' '\n' | sed -n 's/^"path":"\([^"]*\)".*/\1/p'
+  _dck_v=$(_dck_call GET "/v1/groups/$RACK_GID/files?prefix=${1:-}") || return
+  printf '%s' "$_dck_v" | tr '{' '\n' | sed -n 's/^"path":"\([^"]*\)".*/\1/p'
 }
 
 # dck_exit CODE: reports CODE as this process's exit status and ends the shell.

@@ -59,7 +59,7 @@ export class Rack {
     ca?: string,
   ) {
     this.shm = new SharedMemory(conn);
-    this.files = new Files(url, token, self.gid, ca);
+    this.files = new Files(() => conn.url, token, self.gid, ca);
   }
 
   get gid(): string {

@@ -27,7 +27,10 @@ export interface KernelConfig extends DriverConfig {
   listen: string;
   dataDir: string;
   adminToken?: string;
-  /** The URL VMs use to reach the kernel, when it differs from the listen address. */
+  /**
+   * The URL VMs use to reach the kernel, when it differs from the listen address; several,
+   * comma-separated, for kernels over one store (clients move to the next when theirs goes away).
+   */
   publicUrl?: string;
   forkLimit?: number;
   defaultGraceMs?: number;
