@@ -19,6 +19,15 @@ const CLIENTS = 8;
 const SHM_MS = 3000;
 const PIPE_BYTES = 256 * 1024 * 1024;
 const results = {};
+// `--only messages|shm|pipe`: that kernel measure alone, without the references (bench/profile.mjs).
+const onlyAt = process.argv.indexOf('--only');
+const only = onlyAt >= 0 ? process.argv[onlyAt + 1] : null;
+const measure = (name) => only === null || only === name;
+const reference = only === null;
+// RACK_BENCH_WINDOW=file: where each kernel measure started and ended (CLOCK_MONOTONIC µs, the
+// clock of V8's profiles), so that bench/profile.mjs counts the measure and not the setup.
+const windows = {};
+const mark = (name, edge) => ((windows[name] ??= {})[edge] = Number(process.hrtime.bigint() / 1000n));
 
 function summary(lat) {
   const s = [...lat].sort((a, b) => a - b);
@@ -44,7 +53,8 @@ const racks = await Promise.all(procs.map((p) => connect({ url: k.url, token: to
 const [a, b] = racks;
 
 // ---- messages: kernel ----
-{
+if (measure('messages')) {
+  mark('messages', 'start');
   const inbox = b.messages();
   const lat = [];
   for (let i = 0; i < N_LAT; i++) {
@@ -73,10 +83,11 @@ const [a, b] = racks;
   await Promise.all(Array.from({ length: 16 }, async () => { while (next < N_TPUT) await send(++next); }));
   await receiving;
   results.messages_kernel = { ...summary(lat), msgs_per_s: Math.round(N_TPUT / ((performance.now() - t0) / 1000)) };
+  mark('messages', 'end');
 }
 
 // ---- messages: raw ws relay (the limit) ----
-{
+if (reference) {
   const wss = new WebSocketServer({ port: 0, host: '127.0.0.1' });
   await new Promise((r) => wss.once('listening', r));
   const port = wss.address().port;
@@ -113,7 +124,7 @@ const [a, b] = racks;
 const redis = redisServer();
 let redisProc = null;
 const redisPort = 16379 + Math.floor(Math.random() * 1000);
-if (redis) redisProc = await startRedis(redisPort);
+if (redis && reference) redisProc = await startRedis(redisPort);
 if (redisProc) {
   const sub = await resp(redisPort);
   const pub = await resp(redisPort);
@@ -145,13 +156,14 @@ if (redisProc) {
 }
 
 table('Messages (one-way delivery through a server on loopback, JSON payload of ~10 bytes)', ['path', 'p50 µs', 'p99 µs', 'msgs/s'], [
-  ['RACK kernel (durable, acked)', results.messages_kernel.p50_us, results.messages_kernel.p99_us, results.messages_kernel.msgs_per_s],
-  ['raw ws relay (the limit)', results.messages_ws_relay.p50_us, results.messages_ws_relay.p99_us, results.messages_ws_relay.msgs_per_s],
+  ['RACK kernel (durable, acked)', results.messages_kernel?.p50_us ?? 'n/a', results.messages_kernel?.p99_us ?? 'n/a', results.messages_kernel?.msgs_per_s ?? 'n/a'],
+  ['raw ws relay (the limit)', results.messages_ws_relay?.p50_us ?? 'n/a', results.messages_ws_relay?.p99_us ?? 'n/a', results.messages_ws_relay?.msgs_per_s ?? 'n/a'],
   ['Redis PUBLISH/SUBSCRIBE', results.messages_redis_pubsub?.p50_us ?? 'n/a', results.messages_redis_pubsub?.p99_us ?? 'n/a', results.messages_redis_pubsub?.msgs_per_s ?? 'n/a'],
 ]);
 
 // ---- shared memory ----
-{
+if (measure('shm')) {
+  mark('shm', 'start');
   let ops = 0;
   const t0 = performance.now();
   await Promise.all(racks.slice(1, CLIENTS + 1).map(async (r) => {
@@ -161,6 +173,7 @@ table('Messages (one-way delivery through a server on loopback, JSON payload of 
     }
   }));
   results.shm_kernel = { clients: CLIENTS, ops_per_s: Math.round(ops / ((performance.now() - t0) / 1000)) };
+  mark('shm', 'end');
 }
 if (redisProc) {
   const r = spawnSync('redis-benchmark', ['-p', String(redisPort), '-c', String(CLIENTS), '-n', '200000', '-t', 'incr', '-q', '--csv'], { encoding: 'utf8' });
@@ -168,12 +181,13 @@ if (redisProc) {
   results.shm_redis = { clients: CLIENTS, ops_per_s: m ? Math.round(Number(m[1])) : null };
 }
 table(`Shared memory: atomic increments, ${CLIENTS} clients`, ['store', 'ops/s'], [
-  ['RACK kernel shm.incr (SQLite, durable)', results.shm_kernel.ops_per_s],
+  ['RACK kernel shm.incr (SQLite, durable)', results.shm_kernel?.ops_per_s ?? 'n/a'],
   ['redis-benchmark INCR (in memory)', results.shm_redis?.ops_per_s ?? 'n/a'],
 ]);
 
 // ---- pipes ----
-{
+if (measure('pipe')) {
+  mark('pipe', 'start');
   const pipe = await a.pipe();
   const block = Buffer.alloc(1024 * 1024, 7);
   const t0 = performance.now();
@@ -185,8 +199,9 @@ table(`Shared memory: atomic increments, ${CLIENTS} clients`, ['store', 'ops/s']
   await pipeline(Readable.from((function* () { for (let i = 0; i < PIPE_BYTES / block.length; i++) yield block; })()), pipe.writer());
   const n = await reading;
   results.pipe_kernel = { bytes: n, mb_per_s: Math.round(n / 1e6 / ((performance.now() - t0) / 1000)) };
+  mark('pipe', 'end');
 }
-{
+if (reference) {
   const server = createServer((s) => s.resume());
   await new Promise((r) => server.listen(0, '127.0.0.1', r));
   let got = 0;
@@ -201,8 +216,8 @@ table(`Shared memory: atomic increments, ${CLIENTS} clients`, ['store', 'ops/s']
   server.close();
 }
 table(`Pipes: ${PIPE_BYTES / 2 ** 20} MiB from one process to another`, ['path', 'MB/s'], [
-  ['RACK pipe (kernel buffer, backpressure)', results.pipe_kernel.mb_per_s],
-  ['raw loopback TCP stream (the limit)', results.pipe_tcp.mb_per_s],
+  ['RACK pipe (kernel buffer, backpressure)', results.pipe_kernel?.mb_per_s ?? 'n/a'],
+  ['raw loopback TCP stream (the limit)', results.pipe_tcp?.mb_per_s ?? 'n/a'],
 ]);
 
 for (const r of racks) r.close();
@@ -211,4 +226,5 @@ redisProc?.kill();
 await fetch(`${k.url}/v1/groups/${gid}`, { method: 'DELETE', headers: { authorization: `Bearer ${k.adminToken}` } });
 await k.close();
 writeJson(jsonOut(), results);
+writeJson(process.env.RACK_BENCH_WINDOW, windows);
 process.exit(0);

@@ -33,7 +33,9 @@ export function jsonOut() {
 export async function spawnKernel(templates = []) {
   const dataDir = mkdtempSync(join(tmpdir(), 'rack-bench-'));
   const adminToken = 'bench-admin-token-0123456789';
-  const args = [join(root, 'dist/cli/main.js'), 'kernel', '--listen', '127.0.0.1:0', '--data', dataDir, ...templates.flatMap((t) => ['--templates', t])];
+  // RACK_BENCH_KERNEL_NODE_ARGS: options for the kernel's node (bench/profile.mjs passes --cpu-prof).
+  const nodeArgs = (process.env.RACK_BENCH_KERNEL_NODE_ARGS ?? '').split(' ').filter(Boolean);
+  const args = [...nodeArgs, join(root, 'dist/cli/main.js'), 'kernel', '--listen', '127.0.0.1:0', '--data', dataDir, ...templates.flatMap((t) => ['--templates', t])];
   const child = spawn(process.execPath, args, { env: { ...process.env, RACK_ADMIN_TOKEN: adminToken, RACK_LOG_LEVEL: 'info' }, stdio: ['ignore', 'ignore', 'pipe'] });
   const url = await new Promise((resolve, reject) => {
     let buf = '';

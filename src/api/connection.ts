@@ -1,3 +1,4 @@
+import type { Socket } from 'node:net';
 import type { WebSocket } from 'ws';
 import type { Principal } from '../auth/auth.js';
 import type { ClientLimits } from '../auth/limits.js';
@@ -43,6 +44,8 @@ export class Connection {
   private outboxBytes = 0;
   private writtenThisTurn = 0;
   private writeTurnAsked = false;
+  /** The socket is corked until the current task's promise continuations have run (see write). */
+  private corked: Socket | null = null;
 
   constructor(
     readonly ws: WebSocket,
@@ -109,6 +112,7 @@ export class Connection {
       const { data, binary, fin } = this.outbox.shift()!;
       this.outboxBytes -= data.length;
       this.writtenThisTurn += data.length;
+      this.cork();
       this.ws.send(data, { binary, fin }, () => this.flow());
     }
     // The next turn starts a new slice (and writes what waits): ask for it only when needed.
@@ -119,6 +123,27 @@ export class Connection {
       this.writtenThisTurn = 0;
       this.write();
       this.flow();
+    });
+  }
+
+  /**
+   * Frames written to the client in one task (the answers of one group commit, a message pushed
+   * with its sender's answer, an answer and the ack after it) leave in one writev, not one system
+   * call each: on loopback a send also does the receiving side's work and wakes the client, and
+   * that, per frame, was the kernel's largest cost on the IPC paths. The socket is uncorked on
+   * process.nextTick, which runs once the task's promise continuations have all run (the answers
+   * of a batch are such continuations), so no frame waits for another turn of the event loop.
+   */
+  private cork(): void {
+    if (this.corked) return;
+    // ws keeps its net.Socket there; without it (another transport), frames go out one by one.
+    const socket = (this.ws as unknown as { _socket?: Socket })._socket;
+    if (!socket || socket.destroyed) return;
+    socket.cork();
+    this.corked = socket;
+    process.nextTick(() => {
+      this.corked = null;
+      if (!socket.destroyed) socket.uncork();
     });
   }
 

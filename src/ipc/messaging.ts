@@ -43,6 +43,15 @@ export class Messaging {
   private readonly arrivals = new EventEmitter();
   /** Each sender's sends are stored one after the other: per-sender order is a promise. */
   private readonly senders = new Map<string, Promise<unknown>>();
+  /**
+   * Processes found live as targets, by `gid/pid`, until they end (forget): a send does not read
+   * its target's row again for every message. A process ends once (PIDs are never reused), and
+   * forget() runs then; a send that found its target live just before is cleared with its mailbox
+   * (the clear is queued behind its append).
+   */
+  private readonly live = new Set<string>();
+  /** How many processes were forgotten: a target read while one was is not cached (it may be that one). */
+  private forgets = 0;
 
   constructor(
     private readonly store: MailboxStore,
@@ -56,6 +65,8 @@ export class Messaging {
 
   /** The process ended: its mailbox goes. */
   async forget(gid: string, pid: number): Promise<void> {
+    this.live.delete(`${gid}/${pid}`);
+    this.forgets++;
     this.newest.delete(`${gid}/${pid}`);
     await this.store.clear(gid, pid);
   }
@@ -85,9 +96,17 @@ export class Messaging {
     const results: Array<number | RackError> = new Array(items.length);
     const targets = new Map<number, RackError | null>();
     for (const to of new Set(items.map((m) => m.to))) {
+      const key = `${gid}/${to}`;
+      if (this.live.has(key)) {
+        targets.set(to, null);
+        continue;
+      }
       try {
+        const forgets = this.forgets;
         const t = await this.processOf(gid, to);
-        targets.set(to, isTerminal(t.status) ? new RackError('conflict', `process ${to} has ended (${t.status}); nobody will read the message`) : null);
+        const ended = isTerminal(t.status);
+        targets.set(to, ended ? new RackError('conflict', `process ${to} has ended (${t.status}); nobody will read the message`) : null);
+        if (!ended && forgets === this.forgets) this.live.add(key);
       } catch (err) {
         if (!(err instanceof RackError)) throw err;
         targets.set(to, err);

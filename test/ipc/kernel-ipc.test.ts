@@ -103,6 +103,34 @@ describe('kernel IPC over the raw protocol', () => {
     await Promise.all([sender.close(), recv.close()]);
   });
 
+  it('a receiver that is caught up gets each message pushed as sent, every character intact; its end refuses messages that came after, though earlier ones to it were taken', async () => {
+    const [kid] = await fork(1);
+    const sender = await RawClient.connect(k.url, tok(parent));
+    const recv = await RawClient.connect(k.url, tok(kid!));
+    const got: any[] = [];
+    const datas = [{ s: 'héllo ✓ 🚀 "quoted" \\ \u0000' }, [1, 2.5, null, true], 'plain', 0, { deep: { n: [{}] } }];
+    const all = new Promise<void>((resolve) => recv.on((e) => e.event === 'message' && got.push(e) === datas.length && resolve()));
+    await recv.call('recv.start');
+    // One at a time, each after the last was pushed: the receiver is caught up for every one.
+    const seqs: number[] = [];
+    for (const data of datas) {
+      const before = got.length;
+      seqs.push((await sender.call('send', { to: kid!.pid, data })).result.seq);
+      while (got.length === before) {
+        await new Promise<void>((r) => {
+          const off = recv.on(() => (off(), r()));
+        });
+      }
+    }
+    await all;
+    expect(got.map((e) => [e.seq, e.from, e.data])).toEqual(datas.map((d, i) => [seqs[i], parent.pid, d]));
+    await k.call('DELETE', `/v1/groups/${gid}/processes/${kid!.pid}?signal=KILL`, undefined, tok(parent));
+    await untilProcess(k, gid, kid!.pid, (p) => p.status === 'KILLED');
+    const after = await sender.call('send', { to: kid!.pid, data: 'too late' });
+    expect(after.error.code).toBe('conflict');
+    await Promise.all([sender.close(), recv.close()]);
+  });
+
   it('a full mailbox refuses with mailbox_full, never silently', async () => {
     const small = await startTestKernel({ quotas: { mailbox_messages: 3 } });
     try {

@@ -14,6 +14,19 @@ function messageJson(m: StoredMessage): string {
   return `{"seq":${m.seq},"from":${m.from},"data":${m.data.toString('utf8')}}`;
 }
 
+/**
+ * The pushed message event as the frame's bytes, in one buffer: the stored JSON bytes are copied
+ * in as they are (not decoded into a string, concatenated, and encoded again by the socket).
+ */
+function messageEvent(m: StoredMessage): Buffer {
+  const head = `{"event":"message","seq":${m.seq},"from":${m.from},"data":`;
+  const out = Buffer.allocUnsafe(head.length + m.data.length + 1);
+  out.write(head, 0, 'latin1'); // digits and ASCII only: one byte per character
+  m.data.copy(out, head.length);
+  out[out.length - 1] = 0x7d; // }
+  return out;
+}
+
 /** Mailboxes (the seed's Signal): durable messages between the processes of a group. */
 export function messageOps({ messaging }: Services): Operation[] {
   const MSG = '/v1/groups/{gid}/processes/{pid}/messages';
@@ -114,7 +127,7 @@ export function messageOps({ messaging }: Services): Operation[] {
         (conn.state.get('receiver') as { close(): void } | undefined)?.close();
         const r = await messaging.receive(ctx.gid, input.pid, (m) => {
           if (m.binary) conn.pushBinary({ event: 'message', seq: m.seq, from: m.from }, m.data);
-          else conn.pushText(`{"event":"message",${messageJson(m).slice(1)}`);
+          else conn.pushText(messageEvent(m));
         }, input.window ?? 256);
         conn.state.set('receiver', r);
         conn.onClose(() => r.close());

@@ -1,6 +1,7 @@
 import { RackError } from '../../common/errors.js';
 import type { ShmStore, ShmValue } from '../store.js';
 import type { Db } from './database.js';
+import type { GroupCommit } from './group-commit.js';
 import type { RequestLog } from './request-log.js';
 
 /** A key's row; its value as text, or as UTF-8 bytes when read to be answered (see get). */
@@ -12,10 +13,11 @@ interface Row<V extends string | Buffer = string> {
 }
 
 /**
- * Shared memory on SQLite. better-sqlite3 is synchronous, so each operation runs alone inside one
- * transaction: incr and compare-and-set are atomic without locks of our own. Each group's bytes
- * (every key once, and its value or items) are kept in shm_usage, checked and updated in the same
- * transaction as the write.
+ * Shared memory on SQLite. better-sqlite3 is synchronous, so each operation runs alone, in one
+ * piece: incr and compare-and-set are atomic without locks of our own. Writes go through the group
+ * commit (each in its own savepoint of the turn's transaction, answered once that committed);
+ * reads commit what is queued first, then read. Each group's bytes (every key once, and its value
+ * or items) are kept in shm_usage, checked and updated in the same savepoint as the write.
  */
 export class SqliteShm implements ShmStore {
   private readonly row;
@@ -29,6 +31,7 @@ export class SqliteShm implements ShmStore {
   constructor(
     private readonly db: Db,
     private readonly requests: RequestLog,
+    private readonly commits: GroupCommit,
   ) {
     this.used = db.prepare('SELECT bytes FROM shm_usage WHERE gid = ?');
     this.addUsage = db.prepare(
@@ -45,9 +48,13 @@ export class SqliteShm implements ShmStore {
          version = version + 1, expires_at = excluded.expires_at
        RETURNING version`,
     );
-    // One transaction wrapper for every operation (building one per call cost as much as the work).
+    // One transaction wrapper for every read (building one per call cost as much as the work); a
+    // read may drop an expired key. Reads first commit the writes queued before them.
     const run = db.transaction((fn: () => unknown) => fn());
-    this.tx = <T>(fn: () => T): T => run(fn) as T;
+    this.tx = <T>(fn: () => T): T => {
+      commits.flush();
+      return run(fn) as T;
+    };
   }
 
   /** The live row: an expired key is dropped on sight. */
@@ -82,6 +89,7 @@ export class SqliteShm implements ShmStore {
   }
 
   async usage(gid: string): Promise<number> {
+    this.commits.flush();
     return (this.used.get(gid) as { bytes: number } | undefined)?.bytes ?? 0;
   }
 
@@ -105,7 +113,7 @@ export class SqliteShm implements ShmStore {
   }
 
   async set(gid: string, key: string, json: string, ttlMs: number | null, maxBytes: number): Promise<number> {
-    return this.tx(() => {
+    return this.commits.run(() => {
       const old = this.live(gid, key);
       this.account(gid, Buffer.byteLength(key) + Buffer.byteLength(json) - this.size(gid, key, old), maxBytes);
       // Replacing a list by a value drops its items.
@@ -116,7 +124,7 @@ export class SqliteShm implements ShmStore {
   }
 
   async delete(gid: string, key: string): Promise<boolean> {
-    return this.tx(() => {
+    return this.commits.run(() => {
       const r = this.live(gid, key);
       if (!r) return false;
       this.account(gid, -this.size(gid, key, r), Infinity);
@@ -126,7 +134,7 @@ export class SqliteShm implements ShmStore {
   }
 
   async incr(gid: string, key: string, by: number, maxBytes: number, rid: string | null = null): Promise<number> {
-    return this.tx(() => this.requests.once(rid, () => {
+    return this.commits.run(() => this.requests.once(rid, () => {
       const r = this.value(gid, key);
       const cur = r?.value === null || r === undefined ? 0 : (JSON.parse(r.value) as unknown);
       if (typeof cur !== 'number' || !Number.isSafeInteger(cur)) throw new RackError('conflict', `key "${key}" does not hold an integer`);
@@ -139,7 +147,7 @@ export class SqliteShm implements ShmStore {
   }
 
   async cas(gid: string, key: string, expect: string | null, json: string, maxBytes: number, rid: string | null = null): Promise<{ ok: boolean; current: string | null }> {
-    return this.tx(() => this.requests.once(rid, () => {
+    return this.commits.run(() => this.requests.once(rid, () => {
       const r = this.value(gid, key);
       const current = r?.value ?? null;
       if (current !== expect) return { ok: false, current };
@@ -156,7 +164,7 @@ export class SqliteShm implements ShmStore {
   }
 
   async push(gid: string, key: string, values: readonly string[], left: boolean, maxBytes: number, rid: string | null = null): Promise<number> {
-    return this.tx(() => this.requests.once(rid, () => {
+    return this.commits.run(() => this.requests.once(rid, () => {
       const r = this.list(gid, key);
       this.account(gid, (r ? 0 : Buffer.byteLength(key)) + values.reduce((n, v) => n + Buffer.byteLength(v), 0), maxBytes);
       if (!r) this.upsert.get(gid, key, 'l', null, null);
@@ -172,7 +180,7 @@ export class SqliteShm implements ShmStore {
 
   async pop(gid: string, key: string, left: boolean, rid: string | null = null): Promise<string | null> {
     // A pop that found nothing is not kept: the blocking pop tries again with the same id.
-    return this.tx(() => this.requests.once(rid, () => {
+    return this.commits.run(() => this.requests.once(rid, () => {
       if (!this.list(gid, key)) return null;
       const item = this.db
         .prepare(`SELECT pos, value FROM shm_items WHERE gid = ? AND key = ? ORDER BY pos ${left ? 'ASC' : 'DESC'} LIMIT 1`)
@@ -209,6 +217,7 @@ export class SqliteShm implements ShmStore {
   }
 
   async keys(gid: string, prefix: string): Promise<string[]> {
+    this.commits.flush();
     const rows = this.db
       .prepare(`SELECT key FROM shm WHERE gid = ? AND substr(key, 1, ?) = ? AND (expires_at IS NULL OR expires_at > ?) ORDER BY key LIMIT 10000`)
       .all(gid, prefix.length, prefix, Date.now()) as Array<{ key: string }>;
@@ -216,7 +225,7 @@ export class SqliteShm implements ShmStore {
   }
 
   async expire(now: number): Promise<Array<{ gid: string; key: string }>> {
-    return this.tx(() => {
+    return this.commits.run(() => {
       const rows = this.db.prepare('SELECT gid, key, kind, value, version, expires_at FROM shm WHERE expires_at IS NOT NULL AND expires_at <= ?').all(now) as Array<Row & { gid: string; key: string }>;
       for (const r of rows) this.account(r.gid, -this.size(r.gid, r.key, r), Infinity);
       this.db.prepare('DELETE FROM shm WHERE expires_at IS NOT NULL AND expires_at <= ?').run(now);

@@ -19,6 +19,7 @@ import type {
 } from '../store.js';
 import { openDatabase, type Db } from './database.js';
 import { FIRST_PID } from '../../protocol/process.js';
+import { GroupCommit } from './group-commit.js';
 import { RequestLog } from './request-log.js';
 import { SqliteMailboxes } from './mailbox-store.js';
 import { SqliteSchedule } from './schedule-store.js';
@@ -282,6 +283,8 @@ class SqliteSignalQueue implements SignalQueueStore {
 /** The embedded default: one SQLite file (WAL) in the kernel's data dir. */
 export class SqliteStore implements Store {
   readonly db: Db;
+  /** The hot paths' writes (mailboxes, shared memory): one transaction per turn of the event loop. */
+  readonly commits: GroupCommit;
   readonly groups: GroupStore;
   readonly processes: ProcessStore;
   readonly tokens: TokenStore;
@@ -293,18 +296,21 @@ export class SqliteStore implements Store {
 
   constructor(file: string) {
     this.db = openDatabase(file);
+    this.commits = new GroupCommit(this.db);
     this.groups = new SqliteGroups(this.db);
     const requests = new RequestLog(this.db);
     this.processes = new SqliteProcesses(this.db, requests);
     this.tokens = new SqliteTokens(this.db);
     this.kills = new SqliteKills(this.db);
     this.signals = new SqliteSignalQueue(this.db);
-    this.mailboxes = new SqliteMailboxes(this.db);
-    this.shm = new SqliteShm(this.db, requests);
+    this.mailboxes = new SqliteMailboxes(this.db, this.commits);
+    this.shm = new SqliteShm(this.db, requests, this.commits);
     this.schedule = new SqliteSchedule(this.db);
   }
 
   async close(): Promise<void> {
+    // Writes asked for before the close are committed (and answered), not dropped.
+    this.commits.close();
     if (this.db.open) this.db.close();
   }
 }

@@ -1,0 +1,44 @@
+import { describe, expect, it } from 'vitest';
+import type { WebSocket } from 'ws';
+import { Connection } from './connection.js';
+
+/** A WebSocket that records each frame with whether its socket was corked when it was sent. */
+function fakeWs() {
+  const socket = { corks: 0, uncorks: 0, destroyed: false, cork() { this.corks++; }, uncork() { this.uncorks++; } };
+  const frames: Array<{ data: string | Buffer; corked: boolean }> = [];
+  const ws = {
+    OPEN: 1,
+    readyState: 1,
+    bufferedAmount: 0,
+    _socket: socket,
+    send(data: string | Buffer, _opts: unknown, cb: () => void) {
+      frames.push({ data, corked: socket.corks > socket.uncorks });
+      cb();
+    },
+    pause() {},
+    resume() {},
+  };
+  return { ws: ws as unknown as WebSocket, socket, frames };
+}
+
+const limits = { outboundPause: 1 << 20, outboundDrop: 1 << 26, connectionInFlight: 16 };
+
+describe('connection writes', () => {
+  it('frames written in one task, promise continuations included, leave in one corked write', async () => {
+    const { ws, socket, frames } = fakeWs();
+    const conn = new Connection(ws, { kind: 'admin' } as never, limits);
+    conn.pushText('{"a":1}');
+    conn.pushText(Buffer.from('{"b":2}'));
+    await Promise.resolve().then(() => conn.push({ c: 3 }));
+    // The continuations of one task run before its nextTick uncork.
+    expect(socket.corks - socket.uncorks).toBe(1);
+    await new Promise<void>((r) => process.nextTick(r));
+    expect(socket).toMatchObject({ corks: 1, uncorks: 1 });
+    expect(frames.map((f) => [String(f.data), f.corked])).toEqual([['{"a":1}', true], ['{"b":2}', true], ['{"c":3}', true]]);
+    // A later task corks again.
+    await new Promise<void>((r) => setImmediate(r));
+    conn.pushText('{"d":4}');
+    await new Promise<void>((r) => process.nextTick(r));
+    expect(socket).toMatchObject({ corks: 2, uncorks: 2 });
+  });
+});
