@@ -54,7 +54,7 @@ describe('TLS: rack kernel --tls-cert/--tls-key', () => {
     // The app ran to its end over wss (the agent reported it over wss too): exit 0, every increment there.
     const ended = await untilProcess(k, gid, p!.pid, (x) => x.status === 'EXITED', 60_000);
     expect(ended.exit_code).toBe(0);
-    expect((await k.services.shm.get(gid, 'counter')).value?.toJSON()).toBe(50);
+    expect((await k.services.shm.get(gid, 'counter')).value).toBe(50);
   }, 90_000);
 
   it('libdck.sh (curl) trusts the CA dckinit hands the app in RACK_CA', async () => {
@@ -62,7 +62,7 @@ describe('TLS: rack kernel --tls-cert/--tls-key', () => {
     const [root] = await k.kernel.fork(ADMIN, gid, {});
     const ended: Process = await untilProcess(k, gid, root!.pid, (x) => x.status === 'EXITED' || x.status === 'ERROR' || x.status === 'KILLED', 90_000);
     expect(ended.exit_code).toBe(0);
-    expect((await k.services.shm.get(gid, 'sum')).value?.toJSON()).toBe(1 + 4);
+    expect((await k.services.shm.get(gid, 'sum')).value).toBe(1 + 4);
   }, 120_000);
 
   it('the CLI verifies the kernel: with --ca or RACK_CA it works; without, or with another CA, one line and exit 1', async () => {

@@ -190,8 +190,7 @@ async function main(): Promise<number> {
     k.services.shm.on('change', (c: { gid: string; key: string }) => {
       if (c.gid !== group.gid || c.key !== statusKey(job)) return;
       void k.services.shm.get(group.gid, c.key).then(({ value }) => {
-        // The kernel hands shared memory out as stored JSON text (answers write it as it is).
-        status = value?.toJSON() as JobStatus;
+        status = value as JobStatus;
         draw();
         if (status.state === 'done' || status.state === 'failed') resolveJob(status);
       });
