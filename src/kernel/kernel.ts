@@ -18,6 +18,7 @@ import {
 } from '../protocol/process.js';
 import type { Capacity, PoolView, QueuedFork } from '../protocol/resources.js';
 import { Scheduler } from '../scheduler/scheduler.js';
+import { LocalBus, RECHECK_MS, type KernelBus } from '../bus/bus.js';
 import type { NewProcess, ProcessFilter, Store } from '../store/store.js';
 import { Agents, type AgentLink } from './agents.js';
 import { Booter } from './boot.js';
@@ -48,6 +49,8 @@ export interface KernelOptions {
   quotas?: Partial<Quotas>;
   /** The CA (PEM) VMs trust for this kernel's TLS certificate; none for http. */
   ca?: string;
+  /** How this kernel hears the others on the same store (src/bus); default: alone (LocalBus). */
+  bus?: KernelBus;
 }
 
 export interface GroupInput {
@@ -102,12 +105,18 @@ export class Kernel {
   private readonly waits: Waits;
   private readonly queue: ForkQueue;
   private readonly background = new Set<Promise<unknown>>();
-  /** Groups do not change once made: they are kept here from their first read until deleted. */
+  /**
+   * Groups do not change once made: they are kept here from their first read until deleted, by
+   * a kernel alone on its store (with others, a group one of them deletes is gone at once on all).
+   */
   private readonly groups = new Map<string, Group>();
   private readonly defaultQuotas: Quotas;
+  private readonly bus: KernelBus;
 
   constructor(private readonly opts: KernelOptions) {
     this.store = opts.store;
+    this.bus = opts.bus ?? new LocalBus();
+    const recheckMs = this.bus.shared ? RECHECK_MS : undefined;
     this.compute = opts.compute;
     this.log = opts.log;
     this.forkLimit = opts.forkLimit ?? 1000;
@@ -115,16 +124,23 @@ export class Kernel {
     this.defaultQuotas = { ...DEFAULT_QUOTAS, ...opts.quotas };
     this.hooks = new Hooks(this.log);
     this.table = new ProcessTable(this.store.processes, this.events, this.hooks, this.log);
-    this.agents = new Agents(this.store.signals, this.events, this.log, (w) => this.track(w));
+    this.agents = new Agents(this.store.signals, this.events, this.log, (w) => this.track(w), this.bus);
     this.booter = new Booter({ compute: this.compute, table: this.table, processes: this.store.processes, log: this.log, url: opts.url, concurrency: opts.bootConcurrency ?? 16, ca: opts.ca });
     this.scheduler = new Scheduler({ store: this.store.schedule, compute: this.compute, log: this.log, capacity: opts.pool });
     this.queue = new ForkQueue({ scheduler: this.scheduler, table: this.table, booter: this.booter, groups: this.store.groups, tokens: opts.tokens, log: this.log, track: (w) => this.track(w) });
-    this.killer = new Killer({ processes: this.store.processes, kills: this.store.kills, table: this.table, agents: this.agents, compute: this.compute, events: this.events, log: this.log, queue: this.scheduler });
-    this.waits = new Waits(this.store.processes, this.events);
+    this.killer = new Killer({ processes: this.store.processes, kills: this.store.kills, table: this.table, agents: this.agents, compute: this.compute, events: this.events, log: this.log, queue: this.scheduler, recheckMs });
+    this.waits = new Waits(this.store.processes, this.events, recheckMs);
     this.compute.onChange((c) => this.track(this.booter.vmChanged(c)));
     // The kernel's own reaction; the other parts register theirs in src/server/start.ts.
     this.use({ name: 'queued signals', ended: (p) => this.agents.forget(p.gid, p.pid) });
-    this.use({ name: 'resource pools', ended: (p) => this.scheduler.release(p.gid, p.pid), groupDeleted: (gid) => this.scheduler.forgetGroup(gid) });
+    this.use({
+      name: 'resource pools',
+      ended: (p) => this.scheduler.release(p.gid, p.pid),
+      // What this kernel holds or queues for a process another kernel ended is free again here.
+      endedElsewhere: (p) => this.scheduler.release(p.gid, p.pid),
+      groupDeleted: (gid) => this.scheduler.forgetGroup(gid),
+      groupDeletedElsewhere: (gid) => this.scheduler.forgetGroup(gid),
+    });
   }
 
   /** Registers reactions to forks, ends and group deletions (see ProcessHooks). */
@@ -160,7 +176,7 @@ export class Kernel {
     if (known) return known;
     const g = await this.store.groups.get(gid);
     if (!g) throw new RackError('not_found', `no group ${gid}`);
-    this.groups.set(gid, g);
+    if (!this.bus.shared) this.groups.set(gid, g);
     return g;
   }
 
@@ -374,6 +390,30 @@ export class Kernel {
 
   agentConnected(gid: string, pid: number): boolean {
     return this.agents.connected(gid, pid);
+  }
+
+  // ---- other kernels on the same store (src/bus) ----------------------------------------------
+
+  /** Another kernel changed a process: what is kept here for an ended one goes, then observers here hear of it. */
+  async changedElsewhere(p: Process): Promise<void> {
+    if (isTerminal(p.status)) await this.hooks.run('endedElsewhere', p);
+    this.events.emit('process', p, true);
+  }
+
+  /** Another kernel deleted a group (with its processes, each announced as it ended). */
+  async groupDeletedElsewhere(gid: string): Promise<void> {
+    await this.hooks.run('groupDeletedElsewhere', gid);
+    this.events.emit('group-deleted', gid, true);
+  }
+
+  /** Another kernel queued signals for a process: its agent gets them if it is connected here. */
+  signalsQueuedElsewhere(gid: string, pid: number): void {
+    this.agents.queuedElsewhere(gid, pid);
+  }
+
+  /** The periodic look at the store, for what a lost publication would have said. */
+  recheck(): void {
+    this.agents.recheck();
   }
 
   // ---- start and stop -----------------------------------------------------------------------

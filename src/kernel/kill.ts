@@ -61,6 +61,8 @@ export class Killer {
       log: Logger;
       /** The fork queue: a queued process that is killed just leaves it. */
       queue: { unqueue(gid: string, pid: number): boolean };
+      /** See Waits: set when other kernels share the store. */
+      recheckMs?: number;
     },
   ) {}
 
@@ -125,7 +127,7 @@ export class Killer {
         return waiting.size === 0 ? true : null;
       },
       deadline,
-      { onTimeout: () => false },
+      { onTimeout: () => false, recheckMs: this.deps.recheckMs },
     );
   }
 
