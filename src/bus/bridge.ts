@@ -44,6 +44,8 @@ export function bridge(bus: KernelBus, parts: BridgedParts): () => void {
         return auth.revokedElsewhere(m.r);
       case 'signals':
         return kernel.signalsQueuedElsewhere(m.gid, m.pid);
+      case 'kill':
+        return kernel.killRecordedElsewhere(m.gid, m.pid);
     }
   };
   bus.subscribe((m) => {

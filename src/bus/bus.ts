@@ -18,10 +18,16 @@ export type BusMessage =
   /** Tokens that authenticate no more: their connections close on every kernel. */
   | { t: 'revoked'; r: Revoked }
   /** Signals wait in the store for this agent: the kernel it is connected to delivers them. */
-  | { t: 'signals'; gid: string; pid: number };
+  | { t: 'signals'; gid: string; pid: number }
+  /** A kill was recorded whose lease another kernel holds: that kernel runs it (a KILL after a TERM). */
+  | { t: 'kill'; gid: string; pid: number };
 
 /** How often a kernel on a shared bus looks at the store again without being told (a lost publication costs at most this). */
 export const RECHECK_MS = 5000;
+
+/** A lease lapses this long after its kernel last renewed it; kernels renew theirs, and look for lapsed ones, every LEASE_RENEW_MS. */
+export const LEASE_TTL_MS = 6000;
+export const LEASE_RENEW_MS = 2000;
 
 /**
  * Named leases held by one kernel at a time, that lapse when their kernel stops renewing them

@@ -131,6 +131,18 @@ export class Killer {
     );
   }
 
+  /**
+   * Whether a kill in progress covers the process (it or an ancestor is being killed): its VM's
+   * end is the kill's doing, and the kill says how the process ended.
+   */
+  async covers(p: Process): Promise<boolean> {
+    const roots = new Set((await this.deps.kills.list()).filter((k) => k.gid === p.gid).map((k) => k.pid));
+    for (let at: Process | null = p; at; at = at.ppid === null ? null : await this.deps.processes.get(p.gid, at.ppid)) {
+      if (roots.has(at.pid)) return true;
+    }
+    return false;
+  }
+
   /** The kills a previous run did not finish: the rest of a TERM's grace, then destroy. */
   async unfinished(): Promise<Array<{ gid: string; pid: number; signal: 'TERM' | 'KILL'; graceMs: number }>> {
     return (await this.deps.kills.list()).map((k) => ({ gid: k.gid, pid: k.pid, signal: k.signal, graceMs: Math.max(0, k.deadline - Date.now()) }));

@@ -177,3 +177,52 @@ describe('several kernels on one Redis store', () => {
     expect(readFileSync(file, 'utf8')).toBe('USR1\nTERM\n');
   });
 });
+
+describe('a kernel killed -9 beside another on the same store', () => {
+  it('the other finishes its pending kill, and its VMs stay controllable', async () => {
+    const store = await freshStore(12);
+    const [dirA, dirB] = [mkdtempSync(join(tmpdir(), 'rack-takeover-a-')), mkdtempSync(join(tmpdir(), 'rack-takeover-b-'))];
+    // A starts first: it does the kernel-wide duties (the leader lease) until it dies.
+    const a = await startKernelOn(store, dirA);
+    const b = await startKernelOn(store, dirB);
+    const vms: string[] = [];
+    try {
+      const [callA, callB] = [adminCall(a.url), adminCall(b.url)];
+      const gid = (await callA('POST', '/v1/groups', { group: { name: 'takeover', template: 'idle' } })).body.group.gid;
+      const other = (await callA('POST', '/v1/groups', { group: { name: 'bystander', template: 'idle' } })).body.group.gid;
+      const watch = await watchGroup(b.url, ADMIN_TOKEN, gid);
+      await callA('POST', `/v1/groups/${gid}/processes`, { process: {} });
+      await callA('POST', `/v1/groups/${gid}/processes`, { process: { ppid: 100, count: 2 } });
+      const [bystander] = (await callA('POST', `/v1/groups/${other}/processes`, { process: {} })).body.processes as Process[];
+      await watch.until((all) => all.size === 3 && [...all.values()].every((p) => p.status === 'ACTIVE'));
+      for (const p of (await callB('GET', `/v1/groups/${gid}/processes`)).body.processes as Process[]) vms.push(p.compute_id!);
+      vms.push(bystander!.compute_id!);
+
+      // The idle image has no agent to hear the TERM: the whole grace runs, and A dies in it.
+      expect((await callA('DELETE', `/v1/groups/${gid}/processes/100?signal=TERM&grace=2`)).status).toBe(202);
+      await stopKernelProcess(a.child, 'SIGKILL');
+      for (const vm of vms) expect(osProcessesOfVm(vm).length).toBeGreaterThan(0);
+
+      // B takes over A's duties once A's leases lapse, and finishes the kill: the VMs A booted go.
+      await watch.until((all) => [...all.values()].every((p) => p.status === 'KILLED'), 45_000);
+      watch.close();
+      const after = (await callB('GET', `/v1/groups/${gid}/processes`)).body.processes as Process[];
+      expect(after.map((p) => [p.pid, p.status, p.signal])).toEqual([[100, 'KILLED', 'TERM'], [101, 'KILLED', 'TERM'], [102, 'KILLED', 'TERM']]);
+      for (const vm of vms.slice(0, 3)) expect(osProcessesOfVm(vm)).toEqual([]);
+
+      // The bystander's VM, booted by A, is still running and still B's to control.
+      expect((await callB('GET', `/v1/groups/${other}/processes/100`)).body.process.status).toBe('ACTIVE');
+      const watchOther = await watchGroup(b.url, ADMIN_TOKEN, other);
+      expect((await callB('DELETE', `/v1/groups/${other}/processes/100?signal=KILL`)).status).toBe(202);
+      await watchOther.until((all) => all.get(100)?.status === 'KILLED');
+      watchOther.close();
+      expect(osProcessesOfVm(vms[3]!)).toEqual([]);
+    } finally {
+      await stopKernelProcess(a.child);
+      await stopKernelProcess(b.child, 'SIGTERM');
+      for (const vm of vms) for (const pid of osProcessesOfVm(vm)) process.kill(pid, 'SIGKILL');
+      rmSync(dirA, { recursive: true, force: true });
+      rmSync(dirB, { recursive: true, force: true });
+    }
+  });
+});
