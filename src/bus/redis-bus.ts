@@ -1,4 +1,3 @@
-import { randomUUID } from 'node:crypto';
 import { connectRedis, type Client } from '../store/redis/connect.js';
 import type { BusMessage, KernelBus } from './bus.js';
 
@@ -33,13 +32,13 @@ type LeaseCommands = {
  * lives in that group's cluster slot.
  */
 export class RedisBus implements KernelBus {
-  readonly id = randomUUID();
   readonly shared = true;
   private readonly channel: string;
   private readonly handlers: Array<(m: BusMessage) => void> = [];
   private readonly gapHandlers: Array<() => void> = [];
 
   private constructor(
+    readonly id: string,
     private readonly pub: Client,
     private readonly sub: Client,
     private readonly prefix: string,
@@ -65,13 +64,14 @@ export class RedisBus implements KernelBus {
     });
   }
 
-  static async open(url: string, prefix = 'rack', onError: (err: Error) => void = () => {}): Promise<RedisBus> {
+  /** `id`: the kernel's, the same across its restarts (its leases are its own again at once). */
+  static async open(url: string, id: string, prefix = 'rack', onError: (err: Error) => void = () => {}): Promise<RedisBus> {
     const pub = await connectRedis(url, onError);
     const sub = await connectRedis(url, onError).catch((err: unknown) => {
       pub.disconnect();
       throw err;
     });
-    const bus = new RedisBus(pub, sub, prefix, onError);
+    const bus = new RedisBus(id, pub, sub, prefix, onError);
     await sub.subscribe(bus.channel);
     return bus;
   }

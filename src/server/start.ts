@@ -22,7 +22,7 @@ import { SharedMemory } from '../ipc/shared-memory.js';
 import { Kernel } from '../kernel/kernel.js';
 import { Monitor } from '../monitor/monitor.js';
 import type { Capacity } from '../protocol/resources.js';
-import { lockDataDir } from './data-dir.js';
+import { kernelId, lockDataDir } from './data-dir.js';
 import { createCompute, createFiles, type DriverConfig } from './drivers.js';
 
 export interface KernelConfig extends DriverConfig {
@@ -88,7 +88,7 @@ export async function startKernel(cfg: KernelConfig): Promise<RunningKernel> {
   let bus: KernelBus;
   try {
     store = cfg.store ?? (await openStore(cfg.storeUrl ?? null, dataDir, log));
-    bus = await (cfg.bus ? Promise.resolve(cfg.bus) : openBus(cfg.store ? null : (cfg.storeUrl ?? null), log)).catch(async (err: unknown) => {
+    bus = await (cfg.bus ? Promise.resolve(cfg.bus) : openBus(cfg.store ? null : (cfg.storeUrl ?? null), () => kernelId(dataDir), log)).catch(async (err: unknown) => {
       await store.close();
       throw err;
     });
