@@ -56,7 +56,7 @@ export function loadAdminToken(dataDir: string, fromEnv = process.env.RACK_ADMIN
 /** Whose tokens were revoked: one token of one process, or every token of a group. */
 export type Revoked = { gid: string; pid?: number; role?: TokenRole };
 
-export class Authenticator extends EventEmitter<{ revoked: [Revoked] }> {
+export class Authenticator extends EventEmitter<{ revoked: [Revoked, elsewhere?: boolean] }> {
   private readonly adminHash: Buffer;
   /** Token hash -> owner, for tokens seen; and each process's cached hashes, to forget them fast. */
   private readonly cache = new Map<string, Extract<Principal, { kind: 'process' }>>();
@@ -101,25 +101,40 @@ export class Authenticator extends EventEmitter<{ revoked: [Revoked] }> {
   /** A process's token of this role authenticates no more, here and on every open connection. */
   async revoke(gid: string, pid: number, role: TokenRole): Promise<void> {
     await this.tokens.revoke(gid, pid, role);
-    const key = `${gid}/${pid}`;
-    const set = this.byProcess.get(key);
-    for (const hex of set ?? []) {
-      if (this.cache.get(hex)?.role !== role) continue;
-      this.cache.delete(hex);
-      set!.delete(hex);
-    }
-    if (set?.size === 0) this.byProcess.delete(key);
+    this.uncache({ gid, pid, role });
     this.emit('revoked', { gid, pid, role });
   }
 
   /** Every token of a deleted group (the store dropped them with the group). */
   forgetGroup(gid: string): void {
-    for (const [key, set] of this.byProcess) {
-      if (!key.startsWith(`${gid}/`)) continue;
-      for (const hex of set) this.cache.delete(hex);
-      this.byProcess.delete(key);
-    }
+    this.uncache({ gid });
     this.emit('revoked', { gid });
+  }
+
+  /** Another kernel on the same store revoked these tokens: they authenticate no more here either. */
+  revokedElsewhere(whose: Revoked): void {
+    this.uncache(whose);
+    this.emit('revoked', whose, true);
+  }
+
+  private uncache(whose: Revoked): void {
+    const keys = whose.pid === undefined ? [...this.byProcess.keys()].filter((k) => k.startsWith(`${whose.gid}/`)) : [`${whose.gid}/${whose.pid}`];
+    for (const key of keys) {
+      const set = this.byProcess.get(key);
+      if (!set) continue;
+      for (const hex of set) {
+        if (whose.role !== undefined && this.cache.get(hex)?.role !== whose.role) continue;
+        this.cache.delete(hex);
+        set.delete(hex);
+      }
+      if (set.size === 0) this.byProcess.delete(key);
+    }
+  }
+
+  /** Forgets every token seen: each is looked up in the store again (a revocation by another kernel may not have been heard). */
+  recheck(): void {
+    this.cache.clear();
+    this.byProcess.clear();
   }
 }
 

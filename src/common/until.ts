@@ -13,6 +13,11 @@ export interface UntilOptions<T> {
   onTimeout?: () => T;
   /** The default rejection's message. */
   timeoutMessage?: string;
+  /**
+   * Checks again every this many ms even without an event: where events come from other kernels
+   * (src/bus), one may be lost, and the store is still the truth.
+   */
+  recheckMs?: number;
 }
 
 /**
@@ -39,6 +44,7 @@ export function until<T, A extends unknown[]>(
       if (finished) return;
       finished = true;
       clearTimeout(timer);
+      if (recheck) clearInterval(recheck);
       emitter.off(event, onEvent as (...args: unknown[]) => void);
       if (err) reject(err);
       else resolve(value as T);
@@ -78,6 +84,12 @@ export function until<T, A extends unknown[]>(
       expired = true;
       if (!running) timeout();
     }, Math.max(0, deadline - Date.now()));
+    const recheck = opts.recheckMs
+      ? setInterval(() => {
+          dirty = true;
+          void run();
+        }, opts.recheckMs)
+      : null;
     emitter.on(event, onEvent as (...args: unknown[]) => void);
     void run();
   });

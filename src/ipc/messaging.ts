@@ -59,6 +59,12 @@ export class Messaging {
     private readonly processOf: (gid: string, pid: number) => Promise<Process>,
     /** How much a mailbox of the group may hold (the group's quotas). */
     private readonly limits: (gid: string) => Promise<MailboxLimits>,
+    /**
+     * Set when other kernels share the store: each stored message is announced through it (the
+     * bus), and receivers here are pushed only what they read from the store, in seq order
+     * (another kernel may store into the same mailbox: a message in hand is not the next one).
+     */
+    private readonly announce?: (gid: string, to: number, seq: number) => void,
   ) {
     this.arrivals.setMaxListeners(0);
   }
@@ -127,7 +133,10 @@ export class Messaging {
     stored.forEach((r, i) => {
       const { index, item } = storable[i]!;
       results[index] = r;
-      if (typeof r === 'number') this.arrived(gid, item.to, { seq: r, from, data: item.data, binary: item.binary });
+      if (typeof r === 'number') {
+        this.arrived(gid, item.to, { seq: r, from, data: item.data, binary: item.binary });
+        this.announce?.(gid, item.to, r);
+      }
     });
     return results;
   }
@@ -142,12 +151,31 @@ export class Messaging {
     if (!s) return;
     // A receiver that has everything before this message gets it straight from here (it is
     // stored already); otherwise the pump reads what it is missing from the store, in order.
-    if (before !== undefined && m.seq > before && s.sent === before && !s.pumping && !s.closed && s.inflight.length < s.window) {
+    if (!this.announce && before !== undefined && m.seq > before && s.sent === before && !s.pumping && !s.closed && s.inflight.length < s.window) {
       s.deliver(m);
       s.sent = m.seq;
       s.inflight.push(m.seq);
     } else {
       void this.pump(gid, to, s);
+    }
+  }
+
+  /** Another kernel stored message `seq` for `to`: its receiver here reads it from the store. */
+  storedElsewhere(gid: string, to: number, seq: number): void {
+    const key = `${gid}/${to}`;
+    if ((this.newest.get(key) ?? 0) < seq) this.newest.set(key, seq);
+    this.arrivals.emit('arrived', key);
+    const s = this.sessions.get(key);
+    if (s) void this.pump(gid, to, s);
+  }
+
+  /** Looks at the store again for every receiver and long poll here (an announcement may have been lost). */
+  recheck(): void {
+    this.newest.clear();
+    this.arrivals.emit('arrived', '*');
+    for (const [key, s] of this.sessions) {
+      const at = key.lastIndexOf('/');
+      void this.pump(key.slice(0, at), Number(key.slice(at + 1)), s);
     }
   }
 
@@ -202,7 +230,7 @@ export class Messaging {
     return until(
       this.arrivals,
       'arrived',
-      (k: string) => k === key,
+      (k: string) => k === key || k === '*',
       async () => (await this.store.after(gid, pid, 0, 1))[0] ?? null,
       Date.now() + timeoutMs,
       { timeoutMessage: 'no message arrived in time; call again to keep waiting' },

@@ -43,13 +43,15 @@ function encode(value: unknown): string {
  * Shared memory of a group: values, counters, compare-and-set and lists, durable in the store,
  * with change events for watchers and blocking pops.
  */
-export class SharedMemory extends EventEmitter<{ change: [ShmChange] }> {
+export class SharedMemory extends EventEmitter<{ change: [ShmChange, elsewhere?: boolean] }> {
   private readonly sweeper: NodeJS.Timeout;
 
   constructor(
     private readonly store: ShmStore,
     /** The bytes a group's shared memory may hold (its quota). */
     private readonly maxBytes: (gid: string) => Promise<number>,
+    /** Set when other kernels share the store (src/bus): a blocking pop looks at it again this often. */
+    private readonly recheckMs?: number,
   ) {
     super();
     this.setMaxListeners(0);
@@ -63,6 +65,11 @@ export class SharedMemory extends EventEmitter<{ change: [ShmChange] }> {
 
   private changed(gid: string, key: string, op: ShmOp): void {
     this.emit('change', { gid, key, op } satisfies ShmChange);
+  }
+
+  /** Another kernel changed a key: watchers and blocking pops here hear of it. */
+  changedElsewhere(c: ShmChange): void {
+    this.emit('change', c, true);
   }
 
   async get(gid: string, key: string): Promise<{ value: unknown; version: number }> {
@@ -122,7 +129,7 @@ export class SharedMemory extends EventEmitter<{ change: [ShmChange] }> {
       (c: ShmChange) => c.gid === gid && c.key === key && c.op === 'push',
       () => this.store.pop(gid, key, left, rid),
       Date.now() + timeoutMs,
-      { onTimeout: () => null as unknown as string },
+      { onTimeout: () => null as unknown as string, recheckMs: this.recheckMs },
     );
     if (json === null) return { value: null };
     this.changed(gid, key, 'pop');

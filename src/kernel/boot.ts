@@ -19,6 +19,11 @@ export interface BootOptions {
   concurrency: number;
   /** The CA (PEM) VMs trust for an https kernel: it goes with each VM's credentials. */
   ca?: string;
+  /**
+   * Set when other kernels share the store: whether a kill covers the process. Another kernel
+   * that kills a process destroys its VM, which this kernel's driver may see end first.
+   */
+  killing?: (p: Process) => Promise<boolean>;
 }
 
 /**
@@ -104,6 +109,8 @@ export class Booter {
       return;
     }
     if (!isTerminal(p.status)) {
+      // The kill ends the process, and its VM, itself.
+      if (await this.opts.killing?.(p)) return;
       this.opts.log.warn({ gid: p.gid, pid: p.pid, vm: c.id, state: c.state, fault: c.fault }, c.state === 'ERROR' ? 'VM failed' : 'VM gone');
       const error = c.state === 'ERROR' ? `the VM failed: ${c.fault ?? 'the compute service gave no reason'}` : 'the VM stopped without its app reporting an exit';
       await this.opts.table.end(p.gid, p.pid, { status: 'ERROR', error });

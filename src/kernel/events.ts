@@ -14,9 +14,10 @@ export interface AgentPresence {
  * happen when a process is forked or ends is not an observer: it is a ProcessHooks reaction.
  */
 export type KernelEventMap = {
-  process: [Process];
+  /** `elsewhere`: another kernel on the same store made the change (see src/bus). */
+  process: [Process, elsewhere?: boolean];
   agent: [AgentPresence];
-  'group-deleted': [string];
+  'group-deleted': [string, elsewhere?: boolean];
 };
 
 export class KernelEvents extends EventEmitter<KernelEventMap> {
@@ -43,9 +44,16 @@ export interface ProcessHooks {
   vmGone?(p: Process): void | Promise<void>;
   /** A group and everything in it is gone. */
   groupDeleted?(gid: string): void | Promise<void>;
+  /**
+   * Another kernel on the same store saw the process end and ran `ended` there (what is stored
+   * is done): forget what this kernel keeps in memory for it. Several kernels only (src/bus).
+   */
+  endedElsewhere?(p: Process): void | Promise<void>;
+  /** Another kernel deleted the group: the same, for the group. */
+  groupDeletedElsewhere?(gid: string): void | Promise<void>;
 }
 
-type Stage = 'forked' | 'ended' | 'vmGone' | 'groupDeleted';
+type Stage = 'forked' | 'ended' | 'vmGone' | 'groupDeleted' | 'endedElsewhere' | 'groupDeletedElsewhere';
 
 export class Hooks {
   private readonly list: ProcessHooks[] = [];
@@ -57,8 +65,8 @@ export class Hooks {
   }
 
   /** Runs one stage of every reaction; a reaction that fails is logged and does not stop the others. */
-  async run(stage: 'forked' | 'ended' | 'vmGone', p: Process): Promise<void>;
-  async run(stage: 'groupDeleted', gid: string): Promise<void>;
+  async run(stage: 'forked' | 'ended' | 'vmGone' | 'endedElsewhere', p: Process): Promise<void>;
+  async run(stage: 'groupDeleted' | 'groupDeletedElsewhere', gid: string): Promise<void>;
   async run(stage: Stage, arg: Process | string): Promise<void> {
     for (const h of this.list) {
       const fn = h[stage] as ((a: Process | string) => void | Promise<void>) | undefined;

@@ -18,6 +18,7 @@ import {
 } from '../protocol/process.js';
 import type { Capacity, PoolView, QueuedFork } from '../protocol/resources.js';
 import { Scheduler } from '../scheduler/scheduler.js';
+import { LEASE_RENEW_MS, LEASE_TTL_MS, LocalBus, RECHECK_MS, type KernelBus } from '../bus/bus.js';
 import type { NewProcess, ProcessFilter, Store } from '../store/store.js';
 import { Agents, type AgentLink } from './agents.js';
 import { Booter } from './boot.js';
@@ -48,6 +49,8 @@ export interface KernelOptions {
   quotas?: Partial<Quotas>;
   /** The CA (PEM) VMs trust for this kernel's TLS certificate; none for http. */
   ca?: string;
+  /** How this kernel hears the others on the same store (src/bus); default: alone (LocalBus). */
+  bus?: KernelBus;
 }
 
 export interface GroupInput {
@@ -102,12 +105,26 @@ export class Kernel {
   private readonly waits: Waits;
   private readonly queue: ForkQueue;
   private readonly background = new Set<Promise<unknown>>();
-  /** Groups do not change once made: they are kept here from their first read until deleted. */
+  /**
+   * Groups do not change once made: they are kept here from their first read until deleted, by
+   * a kernel alone on its store (with others, a group one of them deletes is gone at once on all).
+   */
   private readonly groups = new Map<string, Group>();
   private readonly defaultQuotas: Quotas;
+  private readonly bus: KernelBus;
+  /**
+   * With other kernels on the store: leases this kernel holds (renewed while work runs under
+   * them), whether it is the one doing the kernel-wide duties, and the timer that keeps or takes
+   * that role.
+   */
+  private readonly held = new Map<string, { count: number; timer: NodeJS.Timeout }>();
+  private leading = false;
+  private leaderTimer: NodeJS.Timeout | null = null;
 
   constructor(private readonly opts: KernelOptions) {
     this.store = opts.store;
+    this.bus = opts.bus ?? new LocalBus();
+    const recheckMs = this.bus.shared ? RECHECK_MS : undefined;
     this.compute = opts.compute;
     this.log = opts.log;
     this.forkLimit = opts.forkLimit ?? 1000;
@@ -115,16 +132,42 @@ export class Kernel {
     this.defaultQuotas = { ...DEFAULT_QUOTAS, ...opts.quotas };
     this.hooks = new Hooks(this.log);
     this.table = new ProcessTable(this.store.processes, this.events, this.hooks, this.log);
-    this.agents = new Agents(this.store.signals, this.events, this.log, (w) => this.track(w));
-    this.booter = new Booter({ compute: this.compute, table: this.table, processes: this.store.processes, log: this.log, url: opts.url, concurrency: opts.bootConcurrency ?? 16, ca: opts.ca });
+    this.agents = new Agents(this.store.signals, this.events, this.log, (w) => this.track(w), this.bus);
+    this.booter = new Booter({
+      compute: this.compute,
+      table: this.table,
+      processes: this.store.processes,
+      log: this.log,
+      url: opts.url,
+      concurrency: opts.bootConcurrency ?? 16,
+      ca: opts.ca,
+      killing: this.bus.shared ? (p) => this.killer.covers(p) : undefined,
+    });
     this.scheduler = new Scheduler({ store: this.store.schedule, compute: this.compute, log: this.log, capacity: opts.pool });
-    this.queue = new ForkQueue({ scheduler: this.scheduler, table: this.table, booter: this.booter, groups: this.store.groups, tokens: opts.tokens, log: this.log, track: (w) => this.track(w) });
-    this.killer = new Killer({ processes: this.store.processes, kills: this.store.kills, table: this.table, agents: this.agents, compute: this.compute, events: this.events, log: this.log, queue: this.scheduler });
-    this.waits = new Waits(this.store.processes, this.events);
+    this.queue = new ForkQueue({
+      scheduler: this.scheduler,
+      table: this.table,
+      booter: this.booter,
+      groups: this.store.groups,
+      tokens: opts.tokens,
+      log: this.log,
+      track: (w) => this.track(w),
+      // Every kernel restores the whole queue from the store: the one that takes this lease boots the fork.
+      claim: (gid, pid) => (this.bus.shared ? this.bus.acquire(`{${gid}}:boot:${pid}`, 600_000) : Promise.resolve(true)),
+    });
+    this.killer = new Killer({ processes: this.store.processes, kills: this.store.kills, table: this.table, agents: this.agents, compute: this.compute, events: this.events, log: this.log, queue: this.scheduler, recheckMs });
+    this.waits = new Waits(this.store.processes, this.events, recheckMs);
     this.compute.onChange((c) => this.track(this.booter.vmChanged(c)));
     // The kernel's own reaction; the other parts register theirs in src/server/start.ts.
     this.use({ name: 'queued signals', ended: (p) => this.agents.forget(p.gid, p.pid) });
-    this.use({ name: 'resource pools', ended: (p) => this.scheduler.release(p.gid, p.pid), groupDeleted: (gid) => this.scheduler.forgetGroup(gid) });
+    this.use({
+      name: 'resource pools',
+      ended: (p) => this.scheduler.release(p.gid, p.pid),
+      // What this kernel holds or queues for a process another kernel ended is free again here.
+      endedElsewhere: (p) => this.scheduler.release(p.gid, p.pid),
+      groupDeleted: (gid) => this.scheduler.forgetGroup(gid),
+      groupDeletedElsewhere: (gid) => this.scheduler.forgetGroup(gid),
+    });
   }
 
   /** Registers reactions to forks, ends and group deletions (see ProcessHooks). */
@@ -160,7 +203,7 @@ export class Kernel {
     if (known) return known;
     const g = await this.store.groups.get(gid);
     if (!g) throw new RackError('not_found', `no group ${gid}`);
-    this.groups.set(gid, g);
+    if (!this.bus.shared) this.groups.set(gid, g);
     return g;
   }
 
@@ -337,7 +380,7 @@ export class Kernel {
     // right after answering finishes the kill when it restarts, on a store whose writes take a
     // round trip too.
     await this.killer.record(gid, pid, signal, graceMs);
-    this.track(this.killer.terminate(gid, pid, signal, graceMs));
+    this.track(this.runKill(gid, pid, signal, graceMs));
     return order.map((p) => p.pid);
   }
 
@@ -376,26 +419,133 @@ export class Kernel {
     return this.agents.connected(gid, pid);
   }
 
+  // ---- other kernels on the same store (src/bus) ----------------------------------------------
+
+  /** Another kernel changed a process: what is kept here for an ended one goes, then observers here hear of it. */
+  async changedElsewhere(p: Process): Promise<void> {
+    if (isTerminal(p.status)) await this.hooks.run('endedElsewhere', p);
+    this.events.emit('process', p, true);
+  }
+
+  /** Another kernel deleted a group (with its processes, each announced as it ended). */
+  async groupDeletedElsewhere(gid: string): Promise<void> {
+    await this.hooks.run('groupDeletedElsewhere', gid);
+    this.events.emit('group-deleted', gid, true);
+  }
+
+  /** Another kernel queued signals for a process: its agent gets them if it is connected here. */
+  signalsQueuedElsewhere(gid: string, pid: number): void {
+    this.agents.queuedElsewhere(gid, pid);
+  }
+
+  /** The periodic look at the store, for what a lost publication would have said. */
+  recheck(): void {
+    this.agents.recheck();
+  }
+
+  /** Another kernel recorded a kill whose lease this kernel holds (it runs a kill of the same process): it runs this one too. */
+  async killRecordedElsewhere(gid: string, pid: number): Promise<void> {
+    if (!this.held.has(killLease(gid, pid))) return;
+    const k = (await this.killer.unfinished()).find((u) => u.gid === gid && u.pid === pid);
+    if (k) this.track(this.runKill(gid, pid, k.signal, k.graceMs));
+  }
+
+  /**
+   * Runs a kill under its lease, so that one kernel runs it; when another kernel holds the lease
+   * (it runs a kill of the same process), that kernel is told to run this one.
+   */
+  private async runKill(gid: string, pid: number, signal: 'TERM' | 'KILL', graceMs: number): Promise<void> {
+    const ran = await this.underLease(killLease(gid, pid), () => this.killer.terminate(gid, pid, signal, graceMs));
+    if (!ran) this.bus.publish({ t: 'kill', gid, pid });
+  }
+
+  /** Runs `work` holding the lease `name`, renewed while it runs; false, and nothing run, when another kernel holds it. */
+  private async underLease(name: string, work: () => Promise<void>): Promise<boolean> {
+    if (!this.bus.shared) {
+      await work();
+      return true;
+    }
+    let h = this.held.get(name);
+    if (!h) {
+      if (!(await this.bus.acquire(name, LEASE_TTL_MS))) return false;
+      // Another call of this kernel may have taken it meanwhile.
+      h = this.held.get(name);
+      if (!h) {
+        const timer = setInterval(() => void this.bus.acquire(name, LEASE_TTL_MS).catch((err: Error) => this.log.warn({ lease: name, err: err.message }, 'cannot renew a lease')), LEASE_RENEW_MS);
+        timer.unref();
+        h = { count: 0, timer };
+        this.held.set(name, h);
+      }
+    }
+    h.count++;
+    try {
+      await work();
+    } finally {
+      if (--h.count === 0) {
+        clearInterval(h.timer);
+        this.held.delete(name);
+        await this.bus.release(name).catch(() => {});
+      }
+    }
+    return true;
+  }
+
+  /**
+   * The kernel-wide duties (reconcile with the compute service, unfinished kills) are one
+   * kernel's: the holder of the `leader` lease. Each turn it keeps the lease and runs the kills
+   * whose kernel died (their lease lapsed); a kernel that takes the lease over reconciles first.
+   */
+  private async lead(): Promise<void> {
+    const was = this.leading;
+    this.leading = await this.bus.acquire('leader', LEASE_TTL_MS);
+    if (!this.leading) return;
+    if (!was) {
+      this.log.info('taking over the kernel-wide duties');
+      const r = await reconcile({ processes: this.store.processes, table: this.table, compute: this.compute, log: this.log, takeover: true });
+      this.log.info(r, 'reconciled');
+    }
+    await this.resumeKills();
+  }
+
+  /** Finishes the kills nobody runs: left by a previous run, or by a kernel that died (under their leases). */
+  private async resumeKills(): Promise<number> {
+    const kills = (await this.killer.unfinished()).filter((k) => !this.held.has(killLease(k.gid, k.pid)));
+    for (const k of kills) {
+      this.track(
+        this.underLease(killLease(k.gid, k.pid), () => {
+          this.log.info({ gid: k.gid, pid: k.pid, signal: k.signal, grace_ms: k.graceMs }, 'resuming an unfinished kill');
+          return this.killer.terminate(k.gid, k.pid, k.signal, k.graceMs);
+        }),
+      );
+    }
+    return kills.length;
+  }
+
   // ---- start and stop -----------------------------------------------------------------------
 
-  /** After a restart: agree with the compute service, then finish the kills left unfinished. */
+  /**
+   * After a restart: agree with the compute service, then finish the kills left unfinished. With
+   * other kernels on the store, that is the leader's work (see lead); every kernel restores the
+   * fork queue and pools.
+   */
   async reconcile(): Promise<{ lost: number; orphans: number }> {
-    const r = await reconcile({ processes: this.store.processes, table: this.table, compute: this.compute, log: this.log });
+    this.leading = await this.bus.acquire('leader', LEASE_TTL_MS);
+    const r = this.leading ? await reconcile({ processes: this.store.processes, table: this.table, compute: this.compute, log: this.log }) : { lost: 0, orphans: 0 };
     // The queue and the holdings of the processes that are still live come back as they were.
     await this.scheduler.load(async (gid, pid) => {
       const p = await this.store.processes.get(gid, pid);
       return p !== null && !isTerminal(p.status);
     });
-    for (const p of await this.store.processes.listLive()) {
+    for (const p of this.leading ? await this.store.processes.listLive() : []) {
       if (p.status === 'QUEUED' && !this.scheduler.isQueued(p.gid, p.pid)) await this.table.end(p.gid, p.pid, { status: 'ERROR', error: 'the fork was interrupted by a kernel restart' });
     }
     this.queue.drain();
-    const kills = await this.killer.unfinished();
-    for (const k of kills) {
-      this.log.info({ gid: k.gid, pid: k.pid, signal: k.signal, grace_ms: k.graceMs }, 'resuming an unfinished kill');
-      this.track(this.killer.terminate(k.gid, k.pid, k.signal, k.graceMs));
+    const kills = this.leading ? await this.resumeKills() : 0;
+    this.log.info({ ...r, kills, leading: this.leading }, 'reconciled');
+    if (this.bus.shared) {
+      this.leaderTimer = setInterval(() => this.track(this.lead()), LEASE_RENEW_MS);
+      this.leaderTimer.unref();
     }
-    this.log.info({ ...r, kills: kills.length }, 'reconciled');
     return r;
   }
 
@@ -407,9 +557,16 @@ export class Kernel {
 
   /** Stops accepting background work and waits for what is running. VMs keep running. */
   async close(): Promise<void> {
+    if (this.leaderTimer) clearInterval(this.leaderTimer);
     this.booter.close();
     this.queue.close();
     this.scheduler.close();
     await Promise.all([...this.background]);
+    if (this.leading) await this.bus.release('leader').catch(() => {});
   }
+}
+
+/** A kill's lease: in its group's slot. */
+function killLease(gid: string, pid: number): string {
+  return `{${gid}}:kill:${pid}`;
 }

@@ -61,6 +61,8 @@ export class Killer {
       log: Logger;
       /** The fork queue: a queued process that is killed just leaves it. */
       queue: { unqueue(gid: string, pid: number): boolean };
+      /** See Waits: set when other kernels share the store. */
+      recheckMs?: number;
     },
   ) {}
 
@@ -125,8 +127,20 @@ export class Killer {
         return waiting.size === 0 ? true : null;
       },
       deadline,
-      { onTimeout: () => false },
+      { onTimeout: () => false, recheckMs: this.deps.recheckMs },
     );
+  }
+
+  /**
+   * Whether a kill in progress covers the process (it or an ancestor is being killed): its VM's
+   * end is the kill's doing, and the kill says how the process ended.
+   */
+  async covers(p: Process): Promise<boolean> {
+    const roots = new Set((await this.deps.kills.list()).filter((k) => k.gid === p.gid).map((k) => k.pid));
+    for (let at: Process | null = p; at; at = at.ppid === null ? null : await this.deps.processes.get(p.gid, at.ppid)) {
+      if (roots.has(at.pid)) return true;
+    }
+    return false;
   }
 
   /** The kills a previous run did not finish: the rest of a TERM's grace, then destroy. */

@@ -25,6 +25,8 @@ export class ForkQueue {
       tokens: { issue(gid: string, pid: number): Promise<ProcessTokens> };
       log: Logger;
       track: (work: Promise<unknown>) => void;
+      /** Whether this kernel boots the queued fork: with other kernels on the store, one of them does. */
+      claim: (gid: string, pid: number) => Promise<boolean>;
     },
   ) {
     deps.scheduler.on('freed', () => this.drain());
@@ -56,7 +58,8 @@ export class ForkQueue {
   }
 
   private async start(gid: string, pid: number, userdata: string | null): Promise<void> {
-    const { table, booter, scheduler, tokens, groups, log } = this.deps;
+    const { table, booter, scheduler, tokens, groups, log, claim } = this.deps;
+    if (!(await claim(gid, pid))) return;
     const p = await table.changeLive(gid, pid, { status: 'BUILD' });
     if (!p) {
       // Ended while it was being taken out of the queue (a kill): nothing to boot.

@@ -9,6 +9,8 @@ export class Waits {
   constructor(
     private readonly processes: ProcessStore,
     private readonly events: KernelEvents,
+    /** Set when other kernels share the store: their events may be lost, the store is looked at again this often. */
+    private readonly recheckMs?: number,
   ) {}
 
   /**
@@ -23,7 +25,7 @@ export class Waits {
       const ended = await until(this.events, 'process', (p: Process) => p.gid === gid && p.pid === pid, async () => {
         const c = await this.processes.get(gid, pid);
         return c && isTerminal(c.status) ? c : null;
-      }, deadline);
+      }, deadline, { recheckMs: this.recheckMs });
       await this.processes.markReaped(gid, ended.pid);
       return waitResultOf(ended)!;
     }
@@ -33,7 +35,7 @@ export class Waits {
       const live = await this.processes.list(gid, { ppid, status: LIVE_STATUSES });
       if (live.length === 0) throw new RackError('no_child', `process ${ppid} has no child left to wait for`);
       return null;
-    }, deadline);
+    }, deadline, { recheckMs: this.recheckMs });
     return waitResultOf(ended)!;
   }
 
@@ -46,7 +48,7 @@ export class Waits {
         const c = await this.processes.get(gid, pid);
         if (!c) throw new RackError('not_found', `no process ${pid} in group ${gid}`);
         return ready(c) ? c : null;
-      }, deadline);
+      }, deadline, { recheckMs: this.recheckMs });
       if (isTerminal(p.status)) throw new RackError('conflict', `process ${pid} ended (${p.status}) before its app ${wantReady ? 'was ready' : 'ran'}`);
       out.push(p);
     }

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { RackError } from '../common/errors.js';
@@ -23,4 +24,15 @@ export function lockDataDir(dataDir: string): () => void {
   }
   writeFileSync(file, `${process.pid}\n`, { mode: 0o600 });
   return () => rmSync(file, { force: true });
+}
+
+/**
+ * The kernel's id, the same across its restarts (DATA/kernel-id): its VMs on a cloud are tagged
+ * with it, and among kernels on one store it names the leases it holds, so that a kernel back
+ * after kill -9 finds its leases its own at once.
+ */
+export function kernelId(dataDir: string): string {
+  const file = join(dataDir, 'kernel-id');
+  if (!existsSync(file)) writeFileSync(file, randomUUID() + '\n', { mode: 0o600 });
+  return readFileSync(file, 'utf8').trim();
 }

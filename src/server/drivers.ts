@@ -1,7 +1,5 @@
-import { randomUUID } from 'node:crypto';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
 import type { Logger } from '../common/log.js';
+import { kernelId } from './data-dir.js';
 import type { ComputeDriver } from '../compute/driver.js';
 import { NovaDriver } from '../compute/nova/nova-driver.js';
 import { startNspawn } from '../compute/nspawn/index.js';
@@ -26,20 +24,16 @@ export interface DriverConfig {
 export async function createCompute(cfg: DriverConfig, dataDir: string, log: Logger): Promise<ComputeDriver> {
   if (cfg.compute) return cfg.compute;
   // A stable id for this kernel's VMs, so a restart finds them and no other kernel's.
-  const idFile = join(dataDir, 'kernel-id');
-  if (cfg.driver === 'nova' || cfg.driver === 'nspawn') {
-    if (!existsSync(idFile)) writeFileSync(idFile, randomUUID() + '\n', { mode: 0o600 });
-  }
   if (cfg.driver === 'nova') {
     const session = new KeystoneSession(loadCloudConfig());
-    return NovaDriver.create({ session, kernelId: readFileSync(idFile, 'utf8').trim(), log: log.child({ component: 'nova' }) }).catch(async (err: unknown) => {
+    return NovaDriver.create({ session, kernelId: kernelId(dataDir), log: log.child({ component: 'nova' }) }).catch(async (err: unknown) => {
       await session.close();
       throw err;
     });
   }
   if (cfg.driver === 'nspawn') {
     const mirror = process.env.RACK_NSPAWN_MIRROR || undefined;
-    return startNspawn({ dataDir, kernelId: readFileSync(idFile, 'utf8').trim(), images: cfg.templates ?? [], mirror, log: log.child({ component: 'nspawn' }) });
+    return startNspawn({ dataDir, kernelId: kernelId(dataDir), images: cfg.templates ?? [], mirror, log: log.child({ component: 'nspawn' }) });
   }
   const sim = new SimDriver({ dataDir, templates: cfg.templates ?? [], log: log.child({ component: 'sim' }) });
   await sim.start();

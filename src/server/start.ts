@@ -8,6 +8,9 @@ import { createLogger, type Logger } from '../common/log.js';
 import type { ComputeDriver } from '../compute/driver.js';
 import type { FileBackend } from '../files/backend.js';
 import { openStore } from '../store/open-store.js';
+import { bridge } from '../bus/bridge.js';
+import { RECHECK_MS, type KernelBus } from '../bus/bus.js';
+import { openBus } from '../bus/open-bus.js';
 import type { Quotas } from '../protocol/process.js';
 import type { Store } from '../store/store.js';
 import { Authenticator, loadAdminToken } from '../auth/auth.js';
@@ -19,7 +22,7 @@ import { SharedMemory } from '../ipc/shared-memory.js';
 import { Kernel } from '../kernel/kernel.js';
 import { Monitor } from '../monitor/monitor.js';
 import type { Capacity } from '../protocol/resources.js';
-import { lockDataDir } from './data-dir.js';
+import { kernelId, lockDataDir } from './data-dir.js';
 import { createCompute, createFiles, type DriverConfig } from './drivers.js';
 
 export interface KernelConfig extends DriverConfig {
@@ -39,6 +42,11 @@ export interface KernelConfig extends DriverConfig {
   store?: Store;
   /** Where the state is kept when no `store` is given: a Redis URL (see openStore); null/absent: DATA/rack.db. */
   storeUrl?: string | null;
+  /**
+   * How the kernel hears other kernels on its store (src/bus). Default: Redis pub/sub beside a
+   * Redis `storeUrl` (several kernels may share it), else none (a kernel alone on its store).
+   */
+  bus?: KernelBus;
   /** The quotas of groups created without their own (see Quotas). */
   quotas?: Partial<Quotas>;
   /** What one client may take: request rate, requests in flight, connections, bytes queued to it. */
@@ -80,8 +88,13 @@ export async function startKernel(cfg: KernelConfig): Promise<RunningKernel> {
   const unlock = lockDataDir(dataDir);
   const adminToken = loadAdminToken(dataDir, cfg.adminToken ?? process.env.RACK_ADMIN_TOKEN);
   let store: Store;
+  let bus: KernelBus;
   try {
     store = cfg.store ?? (await openStore(cfg.storeUrl ?? null, dataDir, log));
+    bus = await (cfg.bus ? Promise.resolve(cfg.bus) : openBus(cfg.store ? null : (cfg.storeUrl ?? null), () => kernelId(dataDir), log)).catch(async (err: unknown) => {
+      await store.close();
+      throw err;
+    });
   } catch (err) {
     unlock();
     throw err;
@@ -95,6 +108,7 @@ export async function startKernel(cfg: KernelConfig): Promise<RunningKernel> {
       throw err;
     });
   } catch (err) {
+    await bus.close();
     await store.close();
     unlock();
     throw err;
@@ -112,21 +126,29 @@ export async function startKernel(cfg: KernelConfig): Promise<RunningKernel> {
     quotas: cfg.quotas,
     ca: cfg.tls ? (cfg.tls.ca ?? cfg.tls.cert) : undefined,
     pool: cfg.pool,
+    bus,
   });
   const quotas = (gid: string): Promise<Quotas> => kernel.quotas(gid);
   const services: Services = {
     kernel,
-    messaging: new Messaging(store.mailboxes, (gid, pid) => kernel.getProcess(gid, pid), async (gid) => {
-      const q = await quotas(gid);
-      return { maxCount: q.mailbox_messages, maxBytes: q.mailbox_bytes };
-    }),
-    shm: new SharedMemory(store.shm, async (gid) => (await quotas(gid)).shm_bytes),
+    messaging: new Messaging(
+      store.mailboxes,
+      (gid, pid) => kernel.getProcess(gid, pid),
+      async (gid) => {
+        const q = await quotas(gid);
+        return { maxCount: q.mailbox_messages, maxBytes: q.mailbox_bytes };
+      },
+      bus.shared ? (gid, to, seq) => bus.publish({ t: 'mail', gid, to, seq }) : undefined,
+    ),
+    shm: new SharedMemory(store.shm, async (gid) => (await quotas(gid)).shm_bytes, bus.shared ? RECHECK_MS : undefined),
     pipes: new Pipes(),
     files: remoteFiles ?? new LocalFiles(join(dataDir, 'files')),
     monitor: new Monitor(),
   };
   // Every reaction to a process's life, in one place (the kernel's own, the signals queued for
   // its agent, is registered by the kernel). They run in this order before the change is announced.
+  // With other kernels on the store, the `…Elsewhere` reactions forget what this kernel keeps in
+  // memory when another kernel saw the end (tokens: their revocation travels on the bus itself).
   const { messaging, pipes, files, monitor } = services;
   kernel.use({
     name: 'pipes',
@@ -134,8 +156,10 @@ export async function startKernel(cfg: KernelConfig): Promise<RunningKernel> {
     forked: (p) => (p.ppid === null ? undefined : pipes.inherit(p.gid, p.ppid, p.pid)),
     ended: (p) => pipes.closeProcess(p.gid, p.pid),
     groupDeleted: (gid) => pipes.closeGroup(gid),
+    endedElsewhere: (p) => pipes.closeProcess(p.gid, p.pid),
+    groupDeletedElsewhere: (gid) => pipes.closeGroup(gid),
   });
-  kernel.use({ name: 'mailbox', ended: (p) => messaging.forget(p.gid, p.pid) });
+  kernel.use({ name: 'mailbox', ended: (p) => messaging.forget(p.gid, p.pid), endedElsewhere: (p) => messaging.forget(p.gid, p.pid) });
   // A process's app token ends with the process; its agent's, with its VM.
   kernel.use({
     name: 'tokens',
@@ -143,13 +167,22 @@ export async function startKernel(cfg: KernelConfig): Promise<RunningKernel> {
     vmGone: (p) => auth.revoke(p.gid, p.pid, 'agent'),
     groupDeleted: (gid) => auth.forgetGroup(gid),
   });
-  kernel.use({ name: 'files', groupDeleted: (gid) => files.deleteGroup(gid) });
-  kernel.use({ name: 'usage samples', ended: (p) => monitor.forget(p.gid, p.pid), groupDeleted: (gid) => monitor.forgetGroup(gid) });
+  // Local files are each kernel's own directory; a shared backend (Swift) is deleted once.
+  kernel.use({ name: 'files', groupDeleted: (gid) => files.deleteGroup(gid), ...(remoteFiles ? {} : { groupDeletedElsewhere: (gid: string) => files.deleteGroup(gid) }) });
+  kernel.use({
+    name: 'usage samples',
+    ended: (p) => monitor.forget(p.gid, p.pid),
+    groupDeleted: (gid) => monitor.forgetGroup(gid),
+    endedElsewhere: (p) => monitor.forget(p.gid, p.pid),
+    groupDeletedElsewhere: (gid) => monitor.forgetGroup(gid),
+  });
   await kernel.reconcile();
   const limiter = new Limiter({ ...DEFAULT_LIMITS, ...cfg.limits });
   const api = createApi({ operations: operations(services), kernel, auth, limiter, log, monitor, tls: cfg.tls });
-  // A revoked token's open connections close (their clients get 401 if they come back).
+  // A revoked token's open connections close (their clients get 401 if they come back), on
+  // every kernel: the bridge publishes revocations and hears the other kernels'.
   auth.on('revoked', (whose) => api.ws.disconnect(whose));
+  const unbridge = bridge(bus, { kernel, messaging, shm: services.shm, auth, log });
   await new Promise<void>((ok, fail) => {
     api.server.once('error', fail);
     api.server.listen(port, host, () => ok());
@@ -167,7 +200,9 @@ export async function startKernel(cfg: KernelConfig): Promise<RunningKernel> {
       api.ws.close();
       api.server.closeAllConnections();
       await new Promise<void>((ok) => api.server.close(() => ok()));
+      unbridge();
       await kernel.close();
+      await bus.close();
       services.shm.close();
       await services.files.close?.();
       await compute.close();

@@ -65,3 +65,29 @@ export function adminCall(url: string) {
     return { status: res.status, body: text ? JSON.parse(text) : null };
   };
 }
+
+export interface KernelOnStore {
+  child: ChildProcess;
+  url: string;
+  dataDir: string;
+}
+
+/**
+ * `rack kernel --store STORE --listen 127.0.0.1:0` as its own OS process, one of several on one
+ * store (each with its own data dir); resolves once it listens, with the URL it says it is at.
+ */
+export function startKernelOn(store: string, dataDir: string, extra: readonly string[] = []): Promise<KernelOnStore> {
+  const child = spawn(process.execPath, ['dist/cli/main.js', 'kernel', '--listen', '127.0.0.1:0', '--data', dataDir, '--templates', FIXTURES, '--store', store, ...extra], {
+    env: { ...process.env, RACK_ADMIN_TOKEN: ADMIN_TOKEN, RACK_LOG_LEVEL: 'warn' },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  return new Promise((resolve, reject) => {
+    let out = '';
+    child.stdout!.on('data', (d) => {
+      out += d;
+      const m = /RACK kernel at (\S+)/.exec(out);
+      if (m) resolve({ child, url: m[1]!, dataDir });
+    });
+    child.once('exit', (code) => reject(new Error(`kernel exited early (${code})`)));
+  });
+}

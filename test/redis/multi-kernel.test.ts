@@ -1,0 +1,228 @@
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Redis } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { inject } from 'vitest';
+import { RECHECK_MS } from '../../src/bus/bus.js';
+import type { Process } from '../../src/protocol/process.js';
+import { credentialsOf } from '../../src/protocol/user-data.js';
+import { untilFile } from '../support/files.js';
+import { osProcessesOfVm } from '../support/kernel.js';
+import { ADMIN_TOKEN, adminCall, startKernelOn, stopKernelProcess, type KernelOnStore } from '../support/kernel-process.js';
+import { watchGroup } from '../support/watch.js';
+import { RawClient } from '../support/ws-client.js';
+
+/** A Redis database of its own, emptied first: these kernels use the default key prefix. */
+async function freshStore(db: number): Promise<string> {
+  const url = `${inject('redisUrl')}/${db}`;
+  const r = new Redis(url);
+  await r.flushdb();
+  r.disconnect();
+  return url;
+}
+
+/** A process's app token, where its VM gets it: the user_data the booting kernel's sim driver wrote. */
+function tokenOf(k: KernelOnStore, p: Process): string {
+  const vm = JSON.parse(readFileSync(join(k.dataDir, 'vms', p.compute_id!, 'vm.json'), 'utf8'));
+  return credentialsOf(vm.userData)!.token;
+}
+
+/** Resolves once `check` answers true, checking after each event of `client` (and at once). */
+function whenEvent(client: RawClient, check: () => boolean): Promise<void> {
+  return new Promise((resolve) => {
+    if (check()) return resolve();
+    const off = client.on(() => {
+      if (check()) {
+        off();
+        resolve();
+      }
+    });
+  });
+}
+
+describe('several kernels on one Redis store', () => {
+  const dirs: string[] = [];
+  let a: KernelOnStore;
+  let b: KernelOnStore;
+  const vms = new Set<string>();
+
+  beforeAll(async () => {
+    const store = await freshStore(13);
+    dirs.push(mkdtempSync(join(tmpdir(), 'rack-multi-a-')), mkdtempSync(join(tmpdir(), 'rack-multi-b-')));
+    [a, b] = await Promise.all([startKernelOn(store, dirs[0]!), startKernelOn(store, dirs[1]!)]);
+  });
+
+  afterAll(async () => {
+    const call = adminCall(a.url);
+    for (const g of (await call('GET', '/v1/groups')).body.groups) {
+      for (const p of (await call('GET', `/v1/groups/${g.gid}/processes`)).body.processes as Process[]) if (p.compute_id) vms.add(p.compute_id);
+      await call('DELETE', `/v1/groups/${g.gid}`);
+    }
+    await Promise.all([stopKernelProcess(a.child, 'SIGTERM'), stopKernelProcess(b.child, 'SIGTERM')]);
+    for (const d of dirs) rmSync(d, { recursive: true, force: true });
+    const left = [...vms].flatMap((id) => osProcessesOfVm(id));
+    for (const pid of left) process.kill(pid, 'SIGKILL');
+    expect(left).toEqual([]);
+  });
+
+  async function group(template: string): Promise<string> {
+    return (await adminCall(a.url)('POST', '/v1/groups', { group: { name: 'multi', template } })).body.group.gid;
+  }
+
+  it('fork through A, wait and subscribe through B: B wakes when A records the exit', async () => {
+    const [callA, callB] = [adminCall(a.url), adminCall(b.url)];
+    const gid = await group('idle');
+    const watchB = await watchGroup(b.url, ADMIN_TOKEN, gid);
+    expect((await callA('POST', `/v1/groups/${gid}/processes`, { process: {} })).status).toBe(202);
+    expect((await callA('POST', `/v1/groups/${gid}/processes`, { process: { ppid: 100, count: 2 } })).status).toBe(202);
+    // B's subscription hears A's forks and boots.
+    await watchB.until((all) => all.size === 3 && [...all.values()].every((p) => p.status === 'ACTIVE'));
+    const waiting = callB('GET', `/v1/groups/${gid}/processes/100/wait?timeout=30`);
+    const killedAt = Date.now();
+    expect((await callA('DELETE', `/v1/groups/${gid}/processes/102?signal=KILL`)).status).toBe(202);
+    const waited = await waiting;
+    expect(waited.status).toBe(200);
+    expect(waited.body.wait).toMatchObject({ pid: 102, status: 'killed', signal: 'KILL' });
+    // Woken by the bus, not by the periodic look at the store.
+    expect(Date.now() - killedAt).toBeLessThan(RECHECK_MS);
+    await watchB.until((all) => all.get(102)?.status === 'KILLED');
+    watchB.close();
+  });
+
+  it('a message sent through A reaches its receiver on B in order, once', async () => {
+    const gid = await group('idle');
+    const callA = adminCall(a.url);
+    await callA('POST', `/v1/groups/${gid}/processes`, { process: {} });
+    const [child] = (await callA('POST', `/v1/groups/${gid}/processes`, { process: { ppid: 100 } })).body.processes as Process[];
+    const root = (await callA('GET', `/v1/groups/${gid}/processes/100`)).body.process as Process;
+    const sender = await RawClient.connect(a.url, tokenOf(a, child!));
+    const receiver = await RawClient.connect(b.url, tokenOf(a, root));
+    const got: Array<{ seq: number; from: number; data: unknown }> = [];
+    receiver.on((e) => {
+      if (e.event !== 'message') return;
+      got.push({ seq: e.seq, from: e.from, data: e.data });
+      void receiver.call('ack', { seq: e.seq });
+    });
+    expect((await receiver.call('recv.start')).ok).toBe(true);
+    const N = 200;
+    // Half sent one by one, half in batches, without waiting for each answer.
+    const sends: Promise<any>[] = [];
+    for (let i = 0; i < N / 2; i++) sends.push(sender.call('send', { to: 100, data: { i }, mid: `m${i}` }));
+    for (let i = N / 2; i < N; i += 10) sends.push(sender.call('send.batch', { messages: Array.from({ length: 10 }, (_, j) => ({ to: 100, data: { i: i + j } })) }));
+    for (const r of await Promise.all(sends)) expect(r.ok).toBe(true);
+    await whenEvent(receiver, () => got.length >= N);
+    expect(got.map((m) => (m.data as { i: number }).i)).toEqual(Array.from({ length: N }, (_, i) => i));
+    expect(new Set(got.map((m) => m.seq)).size).toBe(N);
+    expect(got.every((m) => m.from === child!.pid)).toBe(true);
+    await Promise.all([sender.close(), receiver.close()]);
+  });
+
+  it('shared memory: a watch and a blocking pop on B hear a set and a push through A', async () => {
+    const gid = await group('idle');
+    const [onA, onB] = await Promise.all([RawClient.connect(a.url, ADMIN_TOKEN, 'admin'), RawClient.connect(b.url, ADMIN_TOKEN, 'admin')]);
+    expect((await onB.call('shm.watch', { gid, prefix: 'job/' })).ok).toBe(true);
+    const popping = onB.call('shm.pop', { gid, key: 'queue', timeout: 30 });
+    expect((await onA.call('shm.set', { gid, key: 'job/1', value: { state: 'done' } })).ok).toBe(true);
+    await whenEvent(onB, () => onB.events.some((e) => e.event === 'shm' && e.key === 'job/1' && e.op === 'set'));
+    const pushedAt = Date.now();
+    expect((await onA.call('shm.push', { gid, key: 'queue', values: ['work'] })).ok).toBe(true);
+    const popped = await popping;
+    expect(popped).toMatchObject({ ok: true, result: { value: 'work' } });
+    expect(Date.now() - pushedAt).toBeLessThan(RECHECK_MS);
+    await Promise.all([onA.close(), onB.close()]);
+  });
+
+  it('a token revoked on A closes its WebSocket on B', async () => {
+    const gid = await group('idle');
+    const callA = adminCall(a.url);
+    const [p] = (await callA('POST', `/v1/groups/${gid}/processes`, { process: {} })).body.processes as Process[];
+    const token = tokenOf(a, p!);
+    const onB = await RawClient.connect(b.url, token);
+    const closed = new Promise<void>((resolve) => onB.ws.once('close', () => resolve()));
+    // The process ends on A: its app token is revoked there.
+    expect((await callA('DELETE', `/v1/groups/${gid}/processes/100?signal=KILL`)).status).toBe(202);
+    await closed;
+    const res = await fetch(`${b.url}/v1/self`, { headers: { authorization: `Bearer ${token}` } });
+    expect(res.status).toBe(401);
+  });
+
+  it('a group deleted through A is gone on B', async () => {
+    const gid = await group('idle');
+    const callB = adminCall(b.url);
+    expect((await callB('GET', `/v1/groups/${gid}/processes`)).status).toBe(200);
+    expect((await adminCall(a.url)('DELETE', `/v1/groups/${gid}`)).status).toBe(204);
+    expect((await callB('GET', `/v1/groups/${gid}/processes`)).status).toBe(404);
+  });
+
+  it('a signal sent through B reaches the agent connected to A, once', async () => {
+    const out = mkdtempSync(join(tmpdir(), 'rack-multi-out-'));
+    dirs.push(out);
+    const gid = await group('agent-app');
+    const [callA, callB] = [adminCall(a.url), adminCall(b.url)];
+    // Booted by A: its agent connects to A (the rack_url A put in its metadata).
+    await callA('POST', `/v1/groups/${gid}/processes`, { process: { args: { out } } });
+    expect((await callB('GET', `/v1/groups/${gid}/processes/100/running?timeout=30`)).status).toBe(200);
+    const file = join(out, '100.signals');
+    // Written once the app's traps are set.
+    await untilFile(join(out, '100.env'));
+    expect((await callB('POST', `/v1/groups/${gid}/processes/100/signal`, { signal: { name: 'USR1' } })).status).toBe(202);
+    await untilFile(file, (t) => t.includes('USR1'));
+    // TERM through B too (a kill): the app traps it and exits, its agent reports that to A.
+    expect((await callB('DELETE', `/v1/groups/${gid}/processes/100?signal=TERM&grace=20`)).status).toBe(202);
+    const watch = await watchGroup(b.url, ADMIN_TOKEN, gid);
+    watch.latest.set(100, (await callB('GET', `/v1/groups/${gid}/processes/100`)).body.process);
+    await watch.until((all) => ['EXITED', 'KILLED'].includes(all.get(100)!.status));
+    watch.close();
+    expect(readFileSync(file, 'utf8')).toBe('USR1\nTERM\n');
+  });
+});
+
+describe('a kernel killed -9 beside another on the same store', () => {
+  it('the other finishes its pending kill, and its VMs stay controllable', async () => {
+    const store = await freshStore(12);
+    const [dirA, dirB] = [mkdtempSync(join(tmpdir(), 'rack-takeover-a-')), mkdtempSync(join(tmpdir(), 'rack-takeover-b-'))];
+    // A starts first: it does the kernel-wide duties (the leader lease) until it dies.
+    const a = await startKernelOn(store, dirA);
+    const b = await startKernelOn(store, dirB);
+    const vms: string[] = [];
+    try {
+      const [callA, callB] = [adminCall(a.url), adminCall(b.url)];
+      const gid = (await callA('POST', '/v1/groups', { group: { name: 'takeover', template: 'idle' } })).body.group.gid;
+      const other = (await callA('POST', '/v1/groups', { group: { name: 'bystander', template: 'idle' } })).body.group.gid;
+      const watch = await watchGroup(b.url, ADMIN_TOKEN, gid);
+      await callA('POST', `/v1/groups/${gid}/processes`, { process: {} });
+      await callA('POST', `/v1/groups/${gid}/processes`, { process: { ppid: 100, count: 2 } });
+      const [bystander] = (await callA('POST', `/v1/groups/${other}/processes`, { process: {} })).body.processes as Process[];
+      await watch.until((all) => all.size === 3 && [...all.values()].every((p) => p.status === 'ACTIVE'));
+      for (const p of (await callB('GET', `/v1/groups/${gid}/processes`)).body.processes as Process[]) vms.push(p.compute_id!);
+      vms.push(bystander!.compute_id!);
+
+      // The idle image has no agent to hear the TERM: the whole grace runs, and A dies in it.
+      expect((await callA('DELETE', `/v1/groups/${gid}/processes/100?signal=TERM&grace=2`)).status).toBe(202);
+      await stopKernelProcess(a.child, 'SIGKILL');
+      for (const vm of vms) expect(osProcessesOfVm(vm).length).toBeGreaterThan(0);
+
+      // B takes over A's duties once A's leases lapse, and finishes the kill: the VMs A booted go.
+      await watch.until((all) => [...all.values()].every((p) => p.status === 'KILLED'), 45_000);
+      watch.close();
+      const after = (await callB('GET', `/v1/groups/${gid}/processes`)).body.processes as Process[];
+      expect(after.map((p) => [p.pid, p.status, p.signal])).toEqual([[100, 'KILLED', 'TERM'], [101, 'KILLED', 'TERM'], [102, 'KILLED', 'TERM']]);
+      for (const vm of vms.slice(0, 3)) expect(osProcessesOfVm(vm)).toEqual([]);
+
+      // The bystander's VM, booted by A, is still running and still B's to control.
+      expect((await callB('GET', `/v1/groups/${other}/processes/100`)).body.process.status).toBe('ACTIVE');
+      const watchOther = await watchGroup(b.url, ADMIN_TOKEN, other);
+      expect((await callB('DELETE', `/v1/groups/${other}/processes/100?signal=KILL`)).status).toBe(202);
+      await watchOther.until((all) => all.get(100)?.status === 'KILLED');
+      watchOther.close();
+      expect(osProcessesOfVm(vms[3]!)).toEqual([]);
+    } finally {
+      await stopKernelProcess(a.child);
+      await stopKernelProcess(b.child, 'SIGTERM');
+      for (const vm of vms) for (const pid of osProcessesOfVm(vm)) process.kill(pid, 'SIGKILL');
+      rmSync(dirA, { recursive: true, force: true });
+      rmSync(dirB, { recursive: true, force: true });
+    }
+  });
+});
