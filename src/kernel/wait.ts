@@ -33,8 +33,12 @@ export class Waits {
       const reaped = await this.processes.reapAny(gid, ppid, rid);
       if (reaped) return reaped;
       const live = await this.processes.list(gid, { ppid, status: LIVE_STATUSES });
-      if (live.length === 0) throw new RackError('no_child', `process ${ppid} has no child left to wait for`);
-      return null;
+      if (live.length > 0) return null;
+      // A child live at the first read may have ended before the second (with a networked store
+      // the two are round trips apart): it is ended and unreaped now, so look once more.
+      const late = await this.processes.reapAny(gid, ppid, rid);
+      if (late) return late;
+      throw new RackError('no_child', `process ${ppid} has no child left to wait for`);
     }, deadline, { recheckMs: this.recheckMs });
     return waitResultOf(ended)!;
   }
