@@ -1,6 +1,6 @@
 import { execFile } from 'node:child_process';
 import { join } from 'node:path';
-import { KernelSocket } from '../client/kernel-socket.js';
+import { KernelSocket, kernelUrls } from '../client/kernel-socket.js';
 import type { Logger } from '../common/log.js';
 import { META, RESERVED_META_PREFIX } from '../protocol/metadata.js';
 import { credentialsOf } from '../protocol/user-data.js';
@@ -58,10 +58,11 @@ function checkRackMeta(data: InstanceData): string | null {
   for (const key of [META.gid, META.url]) if (!m[key]) return `metadata has no ${key}`;
   if (!/^[0-9]+$/.test(m[META.pid]!)) return `${META.pid} is not a number: "${m[META.pid]}"`;
   if ((m[META.ppid] ?? '') !== '' && !/^[0-9]+$/.test(m[META.ppid]!)) return `${META.ppid} is not a number: "${m[META.ppid]}"`;
+  // One kernel, or every kernel over one store, comma-separated.
   try {
-    new URL(m[META.url]!);
+    for (const u of kernelUrls(m[META.url]!)) new URL(u);
   } catch {
-    return `${META.url} is not a URL`;
+    return `${META.url} is not a URL or a comma-separated list of URLs`;
   }
   return null;
 }

@@ -209,5 +209,7 @@ export async function startKernel(cfg: KernelConfig): Promise<RunningKernel> {
       await store.close();
       unlock();
     })());
-  return { url: cfg.publicUrl ?? listenUrl, adminToken, dataDir, kernel, services, api, close };
+  // Several public URLs name every kernel of the store: this one is at its listen address.
+  const ownUrl = cfg.publicUrl && !cfg.publicUrl.includes(',') ? cfg.publicUrl : listenUrl;
+  return { url: ownUrl, adminToken, dataDir, kernel, services, api, close };
 }

@@ -9,7 +9,7 @@ import type { Process } from '../../src/protocol/process.js';
 import { credentialsOf } from '../../src/protocol/user-data.js';
 import { untilFile } from '../support/files.js';
 import { osProcessesOfVm } from '../support/kernel.js';
-import { ADMIN_TOKEN, adminCall, startKernelOn, stopKernelProcess, type KernelOnStore } from '../support/kernel-process.js';
+import { ADMIN_TOKEN, adminCall, freePort, startKernelOn, stopKernelProcess, type KernelOnStore } from '../support/kernel-process.js';
 import { watchGroup } from '../support/watch.js';
 import { RawClient } from '../support/ws-client.js';
 
@@ -223,6 +223,44 @@ describe('a kernel killed -9 beside another on the same store', () => {
       for (const vm of vms) for (const pid of osProcessesOfVm(vm)) process.kill(pid, 'SIGKILL');
       rmSync(dirA, { recursive: true, force: true });
       rmSync(dirB, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('agents given every kernel (--public-url A,B)', () => {
+  it('when their kernel is killed -9, the agents move to the other, and every VM takes a signal through it', async () => {
+    const store = await freshStore(11);
+    const [dirA, dirB, out] = ['a', 'b', 'out'].map((x) => mkdtempSync(join(tmpdir(), `rack-failover-${x}-`)));
+    const [pA, pB] = [await freePort(), await freePort()];
+    const urls = `http://127.0.0.1:${pA},http://127.0.0.1:${pB}`;
+    const a = await startKernelOn(store, dirA!, ['--listen', `127.0.0.1:${pA}`, '--public-url', urls]);
+    const b = await startKernelOn(store, dirB!, ['--listen', `127.0.0.1:${pB}`, '--public-url', urls]);
+    const vms: string[] = [];
+    try {
+      const [callA, callB] = [adminCall(a.url), adminCall(b.url)];
+      const gid = (await callA('POST', '/v1/groups', { group: { name: 'failover', template: 'agent-app' } })).body.group.gid;
+      // Each agent starts on a kernel of the list picked at random: with six, A holds some.
+      const forked = (await callA('POST', `/v1/groups/${gid}/processes`, { process: { count: 6, args: { out } } })).body.processes as Process[];
+      for (const p of forked) await untilFile(join(out!, `${p.pid}.env`));
+      for (const p of (await callA('GET', `/v1/groups/${gid}/processes`)).body.processes as Process[]) vms.push(p.compute_id!);
+      expect(readFileSync(join(out!, `${forked[0]!.pid}.env`), 'utf8')).toContain(`RACK_URL=${urls}`);
+
+      await stopKernelProcess(a.child, 'SIGKILL');
+      // Through B, at once: a signal for an agent not (yet) connected to B is queued and
+      // delivered when it connects; every one of them must arrive.
+      for (const p of forked) expect((await callB('POST', `/v1/groups/${gid}/processes/${p.pid}/signal`, { signal: { name: 'USR1' } })).status).toBe(202);
+      for (const p of forked) await untilFile(join(out!, `${p.pid}.signals`), (t) => t === 'USR1\n');
+      const watch = await watchGroup(b.url, ADMIN_TOKEN, gid);
+      expect((await callB('DELETE', `/v1/groups/${gid}/processes/${forked[0]!.pid}?signal=TERM&grace=20`)).status).toBe(202);
+      watch.latest.set(forked[0]!.pid, (await callB('GET', `/v1/groups/${gid}/processes/${forked[0]!.pid}`)).body.process);
+      await watch.until((all) => all.get(forked[0]!.pid)!.status === 'EXITED');
+      watch.close();
+      expect(readFileSync(join(out!, `${forked[0]!.pid}.signals`), 'utf8')).toBe('USR1\nTERM\n');
+    } finally {
+      await stopKernelProcess(a.child);
+      await stopKernelProcess(b.child, 'SIGTERM');
+      for (const vm of vms) for (const pid of osProcessesOfVm(vm)) process.kill(pid, 'SIGKILL');
+      for (const d of [dirA, dirB, out]) rmSync(d!, { recursive: true, force: true });
     }
   });
 });

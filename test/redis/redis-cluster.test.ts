@@ -8,7 +8,7 @@ describe('a three-master Redis Cluster', () => {
   let cluster: RedisServers;
   beforeAll(async () => {
     cluster = await startRedisCluster(3);
-  });
+  }, 90_000);
   afterAll(() => cluster?.stop());
 
   // Groups spread over the three masters: each test's groups (random gids) land in different slots.

@@ -73,8 +73,28 @@ export async function startRedis(): Promise<RedisServers> {
   return { url: `redis://127.0.0.1:${port}`, stop: stopAll([child], dir) };
 }
 
-/** A Redis Cluster of `masters` servers on loopback (no replicas), all slots assigned. */
+/**
+ * A Redis Cluster of `masters` servers on loopback (no replicas), all slots assigned. Once, on a
+ * busy CI machine, `--cluster create` waited for the nodes to join for over a minute: an attempt
+ * that takes longer than CREATE_MS is stopped and made again on fresh ports, and after three the
+ * last error is the answer.
+ */
 export async function startRedisCluster(masters = 3): Promise<RedisServers> {
+  let last: Error | undefined;
+  for (let attempt = 0; attempt < 3; attempt++) {
+    try {
+      return await clusterOnce(masters);
+    } catch (err) {
+      last = err as Error;
+      if (last.message === REDIS_MISSING) break;
+    }
+  }
+  throw last!;
+}
+
+const CREATE_MS = 20_000;
+
+async function clusterOnce(masters: number): Promise<RedisServers> {
   const dir = mkdtempSync(join(tmpdir(), 'rack-redis-cluster-'));
   const children: ChildProcess[] = [];
   const stop = stopAll(children, dir);
@@ -86,8 +106,9 @@ export async function startRedisCluster(masters = 3): Promise<RedisServers> {
       children.push(await redisServer(port, dir, ['--cluster-enabled', 'yes', '--cluster-port', String(bus), '--cluster-config-file', `nodes-${port}.conf`]));
     }
     // --cluster create returns once every node agrees on the slots ("Waiting for the cluster to join").
-    await execa('redis-cli', ['--cluster', 'create', ...ports.map((p) => `127.0.0.1:${p}`), '--cluster-replicas', '0', '--cluster-yes']).catch((err: NodeJS.ErrnoException & { stderr?: string }) => {
-      throw new Error(err.code === 'ENOENT' ? REDIS_MISSING : `redis-cli --cluster create failed: ${err.stderr ?? err.message}`);
+    await execa('redis-cli', ['--cluster', 'create', ...ports.map((p) => `127.0.0.1:${p}`), '--cluster-replicas', '0', '--cluster-yes'], { timeout: CREATE_MS }).catch((err: NodeJS.ErrnoException & { stderr?: string; timedOut?: boolean }) => {
+      if (err.code === 'ENOENT') throw new Error(REDIS_MISSING);
+      throw new Error(err.timedOut ? `redis-cli --cluster create did not finish within ${CREATE_MS / 1000} s` : `redis-cli --cluster create failed: ${err.stderr ?? err.message}`);
     });
     return { url: `redis+cluster://${ports.map((p) => `127.0.0.1:${p}`).join(',')}`, stop };
   } catch (err) {
