@@ -110,6 +110,16 @@ async function clusterOnce(masters: number): Promise<RedisServers> {
       if (err.code === 'ENOENT') throw new Error(REDIS_MISSING);
       throw new Error(err.timedOut ? `redis-cli --cluster create did not finish within ${CREATE_MS / 1000} s` : `redis-cli --cluster create failed: ${err.stderr ?? err.message}`);
     });
+    // --cluster create returns when the nodes agree on the configuration; each says
+    // cluster_state:ok only once it has heard that every slot is served. Redis has no event for
+    // that, so ask: a client that connected before it could wait a minute (seen on CI).
+    const deadline = Date.now() + CREATE_MS;
+    for (const port of ports) {
+      while (!(await execa('redis-cli', ['-p', String(port), 'cluster', 'info'])).stdout.includes('cluster_state:ok')) {
+        if (Date.now() > deadline) throw new Error(`the cluster node on port ${port} did not reach cluster_state:ok within ${CREATE_MS / 1000} s`);
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    }
     return { url: `redis+cluster://${ports.map((p) => `127.0.0.1:${p}`).join(',')}`, stop };
   } catch (err) {
     await stop();

@@ -4,6 +4,9 @@ import { parseRedisUrl, redact } from './url.js';
 
 export type Client = Redis | Cluster;
 
+/** How long a kernel waits for its Redis store at start. */
+const CONNECT_MS = 30_000;
+
 /**
  * Connects, or fails at once (a kernel does not start on a store it cannot reach). Later, the
  * client reconnects by itself and queues commands meanwhile; `onError` hears of each failure.
@@ -20,12 +23,20 @@ export async function connectRedis(url: string, onError: (err: Error) => void = 
     last = err;
   };
   client.on('error', remember);
+  // A cluster that is not serving every slot yet keeps connect() waiting (ioredis retries): a
+  // kernel says so in bounded time rather than hang at its start.
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(last?.message ?? `no answer within ${CONNECT_MS / 1000} s`)), CONNECT_MS);
+  });
   try {
-    await client.connect();
+    await Promise.race([client.connect(), late]);
   } catch (err) {
     client.disconnect();
     // connect() rejects with "Connection is closed"; the error event said why.
     throw new RackError('unavailable', `cannot reach Redis at ${redact(url)}: ${(last ?? (err as Error)).message}`);
+  } finally {
+    clearTimeout(timer);
   }
   client.off('error', remember);
   client.on('error', onError);
