@@ -8,7 +8,7 @@ import { join } from 'node:path';
 
 const here = import.meta.dirname;
 const only = process.argv.slice(2);
-const suites = ['dckinit.mjs', 'fork.mjs', 'ipc.mjs', 'csv.mjs', 'nspawn.mjs', 'scale.mjs', 'limits.mjs', 'openstack.mjs'].filter((s) => existsSync(join(here, s)) && (only.length === 0 || only.some((o) => s.startsWith(o))));
+const suites = ['dckinit.mjs', 'fork.mjs', 'ipc.mjs', 'csv.mjs', 'nspawn.mjs', 'scale.mjs', 'agents.mjs', 'limits.mjs', 'openstack.mjs'].filter((s) => existsSync(join(here, s)) && (only.length === 0 || only.some((o) => s.startsWith(o))));
 
 const machine = {
   cpu: cpus()[0]?.model ?? 'unknown',
@@ -27,7 +27,8 @@ let failed = false;
 for (const suite of suites) {
   console.log(`\n== ${suite.replace('.mjs', '')} ==`);
   const out = join(here, `.${suite}.json`);
-  const r = spawnSync(process.execPath, [join(here, suite), '--json-out', out], { stdio: 'inherit' });
+  // --expose-gc: a suite that weighs memory collects garbage before each reading.
+  const r = spawnSync(process.execPath, ['--expose-gc', join(here, suite), '--json-out', out], { stdio: 'inherit' });
   if (r.status !== 0) {
     failed = true;
     console.error(`${suite} failed (exit ${r.status})`);
