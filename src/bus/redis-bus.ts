@@ -1,4 +1,5 @@
 import { connectRedis, type Client } from '../store/redis/connect.js';
+import { parseRedisUrl } from '../store/redis/url.js';
 import type { BusMessage, KernelBus } from './bus.js';
 
 /** SET NX PX, or renew the lease if it is ours already. */
@@ -43,8 +44,11 @@ export class RedisBus implements KernelBus {
     private readonly sub: Client,
     private readonly prefix: string,
     private readonly onError: (err: Error) => void,
+    db: number,
   ) {
-    this.channel = `${prefix}:bus`;
+    // Pub/sub channels are server-wide, whatever the database: kernels on another database of
+    // the same server are another installation, and must not hear this one.
+    this.channel = db === 0 ? `${prefix}:bus` : `${prefix}:bus:db${db}`;
     pub.defineCommand('rack_lease_acquire', { numberOfKeys: 1, lua: ACQUIRE });
     pub.defineCommand('rack_lease_release', { numberOfKeys: 1, lua: RELEASE });
     sub.on('message', (channel: string, text: string) => {
@@ -71,7 +75,7 @@ export class RedisBus implements KernelBus {
       pub.disconnect();
       throw err;
     });
-    const bus = new RedisBus(id, pub, sub, prefix, onError);
+    const bus = new RedisBus(id, pub, sub, prefix, onError, parseRedisUrl(url).db);
     await sub.subscribe(bus.channel);
     return bus;
   }

@@ -38,8 +38,8 @@ function tlsOf(values: Record<string, unknown>): { cert: string; key: string; ca
 export const PROCESS_COMMANDS: Record<string, Command> = {
   kernel: {
     summary: 'run the RACK kernel',
-    usage: 'rack kernel [--listen HOST:PORT] [--data DIR] [--store URL] [--driver sim|nova|nspawn] [--files local|swift] [--templates DIR]... [--public-url URL[,URL]...] [--fork-limit N] [--quota NAME=N]... [--max-instances N] [--max-vcpus N] [--max-ram-mb N] [--tls-cert FILE --tls-key FILE [--tls-ca FILE]]',
-    details: `--store URL: where the kernel keeps its state: ${STORE_HELP}.\n--public-url: the URL VMs reach this kernel at; with several kernels over one store, every kernel's URL, comma-separated (each VM's agent and app move to the next when theirs goes away), or one load-balanced URL.`,
+    usage: 'rack kernel [--listen HOST:PORT] [--data DIR] [--store URL] [--driver sim|nova|nspawn] [--files local|swift] [--files-dir DIR] [--templates DIR]... [--public-url URL[,URL]...] [--fork-limit N] [--quota NAME=N]... [--max-instances N] [--max-vcpus N] [--max-ram-mb N] [--tls-cert FILE --tls-key FILE [--tls-ca FILE]]',
+    details: `--store URL: where the kernel keeps its state: ${STORE_HELP}.\n--public-url: the URL VMs reach this kernel at; with several kernels over one store, every kernel's URL, comma-separated (each VM's agent and app move to the next when theirs goes away), or one load-balanced URL.\n--files-dir DIR: where local group files live (default DATA/files); kernels on one store share them by sharing DIR (on several machines, a shared filesystem), or use --files swift.`,
     async run(argv) {
       const { values } = parse(argv, {
         listen: { type: 'string', default: '127.0.0.1:8088' },
@@ -47,6 +47,7 @@ export const PROCESS_COMMANDS: Record<string, Command> = {
         store: { type: 'string' },
         driver: { type: 'string', default: 'sim' },
         files: { type: 'string', default: 'local' },
+        'files-dir': { type: 'string' },
         templates: { type: 'string', multiple: true },
         'public-url': { type: 'string' },
         'fork-limit': { type: 'string' },
@@ -62,6 +63,7 @@ export const PROCESS_COMMANDS: Record<string, Command> = {
       const bound = (flag: string): number | undefined => (values[flag] === undefined ? undefined : int(values[flag] as string, `--${flag}`));
       if (values.driver !== 'sim' && values.driver !== 'nova' && values.driver !== 'nspawn') throw new UsageError(`--driver must be sim, nova or nspawn, got "${String(values.driver)}"`);
       if (values.files !== 'local' && values.files !== 'swift') throw new UsageError(`--files must be local or swift, got "${String(values.files)}"`);
+      if (values['files-dir'] !== undefined && values.files !== 'local') throw new UsageError('--files-dir is for --files local');
       const storeUrl = (values.store as string | undefined) ?? null;
       try {
         checkStoreUrl(storeUrl);
@@ -75,6 +77,7 @@ export const PROCESS_COMMANDS: Record<string, Command> = {
         storeUrl,
         driver: values.driver,
         files: values.files,
+        filesDir: values['files-dir'] as string | undefined,
         templates: (values.templates as string[] | undefined) ?? [],
         publicUrl: values['public-url'] as string | undefined,
         forkLimit: values['fork-limit'] === undefined ? undefined : int(values['fork-limit'] as string, '--fork-limit'),

@@ -73,6 +73,13 @@ export interface ComputeDriver {
   /** Called when the driver learns that a VM became ACTIVE, failed, or died on its own. */
   onChange(listener: (change: VmChange) => void): void;
   /**
+   * Several kernels on one store: the leader hands its driver the VMs of every live process,
+   * another kernel's too (that kernel may have died), and hears of their changes through
+   * onChange as of its own. Answers each VM's state now; VMs already watched are not looked up
+   * again. Optional: without it a VM's end is heard only by the kernel that booted it.
+   */
+  adopt?(ids: readonly string[]): Promise<Map<string, VmState>>;
+  /**
    * For VMs that cannot reach the kernel at the address it listens on (their own network): the
    * URL they reach it at instead (the driver relays), put in their metadata as rack_url.
    */

@@ -10,18 +10,25 @@ import { checkPath } from '../protocol/file-path.js';
 import type { FileInfo } from '../protocol/files.js';
 import type { FileBackend } from './backend.js';
 
-/** Files in `DATA/files/<gid>/`; a put goes to a temporary file renamed into place when complete. */
+/**
+ * Files in `ROOT/<gid>/` (ROOT: DATA/files, or a directory kernels on one store share); a put goes
+ * to a temporary file renamed into place when complete.
+ */
 export class LocalFiles implements FileBackend {
   /** Bytes per group, counted once from the disk and kept up to date by put and delete. */
   private readonly used = new Map<string, number>();
 
-  constructor(private readonly root: string) {}
+  /** `shared`: other kernels write to `root` too, so a group's usage is counted from the disk each time. */
+  constructor(
+    private readonly root: string,
+    private readonly opts: { shared?: boolean } = {},
+  ) {}
 
   async usage(gid: string): Promise<number> {
-    let n = this.used.get(gid);
+    let n = this.opts.shared ? undefined : this.used.get(gid);
     if (n === undefined) {
       n = (await this.list(gid, '', Infinity)).reduce((sum, f) => sum + f.size, 0);
-      this.used.set(gid, n);
+      if (!this.opts.shared) this.used.set(gid, n);
     }
     return n;
   }
@@ -61,7 +68,7 @@ export class LocalFiles implements FileBackend {
       throw err;
     }
     const st = await stat(target);
-    this.used.set(gid, (this.used.get(gid) ?? before) + size - old);
+    if (!this.opts.shared) this.used.set(gid, (this.used.get(gid) ?? before) + size - old);
     return { path, size, etag: hash.digest('hex'), modified: st.mtime.toISOString() };
   }
 

@@ -20,6 +20,7 @@ import type { Capacity, PoolView, QueuedFork } from '../protocol/resources.js';
 import { Scheduler } from '../scheduler/scheduler.js';
 import { LEASE_RENEW_MS, LEASE_TTL_MS, LocalBus, RECHECK_MS, type KernelBus } from '../bus/bus.js';
 import type { NewProcess, ProcessFilter, Store } from '../store/store.js';
+import { Adoption } from './adoption.js';
 import { Agents, type AgentLink } from './agents.js';
 import { Booter } from './boot.js';
 import { Hooks, KernelEvents, type ProcessHooks } from './events.js';
@@ -104,6 +105,7 @@ export class Kernel {
   private readonly killer: Killer;
   private readonly waits: Waits;
   private readonly queue: ForkQueue;
+  private readonly adoption: Adoption;
   private readonly background = new Set<Promise<unknown>>();
   /**
    * Groups do not change once made: they are kept here from their first read until deleted, by
@@ -157,6 +159,7 @@ export class Kernel {
     });
     this.killer = new Killer({ processes: this.store.processes, kills: this.store.kills, table: this.table, agents: this.agents, compute: this.compute, events: this.events, log: this.log, queue: this.scheduler, recheckMs });
     this.waits = new Waits(this.store.processes, this.events, recheckMs);
+    this.adoption = new Adoption({ processes: this.store.processes, compute: this.compute, booter: this.booter, log: this.log });
     this.compute.onChange((c) => this.track(this.booter.vmChanged(c)));
     // The kernel's own reaction; the other parts register theirs in src/server/start.ts.
     this.use({ name: 'queued signals', ended: (p) => this.agents.forget(p.gid, p.pid) });
@@ -491,20 +494,25 @@ export class Kernel {
   }
 
   /**
-   * The kernel-wide duties (reconcile with the compute service, unfinished kills) are one
-   * kernel's: the holder of the `leader` lease. Each turn it keeps the lease and runs the kills
-   * whose kernel died (their lease lapsed); a kernel that takes the lease over reconciles first.
+   * The kernel-wide duties (reconcile with the compute service, unfinished kills, watching the
+   * VMs of kernels that died) are one kernel's: the holder of the `leader` lease. Each turn it
+   * keeps the lease, runs the kills whose kernel died (their lease lapsed) and adopts the VMs of
+   * live processes (see Adoption); a kernel that takes the lease over reconciles first.
    */
   private async lead(): Promise<void> {
     const was = this.leading;
     this.leading = await this.bus.acquire('leader', LEASE_TTL_MS);
-    if (!this.leading) return;
+    if (!this.leading) {
+      if (was) this.adoption.reset();
+      return;
+    }
     if (!was) {
       this.log.info('taking over the kernel-wide duties');
       const r = await reconcile({ processes: this.store.processes, table: this.table, compute: this.compute, log: this.log, takeover: true });
       this.log.info(r, 'reconciled');
     }
     await this.resumeKills();
+    await this.adoption.adoptLive(RECHECK_MS);
   }
 
   /** Finishes the kills nobody runs: left by a previous run, or by a kernel that died (under their leases). */

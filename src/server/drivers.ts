@@ -14,6 +14,11 @@ export interface DriverConfig {
   driver?: 'sim' | 'nova' | 'nspawn';
   /** Where group files live: DATA/files (local, the default) or Swift (the OS_CLOUD / OS_* cloud). */
   files?: 'local' | 'swift';
+  /**
+   * Local files: the directory they live in instead of DATA/files. Kernels on one store share
+   * group files by sharing it (a shared filesystem when they run on several machines).
+   */
+  filesDir?: string;
   /** Directories the sim driver searches for template names (nspawn: image stores). */
   templates?: string[];
   /** A ready-made compute driver (tests, embedding); overrides `driver`. */

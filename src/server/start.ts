@@ -142,7 +142,7 @@ export async function startKernel(cfg: KernelConfig): Promise<RunningKernel> {
     ),
     shm: new SharedMemory(store.shm, async (gid) => (await quotas(gid)).shm_bytes, bus.shared ? RECHECK_MS : undefined),
     pipes: new Pipes(),
-    files: remoteFiles ?? new LocalFiles(join(dataDir, 'files')),
+    files: remoteFiles ?? (cfg.filesDir ? new LocalFiles(resolve(cfg.filesDir), { shared: true }) : new LocalFiles(join(dataDir, 'files'))),
     monitor: new Monitor(),
   };
   // Every reaction to a process's life, in one place (the kernel's own, the signals queued for

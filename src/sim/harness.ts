@@ -12,6 +12,8 @@ import { consolePath } from '../compute/sim/sim-driver.js';
 import { startKernel, type RunningKernel } from '../server/start.js';
 import { isTerminal, LIVE_STATUSES, type Process } from '../protocol/process.js';
 import { ConsoleFollower, type AppLine } from './console-follower.js';
+import { KernelProcess } from './kernel-process.js';
+import { freeLoopbackPort, startPrivateRedis, type PrivateRedis } from './redis-server.js';
 import type { Lifetime } from './render.js';
 
 const CONSOLE_LAG_MS = 1500;
@@ -26,6 +28,24 @@ export interface SimOptions {
   keepData?: boolean;
   /** Called with each line an app prints in any VM (read from the VM consoles). */
   onAppLine?: (line: AppLine) => void;
+  /**
+   * Where the kernels keep their state: `sqlite` (the default: DATA/rack.db), `redis` (a private
+   * redis-server started for the sim), or a redis:// or redis+cluster:// URL.
+   */
+  store?: string;
+  /**
+   * Kernels on that store (default 1; more need Redis). The first runs in this process; the
+   * others are `rack kernel` processes, and every VM is given every kernel's URL.
+   */
+  kernels?: number;
+}
+
+/** The kernels beyond the first: their processes, data dirs, and the store and files they share with it. */
+interface Others {
+  processes: KernelProcess[];
+  dataDirs: string[];
+  filesDir: string | null;
+  redis: PrivateRedis | null;
 }
 
 /**
@@ -44,22 +64,59 @@ export class Sim {
   private constructor(
     readonly kernel: RunningKernel,
     private readonly opts: SimOptions,
+    private readonly others: Others,
   ) {
     this.consoles = opts.onAppLine ? new ConsoleFollower(opts.onAppLine) : null;
     kernel.kernel.events.on('process', (p: Process) => this.track(p));
   }
 
   static async start(opts: SimOptions): Promise<Sim> {
+    const kernels = opts.kernels ?? 1;
+    const store = opts.store ?? 'sqlite';
+    if (!Number.isInteger(kernels) || kernels < 1) throw new Error(`kernels must be a whole number from 1, got ${kernels}`);
+    if (store !== 'sqlite' && store !== 'redis' && !/^redis(\+cluster)?:\/\//.test(store)) throw new Error(`the store is sqlite, redis or a redis:// URL, got "${store}"`);
+    if (kernels > 1 && store === 'sqlite') throw new Error('several kernels need a store they share: give --store redis (or a redis:// URL)');
+    if (kernels > 1 && opts.driver === 'nspawn') throw new Error('several kernels run with the sim driver only');
+    const adminToken = `rka_${randomBytes(24).toString('base64url')}`;
+    const others: Others = { processes: [], dataDirs: [], filesDir: null, redis: null };
+    const undo = async (): Promise<void> => {
+      await Promise.all(others.processes.map((k) => k.stop('SIGKILL')));
+      await others.redis?.stop();
+      for (const d of [...others.dataDirs, others.filesDir]) if (d) rmSync(d, { recursive: true, force: true });
+    };
     const dataDir = mkdtempSync(join(tmpdir(), 'rack-sim-'));
-    const kernel = await startKernel({
-      listen: '127.0.0.1:0',
-      dataDir,
-      templates: opts.templates,
-      driver: opts.driver,
-      adminToken: `rka_${randomBytes(24).toString('base64url')}`,
-      log: opts.log ?? silentLogger(),
-    });
-    return new Sim(kernel, opts);
+    try {
+      if (store === 'redis') others.redis = await startPrivateRedis();
+      const storeUrl = others.redis?.url ?? (store === 'sqlite' ? null : store);
+      // Every VM is given every kernel's URL, so the ports are picked before any kernel listens.
+      const ports = kernels > 1 ? await Promise.all(Array.from({ length: kernels }, () => freeLoopbackPort())) : [0];
+      const publicUrl = kernels > 1 ? ports.map((p) => `http://127.0.0.1:${p}`).join(',') : undefined;
+      // One directory of group files for every kernel (a shared filesystem when they are machines).
+      if (kernels > 1) others.filesDir = mkdtempSync(join(tmpdir(), 'rack-sim-files-'));
+      const filesDir = others.filesDir ?? undefined;
+      const kernel = await startKernel({ listen: `127.0.0.1:${ports[0]}`, dataDir, templates: opts.templates, driver: opts.driver, adminToken, log: opts.log ?? silentLogger(), storeUrl, publicUrl, filesDir });
+      try {
+        for (const port of ports.slice(1)) {
+          const dir = mkdtempSync(join(tmpdir(), 'rack-sim-'));
+          others.dataDirs.push(dir);
+          const args = ['--listen', `127.0.0.1:${port}`, '--data', dir, '--store', storeUrl!, '--public-url', publicUrl!, '--files-dir', filesDir!, ...opts.templates.flatMap((t) => ['--templates', t])];
+          others.processes.push(await KernelProcess.start({ args, adminToken, logFile: join(dir, 'kernel.log') }));
+        }
+      } catch (err) {
+        await kernel.close();
+        throw err;
+      }
+      return new Sim(kernel, opts, others);
+    } catch (err) {
+      await undo();
+      rmSync(dataDir, { recursive: true, force: true });
+      throw err;
+    }
+  }
+
+  /** The kernels beyond the first, as OS processes (`rack kernel`), in order. */
+  get otherKernels(): readonly KernelProcess[] {
+    return this.others.processes;
   }
 
   get url(): string {
@@ -135,8 +192,10 @@ export class Sim {
     }
     this.consoles?.close();
     await this.kernel.close();
+    await Promise.all(this.others.processes.map((k) => k.stop('SIGTERM')));
     const left = this.leftovers();
-    if (!this.opts.keepData) rmSync(this.kernel.dataDir, { recursive: true, force: true });
+    await this.others.redis?.stop();
+    if (!this.opts.keepData) for (const d of [this.kernel.dataDir, ...this.others.dataDirs, this.others.filesDir]) if (d) rmSync(d, { recursive: true, force: true });
     return left;
   }
 }

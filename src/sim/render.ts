@@ -92,6 +92,13 @@ export class LiveBlock {
     this.out.write(lines.join('\n') + '\n');
   }
 
+  /** Prints a line where the frame is (the next update draws the frame below it). */
+  interrupt(line: string): void {
+    const up = this.tty && this.drawn > 0 ? `\x1b[${this.drawn}F\x1b[0J` : '';
+    this.out.write(up + line + '\n');
+    this.drawn = 0;
+  }
+
   /** Leaves the last frame on screen; the next output starts below it. */
   done(): void {
     this.drawn = 0;

@@ -65,6 +65,11 @@ describe('rack CLI', () => {
     }
   });
 
+  it('rack kernel refuses --files-dir beside --files swift with one line, before it starts anything', async () => {
+    const r = await rack(['kernel', '--files', 'swift', '--files-dir', dir], { RACK_URL: '' });
+    expect([r.code, r.stderr.trim()]).toEqual([2, expect.stringMatching(/^rack: --files-dir is for --files local\b/)]);
+  });
+
   it('--user-data FILE: a group\'s default for its forks, or one fork\'s own; the token is added beside it', async () => {
     const groupData = join(dir, 'group.yaml');
     const forkData = join(dir, 'fork.sh');

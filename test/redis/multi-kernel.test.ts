@@ -227,6 +227,46 @@ describe('a kernel killed -9 beside another on the same store', () => {
   });
 });
 
+describe('the VMs of a kernel killed -9', () => {
+  it('one that ends after its kernel died is recorded by the leader, and its parent can wait for it', async () => {
+    const store = await freshStore(10);
+    const [dirA, dirB] = [mkdtempSync(join(tmpdir(), 'rack-adopt-a-')), mkdtempSync(join(tmpdir(), 'rack-adopt-b-'))];
+    // A starts first and leads; B boots the VMs and dies.
+    const a = await startKernelOn(store, dirA);
+    const b = await startKernelOn(store, dirB);
+    const vms: string[] = [];
+    try {
+      const [callA, callB] = [adminCall(a.url), adminCall(b.url)];
+      const gid = (await callA('POST', '/v1/groups', { group: { name: 'adopt', template: 'idle' } })).body.group.gid;
+      const watch = await watchGroup(a.url, ADMIN_TOKEN, gid);
+      await callB('POST', `/v1/groups/${gid}/processes`, { process: {} });
+      await callB('POST', `/v1/groups/${gid}/processes`, { process: { ppid: 100, count: 2 } });
+      await watch.until((all) => all.size === 3 && [...all.values()].every((p) => p.status === 'ACTIVE'));
+      for (const p of (await callA('GET', `/v1/groups/${gid}/processes`)).body.processes as Process[]) vms.push(p.compute_id!);
+
+      await stopKernelProcess(b.child, 'SIGKILL');
+      // A VM of the dead kernel crashes: nobody but the leader can still hear of it.
+      for (const pid of osProcessesOfVm(vms[1]!)) process.kill(pid, 'SIGKILL');
+      await watch.until((all) => all.get(101)?.status === 'ERROR', 20_000);
+      expect(watch.latest.get(101)!.error).toMatch(/VM stopped/);
+      const waited = await callA('GET', `/v1/groups/${gid}/processes/100/wait?pid=101&timeout=5`);
+      expect([waited.status, waited.body.wait.pid, waited.body.wait.status]).toEqual([200, 101, "error"]);
+      // The others run on, still A's to control.
+      expect(watch.latest.get(102)!.status).toBe('ACTIVE');
+      expect((await callA('DELETE', `/v1/groups/${gid}/processes/102?signal=KILL`)).status).toBe(202);
+      await watch.until((all) => all.get(102)?.status === 'KILLED');
+      expect(osProcessesOfVm(vms[2]!)).toEqual([]);
+      watch.close();
+    } finally {
+      await stopKernelProcess(b.child);
+      await stopKernelProcess(a.child, 'SIGTERM');
+      for (const vm of vms) for (const pid of osProcessesOfVm(vm)) process.kill(pid, 'SIGKILL');
+      rmSync(dirA, { recursive: true, force: true });
+      rmSync(dirB, { recursive: true, force: true });
+    }
+  });
+});
+
 describe('agents given every kernel (--public-url A,B)', () => {
   it('when their kernel is killed -9, the agents move to the other, and every VM takes a signal through it', async () => {
     const store = await freshStore(11);

@@ -1,25 +1,9 @@
-import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { generateCsv } from '../../examples/csv-processing/src/generate.js';
-
-/** `npm run sim` as a user runs it (the built script), checked through its JSON report. */
-function sim(args: string[]): Promise<{ code: number; report: any; stderr: string }> {
-  return new Promise((resolve) => {
-    execFile(process.execPath, ['examples/csv-processing/dist/sim.js', ...args], { maxBuffer: 64 * 1024 * 1024 }, (err, stdout, stderr) => {
-      const last = stdout.trim().split('\n').pop() ?? '';
-      let report: unknown = null;
-      try {
-        report = JSON.parse(last);
-      } catch {
-        /* no report */
-      }
-      resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, report, stderr });
-    });
-  });
-}
+import { sim } from '../support/sim.js';
 
 describe('npm run sim', () => {
   const dir = mkdtempSync(join(tmpdir(), 'rack-sim-test-'));
@@ -65,5 +49,9 @@ describe('npm run sim', () => {
     const r = await sim(['--rows', 'lots']);
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/^sim: --rows must be an integer/);
+    const shared = await sim(['--kernels', '2', '--store', 'sqlite']);
+    expect([shared.code, shared.stderr.split('\n')[0]]).toEqual([2, 'sim: --kernels 2 or more need a store they share: --store redis (or a redis:// URL)']);
+    const store = await sim(['--store', 'mysql://x']);
+    expect([store.code, store.stderr.split('\n')[0]]).toEqual([2, 'sim: --store must be sqlite, redis or a redis:// URL, got "mysql://x"']);
   });
 });

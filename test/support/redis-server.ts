@@ -1,9 +1,9 @@
-import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
+import type { ChildProcess } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
+import { freeLoopbackPort, REDIS_MISSING as SERVER_MISSING, spawnRedisServer, stopRedisServers } from '../../src/sim/redis-server.js';
 
 export const REDIS_MISSING = 'test:redis needs redis-server and redis-cli: apt-get install redis-server';
 
@@ -15,10 +15,10 @@ export interface RedisServers {
 
 const taken = new Set<number>();
 
-/** A port free now and not handed out before (the OS picks it; redis-server has no port 0). */
+/** A port free now and not handed out before in this run (a cluster needs several at once). */
 async function freePort(): Promise<number> {
   for (;;) {
-    const port = await osPort();
+    const port = await freeLoopbackPort();
     if (!taken.has(port)) {
       taken.add(port);
       return port;
@@ -26,44 +26,10 @@ async function freePort(): Promise<number> {
   }
 }
 
-function osPort(): Promise<number> {
-  return new Promise((ok, fail) => {
-    const s = createServer();
-    s.once('error', fail);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as { port: number };
-      s.close(() => ok(port));
-    });
-  });
-}
-
-/** Starts redis-server in the foreground; resolves once it accepts connections. */
-function redisServer(port: number, dir: string, extra: string[]): Promise<ChildProcess> {
-  const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--daemonize', 'no', '--dir', dir, ...extra], { stdio: ['ignore', 'pipe', 'pipe'] });
-  return new Promise((ok, fail) => {
-    let out = '';
-    child.once('error', (err: NodeJS.ErrnoException) => fail(new Error(err.code === 'ENOENT' ? REDIS_MISSING : err.message)));
-    child.once('exit', (code) => fail(new Error(`redis-server on port ${port} exited (${code}) before it was ready:\n${out}`)));
-    child.stdout!.on('data', (chunk: Buffer) => {
-      out += chunk.toString();
-      if (out.includes('Ready to accept connections')) ok(child);
-    });
-  });
-}
-
-function stopAll(children: ChildProcess[], dir: string): () => Promise<void> {
-  return async () => {
-    await Promise.all(
-      children.map((c) =>
-        c.exitCode !== null || c.signalCode !== null ? undefined : new Promise<void>((ok) => {
-          c.once('exit', () => ok());
-          c.kill('SIGTERM');
-        }),
-      ),
-    );
-    rmSync(dir, { recursive: true, force: true });
-  };
-}
+const redisServer = (port: number, dir: string, extra: string[]): Promise<ChildProcess> => spawnRedisServer(port, dir, extra).catch((err: Error) => {
+  throw err.message === SERVER_MISSING ? new Error(REDIS_MISSING) : err;
+});
+const stopAll = stopRedisServers;
 
 /** One throwaway redis-server on loopback (no persistence). */
 export async function startRedis(): Promise<RedisServers> {

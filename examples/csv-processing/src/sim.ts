@@ -18,7 +18,7 @@ import type { JobStatus } from './protocol.js';
 import { statusKey } from './protocol.js';
 import { UsageLog } from './usage.js';
 
-const USAGE = 'usage: npm run sim -- [--rows N | --csv FILE] [--broken FRACTION] [--chaos] [--max-children N] [--chunk-size BYTES] [--max-instances N] [--driver sim|nspawn] [--json] [--keep]';
+const USAGE = 'usage: npm run sim -- [--rows N | --csv FILE] [--broken FRACTION] [--chaos] [--max-children N] [--chunk-size BYTES] [--max-instances N] [--driver sim|nspawn] [--kernels N] [--store sqlite|redis|URL] [--json] [--keep]';
 /** Real guests boot a whole OS each: a smaller default job fits two cores. */
 const NSPAWN_DEFAULTS = { rows: 20_000, maxChildren: 2, chunkSize: 512 * 1024 };
 
@@ -34,6 +34,10 @@ interface Options {
   /** Worker VMs the group's pool holds at once (null: unbounded). */
   maxInstances: number | null;
   driver: 'sim' | 'nspawn';
+  /** Kernels sharing the store; with --chaos, one of them is killed -9 half-way. */
+  kernels: number;
+  /** sqlite, redis (a private redis-server), or a redis:// URL. */
+  store: string;
 }
 
 function options(argv: string[]): Options {
@@ -51,6 +55,8 @@ function options(argv: string[]): Options {
       'chunk-size': { type: 'string' },
       'max-instances': { type: 'string' },
       driver: { type: 'string', default: 'sim' },
+      kernels: { type: 'string' },
+      store: { type: 'string' },
       help: { type: 'boolean', default: false },
     },
   });
@@ -69,6 +75,12 @@ function options(argv: string[]): Options {
   if (values.csv !== undefined && !existsSync(values.csv)) throw new Error(`--csv ${values.csv}: no such file`);
   if (values.driver !== 'sim' && values.driver !== 'nspawn') throw new Error(`--driver must be sim or nspawn, got "${values.driver}"`);
   const small = values.driver === 'nspawn';
+  const kernels = int(values.kernels, 'kernels', 1, 8, 1);
+  // Several kernels share their state: Redis unless told otherwise.
+  const store = values.store ?? (kernels > 1 ? 'redis' : 'sqlite');
+  if (store !== 'sqlite' && store !== 'redis' && !/^redis(\+cluster)?:\/\/./.test(store)) throw new Error(`--store must be sqlite, redis or a redis:// URL, got "${store}"`);
+  if (kernels > 1 && store === 'sqlite') throw new Error('--kernels 2 or more need a store they share: --store redis (or a redis:// URL)');
+  if (kernels > 1 && values.driver === 'nspawn') throw new Error('--kernels 2 or more run with the sim driver only');
   return {
     rows: int(values.rows, 'rows', 1, 100_000_000, small ? NSPAWN_DEFAULTS.rows : 200_000),
     csv: values.csv === undefined ? null : resolve(values.csv),
@@ -80,6 +92,8 @@ function options(argv: string[]): Options {
     chunkSize: values['chunk-size'] === undefined ? (small ? NSPAWN_DEFAULTS.chunkSize : null) : int(values['chunk-size'], 'chunk-size', 1024, 2 ** 40, 0),
     maxInstances: values['max-instances'] === undefined ? null : int(values['max-instances'], 'max-instances', 1, 1000, 0),
     driver: values.driver,
+    kernels,
+    store,
   };
 }
 
@@ -106,7 +120,8 @@ async function main(): Promise<number> {
       return 1;
     }
   }
-  const sim = await Sim.start({ templates: opts.driver === 'nspawn' ? [] : [TEMPLATES_DIR], driver: opts.driver, log: pino({ level: 'info' }, createWriteStream(kernelLog)), keepData: opts.keep });
+  if (opts.store !== 'sqlite') say(opts.store === 'redis' ? 'starting a private redis-server for the kernels\' state' : `kernels' state in ${opts.store.replace(/\/\/[^@/]*@/, '//')}`);
+  const sim = await Sim.start({ templates: opts.driver === 'nspawn' ? [] : [TEMPLATES_DIR], driver: opts.driver, log: pino({ level: 'info' }, createWriteStream(kernelLog)), keepData: opts.keep, kernels: opts.kernels, store: opts.store });
   const k = sim.kernel;
   let stopping = false;
   const stop = async (code: number): Promise<number> => {
@@ -124,6 +139,8 @@ async function main(): Promise<number> {
   }
 
   say(`RACK kernel (${opts.driver} driver) at ${k.url}`);
+  sim.otherKernels.forEach((o, i) => say(`RACK kernel ${i + 2} (rack kernel, OS pid ${o.pid}) at ${o.url}, on the same store`));
+  if (opts.kernels > 1) say(`  every VM is given all ${opts.kernels} kernel URLs; its agent and app use one and move to another if it goes away`);
   const group = await k.kernel.createGroup({ name: 'csv-processing', template: TEMPLATE });
   const t: Target = { url: k.url, token: k.adminToken, gid: group.gid };
   say(`group ${group.gid}`);
@@ -181,16 +198,35 @@ async function main(): Promise<number> {
       if (Number(m[1]) < 1 || Number(m[1]) >= Number(m[2]) - 1) return;
       chaosVictim = p.pid;
       k.kernel.events.off('process', onProcess);
-      say(`  chaos: killing child ${p.pid} (${p.name}) after ${m[1]} of ${m[2]} batches`);
+      live.interrupt(`  chaos: killing child ${p.pid} (${p.name}) after ${m[1]} of ${m[2]} batches`);
       void k.kernel.kill(ADMIN, group.gid, p.pid, { signal: 'KILL' });
     };
     k.kernel.events.on('process', onProcess);
   }
+  // Chaos with several kernels: one of them dies the way a machine does (kill -9) half-way
+  // through the rows. Its agents and apps move to another kernel; nothing it acked is lost.
+  let killedKernel: { index: number; pid: number; connections: number | null } | null = null;
+  const killKernelHalfWay = (s: JobStatus): void => {
+    const victim = sim.otherKernels[sim.otherKernels.length - 1];
+    if (!opts.chaos || killedKernel || !victim || s.state === 'planning' || s.chunks.length === 0) return;
+    const total = s.chunks.reduce((n, c) => n + c.bytes, 0);
+    if (s.chunks.reduce((n, c) => n + c.done_bytes, 0) < total / 2) return;
+    killedKernel = { index: sim.otherKernels.length + 1, pid: victim.pid, connections: null };
+    const dead = killedKernel;
+    // How many agents and apps were on it: they are the ones that must move.
+    void connectionsOf(victim.url, k.adminToken)
+      .then((n) => {
+        dead.connections = n;
+        return victim.stop('SIGKILL');
+      })
+      .then(() => live.interrupt(`  chaos: kill -9 kernel ${dead.index} (OS pid ${dead.pid}) half-way, with ${dead.connections ?? 'unknown'} WebSocket connections of agents and apps on it; they move to another kernel`));
+  };
   const finished = new Promise<JobStatus>((resolveJob) => {
     k.services.shm.on('change', (c: { gid: string; key: string }) => {
       if (c.gid !== group.gid || c.key !== statusKey(job)) return;
       void k.services.shm.get(group.gid, c.key).then(({ value }) => {
         status = value as JobStatus;
+        killKernelHalfWay(status);
         draw();
         if (status.state === 'done' || status.state === 'failed') resolveJob(status);
       });
@@ -229,6 +265,9 @@ async function main(): Promise<number> {
     checksum: final.checksum,
     checksum_expected: expected.checksum,
     chaos_killed: chaosVictim,
+    kernels: opts.kernels,
+    store: opts.store === 'sqlite' || opts.store === 'redis' ? opts.store : 'redis',
+    kernel_killed: killedKernel,
     rejected_lines: final.reject_lines,
     queued_forks: queued.size,
     children_usage: usage.children([catcher]).map(({ cpu: _cpu, ...c }) => c),
@@ -268,6 +307,17 @@ async function main(): Promise<number> {
   if (opts.json) process.stdout.write(JSON.stringify(report) + '\n');
   else say(`processes left: ${left}`);
   return verified && left === 0 ? 0 : 1;
+}
+
+/** A kernel's open WebSocket connections, from its /metrics (null if it cannot say). */
+async function connectionsOf(url: string, token: string): Promise<number | null> {
+  try {
+    const res = await fetch(`${url}/metrics`, { headers: { authorization: `Bearer ${token}` }, signal: AbortSignal.timeout(2000) });
+    const m = /^rack_websocket_connections (\d+)$/m.exec(await res.text());
+    return m ? Number(m[1]) : null;
+  } catch {
+    return null;
+  }
 }
 
 main().then(

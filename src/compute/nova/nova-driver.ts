@@ -151,6 +151,13 @@ export class NovaDriver implements ComputeDriver {
     return state;
   }
 
+  /** Another kernel's servers are watched like ours from now on: the poll of changes covers every server of the project. */
+  async adopt(ids: readonly string[]): Promise<Map<string, VmState>> {
+    const out = new Map<string, VmState>();
+    for (const id of ids) out.set(id, this.known.get(id) ?? (await this.state(id)));
+    return out;
+  }
+
   /** This kernel's servers (by its tag): what reconciliation after a restart compares with the process table. */
   async list(): Promise<VmInfo[]> {
     const { servers, date } = await this.api.listServers({ tags: this.tag });

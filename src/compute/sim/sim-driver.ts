@@ -67,6 +67,8 @@ export class SimDriver implements ComputeDriver {
   private readonly spawned = new Set<string>();
   /** VMs adopted from disk (not our children): watched by polling. */
   private readonly adopted = new Map<string, VmRecord>();
+  /** Other kernels' VMs handed to us to watch (see adopt): polled too, all in one look at /proc. */
+  private readonly foreign = new Set<string>();
   private poller: NodeJS.Timeout | null = null;
   private readonly log: Logger;
 
@@ -92,6 +94,13 @@ export class SimDriver implements ComputeDriver {
           this.adopted.delete(id);
           this.gone(id);
         }
+      }
+      if (this.foreign.size === 0) return;
+      const running = findVmsProcesses(this.foreign);
+      for (const id of this.foreign) {
+        if (running.has(id)) continue;
+        this.foreign.delete(id);
+        this.gone(id);
       }
     }, 2000);
     this.poller.unref();
@@ -229,6 +238,24 @@ export class SimDriver implements ComputeDriver {
     return consoleTail(consolePath(this.opts.dataDir, id), lines);
   }
 
+  async adopt(ids: readonly string[]): Promise<Map<string, VmState>> {
+    const out = new Map<string, VmState>();
+    const others = new Set<string>();
+    for (const id of ids) {
+      if (this.spawned.has(id) || this.adopted.has(id) || this.foreign.has(id)) out.set(id, 'ACTIVE');
+      else if (this.record(id)) out.set(id, await this.state(id));
+      else if (/^sim-[0-9a-f-]{36}$/.test(id)) others.add(id);
+      else out.set(id, 'GONE');
+    }
+    // One look at /proc for all of them: a VM runs while any process of it does.
+    const running = others.size > 0 ? findVmsProcesses(others) : new Map<string, number[]>();
+    for (const id of others) {
+      if (running.has(id)) this.foreign.add(id);
+      out.set(id, running.has(id) ? 'ACTIVE' : 'GONE');
+    }
+    return out;
+  }
+
   /**
    * Destroys go out in batches: the ones asked for in the same turn share each look at /proc
    * (a group of a thousand VMs is destroyed in a few looks, not a thousand).
@@ -253,6 +280,7 @@ export class SimDriver implements ComputeDriver {
   async destroy(id: string): Promise<void> {
     const rec = this.record(id);
     this.destroyed.add(id);
+    this.foreign.delete(id);
     try {
       // Every process that inherited the VM's marker, including ones that left its session.
       await this.killSoon(id);
