@@ -9,10 +9,8 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { WebSocketServer, WebSocket } from 'ws';
-import { jsonOut, percentile, redisServer, resp, root, spawnKernel, startRedis, table, writeJson } from './lib/common.mjs';
+import { connectAs, forkProcesses, jsonOut, latencySummary as summary, messageLatency, messageThroughput, redisServer, resp, root, shmIncr, spawnKernel, startRedis, table, writeJson } from './lib/common.mjs';
 
-const { connect } = await import(join(root, 'dist/libdck/index.js'));
-const { credentialsOf } = await import(join(root, 'dist/protocol/user-data.js'));
 const N_LAT = 2000;
 const N_TPUT = 20000;
 const CLIENTS = 8;
@@ -29,60 +27,19 @@ const reference = only === null;
 const windows = {};
 const mark = (name, edge) => ((windows[name] ??= {})[edge] = Number(process.hrtime.bigint() / 1000n));
 
-function summary(lat) {
-  const s = [...lat].sort((a, b) => a - b);
-  return { p50_us: Math.round(percentile(s, 50) * 1000), p99_us: Math.round(percentile(s, 99) * 1000) };
-}
-
 // ---- kernel: processes to talk between ----
 const k = await spawnKernel([join(root, 'test/fixtures/templates')]);
-const admin = (method, path, body) =>
-  fetch(k.url + path, { method, headers: { authorization: `Bearer ${k.adminToken}`, 'content-type': 'application/json' }, body: body && JSON.stringify(body) }).then((r) => r.json());
-const gid = (await admin('POST', '/v1/groups', { group: { name: 'bench', template: 'idle' } })).group.gid;
-await admin('POST', `/v1/groups/${gid}/processes`, { process: {} });
-await admin('POST', `/v1/groups/${gid}/processes`, { process: { ppid: 100, count: CLIENTS } });
-let procs;
-for (;;) {
-  procs = (await admin('GET', `/v1/groups/${gid}/processes`)).processes;
-  if (procs.every((p) => p.compute_id)) break;
-  await new Promise((r) => setTimeout(r, 20));
-}
-const { readFileSync } = await import('node:fs');
-const token = (p) => credentialsOf(JSON.parse(readFileSync(join(k.dataDir, 'vms', p.compute_id, 'vm.json'), 'utf8')).userData).token;
-const racks = await Promise.all(procs.map((p) => connect({ url: k.url, token: token(p) })));
+const { gid, procs } = await forkProcesses(k, CLIENTS);
+const racks = await Promise.all(procs.map((p) => connectAs(k, p)));
 const [a, b] = racks;
 
 // ---- messages: kernel ----
 if (measure('messages')) {
   mark('messages', 'start');
   const inbox = b.messages();
-  const lat = [];
-  for (let i = 0; i < N_LAT; i++) {
-    const t0 = performance.now();
-    await a.send(b.pid, { i });
-    await inbox.next();
-    lat.push(performance.now() - t0);
-  }
-  const t0 = performance.now();
-  const receiving = (async () => {
-    let n = 0;
-    for await (const _m of inbox) if (++n === N_TPUT) break;
-  })();
-  let next = 0;
-  // 16 sends in flight; a full mailbox (the receiver is behind) means wait and retry.
-  const send = async (x) => {
-    for (;;) {
-      try {
-        return await a.send(b.pid, { x });
-      } catch (err) {
-        if (err.code !== 'mailbox_full') throw err;
-        await new Promise((r) => setTimeout(r, 5));
-      }
-    }
-  };
-  await Promise.all(Array.from({ length: 16 }, async () => { while (next < N_TPUT) await send(++next); }));
-  await receiving;
-  results.messages_kernel = { ...summary(lat), msgs_per_s: Math.round(N_TPUT / ((performance.now() - t0) / 1000)) };
+  const lat = await messageLatency(a, b, inbox, N_LAT);
+  // 16 sends in flight.
+  results.messages_kernel = { ...lat, msgs_per_s: await messageThroughput([{ from: a, to: b, inbox }], N_TPUT, 16) };
   mark('messages', 'end');
 }
 
@@ -164,15 +121,7 @@ table('Messages (one-way delivery through a server on loopback, JSON payload of 
 // ---- shared memory ----
 if (measure('shm')) {
   mark('shm', 'start');
-  let ops = 0;
-  const t0 = performance.now();
-  await Promise.all(racks.slice(1, CLIENTS + 1).map(async (r) => {
-    while (performance.now() - t0 < SHM_MS) {
-      await r.shm.incr('bench');
-      ops++;
-    }
-  }));
-  results.shm_kernel = { clients: CLIENTS, ops_per_s: Math.round(ops / ((performance.now() - t0) / 1000)) };
+  results.shm_kernel = { clients: CLIENTS, ops_per_s: await shmIncr(racks.slice(1, CLIENTS + 1), SHM_MS) };
   mark('shm', 'end');
 }
 if (redisProc) {

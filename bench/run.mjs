@@ -8,7 +8,7 @@ import { join } from 'node:path';
 
 const here = import.meta.dirname;
 const only = process.argv.slice(2);
-const suites = ['dckinit.mjs', 'fork.mjs', 'ipc.mjs', 'csv.mjs', 'nspawn.mjs', 'scale.mjs', 'agents.mjs', 'limits.mjs', 'openstack.mjs'].filter((s) => existsSync(join(here, s)) && (only.length === 0 || only.some((o) => s.startsWith(o))));
+const suites = ['dckinit.mjs', 'fork.mjs', 'ipc.mjs', 'csv.mjs', 'nspawn.mjs', 'scale.mjs', 'agents.mjs', 'kernels.mjs', 'limits.mjs', 'openstack.mjs'].filter((s) => existsSync(join(here, s)) && (only.length === 0 || only.some((o) => s.startsWith(o))));
 
 const machine = {
   cpu: cpus()[0]?.model ?? 'unknown',
