@@ -38,7 +38,22 @@ export interface Leases {
   acquire(name: string, ttlMs: number): Promise<boolean>;
   /** Lets go of a lease this kernel holds (another kernel's is left alone). */
   release(name: string): Promise<void>;
+  /** The id of the kernel holding the lease, or null when nobody does (free, or lapsed). */
+  holder(name: string): Promise<string | null>;
 }
+
+/** Every kernel holds this lease while it runs: its boots are under way while it does. */
+export function aliveLease(kernelId: string): string {
+  return `kernel:${kernelId}`;
+}
+
+/** Held by the kernel booting a process until it has its VM (taken when the fork or the queue starts it). */
+export function bootLease(gid: string, pid: number): string {
+  return `{${gid}}:boot:${pid}`;
+}
+
+/** How long a boot lease lasts unrenewed: boots wait for a slot, and their kernel's own lease says whether it lives. */
+export const BOOT_LEASE_MS = 3_600_000;
 
 /**
  * The kernel bus: how the kernels that share one store hear each other's changes. A kernel
@@ -69,5 +84,8 @@ export class LocalBus implements KernelBus {
     return true;
   }
   async release(): Promise<void> {}
+  async holder(): Promise<string | null> {
+    return this.id;
+  }
   async close(): Promise<void> {}
 }

@@ -100,6 +100,10 @@ export class RedisBus implements KernelBus {
     await (this.pub as unknown as LeaseCommands).rack_lease_release(`${this.prefix}:${name}`, this.id);
   }
 
+  async holder(name: string): Promise<string | null> {
+    return this.pub.get(`${this.prefix}:${name}`);
+  }
+
   async close(): Promise<void> {
     await Promise.all([this.sub.quit().catch(() => this.sub.disconnect()), this.pub.quit().catch(() => this.pub.disconnect())]);
   }

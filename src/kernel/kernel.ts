@@ -18,7 +18,7 @@ import {
 } from '../protocol/process.js';
 import type { Capacity, PoolView, QueuedFork } from '../protocol/resources.js';
 import { Scheduler } from '../scheduler/scheduler.js';
-import { LEASE_RENEW_MS, LEASE_TTL_MS, LocalBus, RECHECK_MS, type KernelBus } from '../bus/bus.js';
+import { aliveLease, BOOT_LEASE_MS, bootLease, LEASE_RENEW_MS, LEASE_TTL_MS, LocalBus, RECHECK_MS, type KernelBus } from '../bus/bus.js';
 import type { NewProcess, ProcessFilter, Store } from '../store/store.js';
 import { Adoption } from './adoption.js';
 import { Agents, type AgentLink } from './agents.js';
@@ -155,11 +155,11 @@ export class Kernel {
       log: this.log,
       track: (w) => this.track(w),
       // Every kernel restores the whole queue from the store: the one that takes this lease boots the fork.
-      claim: (gid, pid) => (this.bus.shared ? this.bus.acquire(`{${gid}}:boot:${pid}`, 600_000) : Promise.resolve(true)),
+      claim: (gid, pid) => (this.bus.shared ? this.bus.acquire(bootLease(gid, pid), BOOT_LEASE_MS) : Promise.resolve(true)),
     });
     this.killer = new Killer({ processes: this.store.processes, kills: this.store.kills, table: this.table, agents: this.agents, compute: this.compute, events: this.events, log: this.log, queue: this.scheduler, recheckMs });
     this.waits = new Waits(this.store.processes, this.events, recheckMs);
-    this.adoption = new Adoption({ processes: this.store.processes, compute: this.compute, booter: this.booter, log: this.log });
+    this.adoption = new Adoption({ processes: this.store.processes, table: this.table, compute: this.compute, booter: this.booter, leases: this.bus, log: this.log });
     this.compute.onChange((c) => this.track(this.booter.vmChanged(c)));
     // The kernel's own reaction; the other parts register theirs in src/server/start.ts.
     this.use({ name: 'queued signals', ended: (p) => this.agents.forget(p.gid, p.pid) });
@@ -310,6 +310,8 @@ export class Kernel {
       throw err;
     }
     try {
+      // Other kernels must know these boots are under way here (see Adoption): a claim each, at once.
+      if (this.bus.shared) await Promise.all(created.slice(0, hold.now).map((p) => this.bus.acquire(bootLease(gid, p.pid), BOOT_LEASE_MS)));
       const deadline = input.timeoutMs === undefined ? null : Date.now() + input.timeoutMs;
       await this.scheduler.record(hold, created.map((p) => p.pid), { priority, deadline, userdata: input.userdata ?? null });
       const now = created.slice(0, hold.now);
@@ -500,6 +502,7 @@ export class Kernel {
    * live processes (see Adoption); a kernel that takes the lease over reconciles first.
    */
   private async lead(): Promise<void> {
+    await this.bus.acquire(aliveLease(this.bus.id), LEASE_TTL_MS);
     const was = this.leading;
     this.leading = await this.bus.acquire('leader', LEASE_TTL_MS);
     if (!this.leading) {
@@ -537,6 +540,7 @@ export class Kernel {
    * fork queue and pools.
    */
   async reconcile(): Promise<{ lost: number; orphans: number }> {
+    await this.bus.acquire(aliveLease(this.bus.id), LEASE_TTL_MS);
     this.leading = await this.bus.acquire('leader', LEASE_TTL_MS);
     const r = this.leading ? await reconcile({ processes: this.store.processes, table: this.table, compute: this.compute, log: this.log }) : { lost: 0, orphans: 0 };
     // The queue and the holdings of the processes that are still live come back as they were.
@@ -571,6 +575,7 @@ export class Kernel {
     this.scheduler.close();
     await Promise.all([...this.background]);
     if (this.leading) await this.bus.release('leader').catch(() => {});
+    await this.bus.release(aliveLease(this.bus.id)).catch(() => {});
   }
 }
 

@@ -1,4 +1,4 @@
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
@@ -261,6 +261,41 @@ describe('the VMs of a kernel killed -9', () => {
       await stopKernelProcess(b.child);
       await stopKernelProcess(a.child, 'SIGTERM');
       for (const vm of vms) for (const pid of osProcessesOfVm(vm)) process.kill(pid, 'SIGKILL');
+      rmSync(dirA, { recursive: true, force: true });
+      rmSync(dirB, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('a kernel that dies in the middle of a fork', () => {
+  it('the processes it had not booted yet end in ERROR once its lease lapses; those it booted run on', async () => {
+    const store = await freshStore(9);
+    const [dirA, dirB] = [mkdtempSync(join(tmpdir(), 'rack-midfork-a-')), mkdtempSync(join(tmpdir(), 'rack-midfork-b-'))];
+    const a = await startKernelOn(store, dirA);
+    const b = await startKernelOn(store, dirB);
+    const abort = new AbortController();
+    try {
+      const callA = adminCall(a.url);
+      const gid = (await callA('POST', '/v1/groups', { group: { name: 'midfork', template: 'idle' } })).body.group.gid;
+      const watch = await watchGroup(a.url, ADMIN_TOKEN, gid);
+      // B records the hundred processes, says so, then boots them sixteen at a time: it stops
+      // (as a machine that hangs) as soon as A hears of the first, and is killed later.
+      void fetch(`${b.url}/v1/groups/${gid}/processes`, { method: 'POST', signal: abort.signal, headers: { authorization: `Bearer ${ADMIN_TOKEN}`, 'content-type': 'application/json' }, body: JSON.stringify({ process: { count: 100 } }) }).catch(() => {});
+      await watch.until((all) => all.size > 0);
+      b.child.kill('SIGSTOP');
+      await watch.until((all) => all.size === 100 && [...all.values()].every((p) => p.status !== 'BUILD'), 30_000);
+      const ended = [...watch.latest.values()].filter((p) => p.status === 'ERROR');
+      expect(ended.length).toBeGreaterThan(0);
+      for (const p of ended) expect(p.error).toBe('its kernel died before the VM was booted');
+      for (const p of watch.latest.values()) expect(['ACTIVE', 'ERROR']).toContain(p.status);
+      watch.close();
+    } finally {
+      abort.abort();
+      b.child.kill('SIGKILL');
+      await stopKernelProcess(b.child);
+      await stopKernelProcess(a.child, 'SIGTERM');
+      // Every VM B started, also one whose id it had not recorded yet.
+      for (const vm of readdirSync(join(dirB, 'vms')).filter((d) => d.startsWith('sim-'))) for (const pid of osProcessesOfVm(vm)) process.kill(pid, 'SIGKILL');
       rmSync(dirA, { recursive: true, force: true });
       rmSync(dirB, { recursive: true, force: true });
     }
