@@ -42,10 +42,12 @@ export function client(values: Record<string, unknown>): RestClient {
   const token = (values.token as string | undefined) ?? process.env.RACK_TOKEN;
   if (!url) throw new UsageError('no kernel URL: set RACK_URL or pass --url http://HOST:PORT');
   if (!token) throw new UsageError('no token: set RACK_TOKEN or pass --token (the admin token is in DATA/admin-token)');
-  try {
-    new URL(url);
-  } catch {
-    throw new UsageError(`--url is not a URL: "${url}"`);
+  for (const u of url.split(',').map((x) => x.trim()).filter(Boolean)) {
+    try {
+      new URL(u);
+    } catch {
+      throw new UsageError(`--url is not a URL: "${u}"`);
+    }
   }
   return new RestClient(url, token, undefined, caOf(values));
 }

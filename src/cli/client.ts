@@ -1,7 +1,11 @@
 import { request as httpRequest, type ClientRequest, type IncomingMessage, type RequestOptions } from 'node:http';
 import type { Agent as HttpsAgent } from 'node:https';
+import { kernelUrls } from '../client/kernel-urls.js';
 import { restError } from '../client/rest-error.js';
 import { RackError } from '../common/errors.js';
+
+/** Errors of a connection that was never made: the request did not reach that kernel. */
+const UNREACHED = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN']);
 
 /**
  * A small REST client for the CLI and scripts: JSON in, JSON out, errors as RackError.
@@ -14,17 +18,26 @@ import { RackError } from '../common/errors.js';
 export class RestClient {
   private https: Promise<typeof import('node:https')> | undefined;
   private agent: HttpsAgent | undefined;
+  private readonly urls: string[];
+  private current = 0;
 
+  /** `urls`: a kernel's URL, or several kernels' on one store, comma-separated (tried in turn while one cannot be reached). */
   constructor(
-    readonly url: string,
+    urls: string,
     private readonly token: string,
     private readonly timeoutMs = 60_000,
     /** A CA (PEM) to trust for an https:// kernel, in place of the system's (as undici's `connect.ca`). */
     readonly ca?: string,
-  ) {}
+  ) {
+    this.urls = kernelUrls(urls);
+  }
+
+  /** The kernel this client speaks to now. */
+  get url(): string {
+    return this.urls[this.current]!;
+  }
 
   async call<T = unknown>(method: 'GET' | 'POST' | 'PUT' | 'DELETE', path: string, body?: unknown, timeoutMs?: number): Promise<T> {
-    const url = new URL(path, this.url);
     const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
     const headers: Record<string, string | number> = { authorization: `Bearer ${this.token}` };
     if (payload) {
@@ -32,12 +45,22 @@ export class RestClient {
       headers['content-length'] = payload.length;
     }
     const limit = timeoutMs ?? this.timeoutMs;
-    let status: number;
-    let text: string;
-    try {
-      ({ status, text } = await this.send(url, { method, headers }, payload, limit));
-    } catch (err) {
-      throw new RackError('unavailable', `cannot reach the kernel at ${this.url}: ${(err as Error).message}`);
+    let status = 0;
+    let text = '';
+    for (let tried = 1; ; tried++) {
+      const at = this.current;
+      try {
+        ({ status, text } = await this.send(new URL(path, this.urls[at]), { method, headers }, payload, limit));
+        break;
+      } catch (err) {
+        // Only a kernel that never got the request is left for the next: a call sent twice could be done twice.
+        if (UNREACHED.has((err as NodeJS.ErrnoException).code ?? '') && tried < this.urls.length) {
+          // Calls made at once find the same kernel away: the first to hear of it moves them all on.
+          if (this.current === at) this.current = (at + 1) % this.urls.length;
+          continue;
+        }
+        throw new RackError('unavailable', `cannot reach the kernel at ${this.urls[at]}: ${(err as Error).message}`);
+      }
     }
     if (status >= 400) throw restError(status, text);
     try {

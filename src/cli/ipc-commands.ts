@@ -1,8 +1,10 @@
 import { createReadStream, createWriteStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
+import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import { kernelUrls } from '../client/kernel-urls.js';
 import { restError } from '../client/rest-error.js';
-import { RackError } from '../common/errors.js';
+import { isRackError, RackError } from '../common/errors.js';
 import { checkPath } from '../protocol/file-path.js';
 import { caOf, client, gidOf, int, parse, print, seconds, UsageError, type Command } from './args.js';
 import { progress } from './progress.js';
@@ -22,13 +24,30 @@ function parseValue(text: string): unknown {
 }
 
 /** Streams a body to or from the kernel (files, pipes) with the CLI's token (undici, loaded only here). */
-async function stream(method: 'GET' | 'PUT', url: string, token: string, ca: string | undefined, body?: NodeJS.ReadableStream) {
+/**
+ * A streamed request (a file's or a pipe's bytes) to the first kernel of `urls` that can be
+ * reached: a refused connection never read the body, so the next kernel may have it.
+ */
+async function stream(method: 'GET' | 'PUT', urls: string, path: string, token: string, ca: string | undefined, body?: NodeJS.ReadableStream) {
   const [{ request }, { dispatcherFor }] = await Promise.all([import('undici'), import('../client/trust.js')]);
-  const res = await request(url, { method, body: body as never, dispatcher: dispatcherFor(ca), headers: { authorization: `Bearer ${token}`, 'content-type': 'application/octet-stream' }, bodyTimeout: 0, headersTimeout: 60_000 }).catch((err: Error) => {
-    throw new RackError('unavailable', `cannot reach the kernel: ${err.message}`);
-  });
-  if (res.statusCode >= 400) throw restError(res.statusCode, await res.body.text());
-  return res;
+  const list = kernelUrls(urls);
+  for (let i = 0; ; i++) {
+    // A fresh wrapper each attempt: undici ends the body of a failed request, and a refused
+    // connection never started this one, which leaves the source unread for the next kernel.
+    const once = body && Readable.from((async function* () {
+      for await (const chunk of body) yield chunk as Buffer;
+    })(), { objectMode: false });
+    try {
+      const res = await request(`${list[i]}${path}`, { method, body: once, dispatcher: dispatcherFor(ca), headers: { authorization: `Bearer ${token}`, 'content-type': 'application/octet-stream' }, bodyTimeout: 0, headersTimeout: 60_000 });
+      if (res.statusCode >= 400) throw restError(res.statusCode, await res.body.text());
+      return res;
+    } catch (err) {
+      if (isRackError(err)) throw err;
+      const code = (err as NodeJS.ErrnoException).code ?? ((err as Error).cause as NodeJS.ErrnoException | undefined)?.code;
+      if (code === 'ECONNREFUSED' && i + 1 < list.length) continue;
+      throw new RackError('unavailable', `cannot reach the kernel: ${(err as Error).message}`);
+    }
+  }
 }
 
 const connection = (values: Record<string, unknown>) => ({ url: (values.url as string | undefined) ?? process.env.RACK_URL!, token: (values.token as string | undefined) ?? process.env.RACK_TOKEN!, ca: caOf(values) });
@@ -150,14 +169,14 @@ export function ipcCommands(): Record<string, Command> {
               }
             }
             const src = (fromStdin ? process.stdin : createReadStream(positionals[1]!)).pipe(progress(`put ${positionals[0]}`, size));
-            const res = await stream('PUT', `${url}${g}/${p}`, token, ca, src);
+            const res = await stream('PUT', url, `${g}/${p}`, token, ca, src);
             const info = ((await res.body.json()) as { file: unknown }).file;
             print(values.json as boolean, info, () => `stored ${positionals[0]}`);
             return 0;
           }
           case 'get': {
             const p = path();
-            const res = await stream('GET', `${url}${g}/${p}`, token, ca);
+            const res = await stream('GET', url, `${g}/${p}`, token, ca);
             const length = Number(res.headers['content-length'] ?? NaN);
             await pipeline(
               res.body,
@@ -195,12 +214,12 @@ export function ipcCommands(): Record<string, Command> {
         if (!positionals[0]) throw new UsageError(`rack pipe ${sub ?? ''} needs an ID`);
         const id = encodeURIComponent(positionals[0]);
         if (sub === 'write') {
-          const res = await stream('PUT', `${url}${g}/${id}`, token, ca, process.stdin.pipe(progress(`pipe write ${positionals[0]}`, null)));
+          const res = await stream('PUT', url, `${g}/${id}`, token, ca, process.stdin.pipe(progress(`pipe write ${positionals[0]}`, null)));
           await res.body.dump();
           return 0;
         }
         if (sub === 'read') {
-          const res = await stream('GET', `${url}${g}/${id}`, token, ca);
+          const res = await stream('GET', url, `${g}/${id}`, token, ca);
           await pipeline(res.body, progress(`pipe read ${positionals[0]}`, null), process.stdout);
           return 0;
         }

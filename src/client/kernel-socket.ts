@@ -6,7 +6,10 @@ import { RackError, type ErrorCode } from '../common/errors.js';
 import type { Logger } from '../common/log.js';
 import { decodeBinaryFrame, encodeBinaryFrame } from '../protocol/binary-frame.js';
 import { WS_PATH } from '../protocol/channel.js';
+import { kernelUrls } from './kernel-urls.js';
 import { restError } from './rest-error.js';
+
+export { kernelUrls };
 
 export interface KernelSocketOptions {
   /**
@@ -293,11 +296,4 @@ export class KernelSocket extends EventEmitter {
       this.dropped(ws);
     }
   }
-}
-
-/** `http://a:8088, http://b:8088` -> each kernel URL; at least one. */
-export function kernelUrls(list: string): string[] {
-  const urls = list.split(',').map((u) => u.trim()).filter((u) => u !== '');
-  if (urls.length === 0) throw new RackError('bad_request', 'no kernel URL');
-  return urls;
 }

@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Process } from '../../src/protocol/process.js';
 import { cloudConfigs, credentialsOf } from '../../src/protocol/user-data.js';
 import { startTestKernel, untilProcess, type TestKernel } from '../support/kernel.js';
+import { freePort } from '../support/kernel-process.js';
 
 describe('rack CLI', () => {
   let k: TestKernel;
@@ -63,6 +64,23 @@ describe('rack CLI', () => {
       expect(r.code, cmd).toBe(0);
       expect(r.stdout, cmd).toMatch(new RegExp(`^rack ${cmd}: .*\n\nusage: rack ${cmd}`));
     }
+  });
+
+  it('RACK_URL may list several kernels: a command goes to the first that can be reached (calls and file streams)', async () => {
+    const dead = `http://127.0.0.1:${await freePort()}`;
+    const env = { RACK_URL: `${dead}, ${k.url}` };
+    const ps = await rack(['ps', '--json'], env);
+    expect(ps.code, ps.stderr).toBe(0);
+    expect(JSON.parse(ps.stdout).map((p: Process) => p.pid)).toContain(root.pid);
+    const src = join(dir, 'listed.txt');
+    writeFileSync(src, 'through the list\n');
+    const put = await rack(['file', 'put', 'listed.txt', src], env);
+    expect(put.code, put.stderr).toBe(0);
+    expect((await rack(['file', 'get', 'listed.txt', '-'], env)).stdout).toBe('through the list\n');
+    // None reachable: one line naming the last kernel tried, exit 1.
+    const none = await rack(['ps'], { RACK_URL: `${dead},${dead}` });
+    expect([none.code, none.stderr.trim().split('\n').length]).toEqual([1, 1]);
+    expect(none.stderr).toContain(`cannot reach the kernel at ${dead}`);
   });
 
   it('rack kernel refuses --files-dir beside --files swift with one line, before it starts anything', async () => {

@@ -38,6 +38,29 @@ describe('nova driver: state from Nova at scale, refusals', () => {
     driver.onChange((c) => changes.push(c));
   });
 
+  it('adopt: another kernel watches the servers of one that died (one GET each, once), and hears of their end', async () => {
+    const ids = [await boot(100), await boot(101), await boot(102)];
+    os.set(ids[2]!, 'DELETED');
+    const other = new NovaDriver({ session: new KeystoneSession(loadCloudConfig({ env: os.env() })), kernelId: 'k2', networks: 'none', pollMs: POLL_MS, timeoutMs: 500 });
+    const heard: VmChange[] = [];
+    other.onChange((c) => heard.push(c));
+    try {
+      os.set(ids[0]!, 'ACTIVE');
+      const states = await other.adopt(ids);
+      expect([...states]).toEqual([[ids[0], 'ACTIVE'], [ids[1], 'BUILD'], [ids[2], 'GONE']]);
+      os.requests.length = 0;
+      expect([...(await other.adopt(ids.slice(0, 2)))]).toEqual([[ids[0], 'ACTIVE'], [ids[1], 'BUILD']]);
+      expect(os.requests.filter((r) => r.path.startsWith('/compute/v2.1/servers/') && !r.path.includes('detail'))).toEqual([]);
+      os.set(ids[0]!, 'ERROR', 'the host died');
+      os.set(ids[1]!, 'DELETED');
+      await until(() => heard.length === 2);
+      expect(heard).toHaveLength(2);
+      expect(heard).toEqual(expect.arrayContaining([{ id: ids[0], state: 'ERROR', fault: 'the host died' }, { id: ids[1], state: 'GONE' }]));
+    } finally {
+      await other.close();
+    }
+  });
+
   it('200 servers cost one list request per poll, not one GET each; every change is reported once', async () => {
     os.pageSize = 1000;
     const ids: string[] = [];

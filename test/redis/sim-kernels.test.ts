@@ -3,7 +3,7 @@ import { sim } from '../support/sim.js';
 
 describe('npm run sim -- --kernels 2 --store redis', () => {
   it('--chaos: a child killed and one kernel killed -9 half-way; every row lands once, no process is left', async () => {
-    const r = await sim(['--kernels', '2', '--store', 'redis', '--rows', '150000', '--chunk-size', '4000000', '--chaos', '--json']);
+    const r = await sim(['--kernels', '2', '--store', 'redis', '--rows', '150000', '--chunk-size', '4000000', '--chaos', '--json'], 150_000);
     expect(r.code, r.stderr).toBe(0);
     expect(r.report).toMatchObject({ verified: true, rows_inserted: 150000, kernels: 2, store: 'redis', processes_left: 0 });
     expect(r.report.chaos_killed).toBeGreaterThan(100);

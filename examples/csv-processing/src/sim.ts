@@ -206,27 +206,32 @@ async function main(): Promise<number> {
   // Chaos with several kernels: one of them dies the way a machine does (kill -9) half-way
   // through the rows. Its agents and apps move to another kernel; nothing it acked is lost.
   let killedKernel: { index: number; pid: number; connections: number | null } | null = null;
-  const killKernelHalfWay = (s: JobStatus): void => {
+  let lookingToKill = false;
+  const killKernelHalfWay = async (s: JobStatus): Promise<void> => {
     const victim = sim.otherKernels[sim.otherKernels.length - 1];
-    if (!opts.chaos || killedKernel || !victim || s.state === 'planning' || s.chunks.length === 0) return;
+    if (!opts.chaos || killedKernel || lookingToKill || !victim || s.state === 'planning' || s.chunks.length === 0) return;
     const total = s.chunks.reduce((n, c) => n + c.bytes, 0);
     if (s.chunks.reduce((n, c) => n + c.done_bytes, 0) < total / 2) return;
+    // Not while a VM is starting: here a VM reads its metadata from the sim driver of the kernel
+    // that booted it, which dies with that kernel (on OpenStack, Nova serves it). Its agent would
+    // wait two minutes for it, then the VM would end in ERROR and be replaced.
+    lookingToKill = true;
+    const starting = (await k.kernel.listProcesses(group.gid)).some((p) => (p.status === 'BUILD' || p.status === 'ACTIVE') && p.app_state === 'pending');
+    lookingToKill = false;
+    if (starting || killedKernel) return;
     killedKernel = { index: sim.otherKernels.length + 1, pid: victim.pid, connections: null };
     const dead = killedKernel;
     // How many agents and apps were on it: they are the ones that must move.
-    void connectionsOf(victim.url, k.adminToken)
-      .then((n) => {
-        dead.connections = n;
-        return victim.stop('SIGKILL');
-      })
-      .then(() => live.interrupt(`  chaos: kill -9 kernel ${dead.index} (OS pid ${dead.pid}) half-way, with ${dead.connections ?? 'unknown'} WebSocket connections of agents and apps on it; they move to another kernel`));
+    dead.connections = await connectionsOf(victim.url, k.adminToken);
+    await victim.stop('SIGKILL');
+    live.interrupt(`  chaos: kill -9 kernel ${dead.index} (OS pid ${dead.pid}) half-way, with ${dead.connections ?? 'unknown'} WebSocket connections of agents and apps on it; they move to another kernel`);
   };
   const finished = new Promise<JobStatus>((resolveJob) => {
     k.services.shm.on('change', (c: { gid: string; key: string }) => {
       if (c.gid !== group.gid || c.key !== statusKey(job)) return;
       void k.services.shm.get(group.gid, c.key).then(({ value }) => {
         status = value as JobStatus;
-        killKernelHalfWay(status);
+        void killKernelHalfWay(status);
         draw();
         if (status.state === 'done' || status.state === 'failed') resolveJob(status);
       });

@@ -153,6 +153,9 @@ export class NovaDriver implements ComputeDriver {
 
   /** Another kernel's servers are watched like ours from now on: the poll of changes covers every server of the project. */
   async adopt(ids: readonly string[]): Promise<Map<string, VmState>> {
+    // The poll asks for changes since Nova's clock at a first answer: a kernel that has booted
+    // nothing yet takes it from a listing of its own servers.
+    if (this.since === null) await this.list();
     const out = new Map<string, VmState>();
     for (const id of ids) out.set(id, this.known.get(id) ?? (await this.state(id)));
     return out;
