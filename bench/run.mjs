@@ -1,10 +1,12 @@
 #!/usr/bin/env node
 // `npm run bench`: runs every benchmark in this folder in one go, each beside its reference, and
-// records the machine and date with the figures in bench/results.json (README quotes them).
+// records the machine and date with the figures in bench/results.json, then prints them all as
+// ratios beside their limits and rewrites README's table from them (bench/summary.mjs).
 import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, totalmem, release } from 'node:os';
 import { join } from 'node:path';
+import { text, writeReadme } from './summary.mjs';
 
 const here = import.meta.dirname;
 const only = process.argv.slice(2);
@@ -38,4 +40,7 @@ for (const suite of suites) {
 }
 writeFileSync(file, JSON.stringify(results, null, 2) + '\n');
 console.log(`\nwritten: bench/results.json`);
+// The table shows what results.json now holds: a suite that failed adds nothing to it.
+console.log(`\n${text(results)}`);
+if (writeReadme(results)) console.log('written: README.md (bench block)');
 process.exitCode = failed ? 1 : 0;
