@@ -8,7 +8,7 @@ import { createLogger, type Logger } from '../common/log.js';
 import type { ComputeDriver } from '../compute/driver.js';
 import type { FileBackend } from '../files/backend.js';
 import { openStore } from '../store/open-store.js';
-import { bridge } from '../bus/bridge.js';
+import { bridge } from './bridge.js';
 import { RECHECK_MS, type KernelBus } from '../bus/bus.js';
 import { openBus } from '../bus/open-bus.js';
 import type { Quotas } from '../protocol/process.js';

@@ -4,7 +4,7 @@ import type { Messaging } from '../ipc/messaging.js';
 import type { SharedMemory } from '../ipc/shared-memory.js';
 import type { Kernel } from '../kernel/kernel.js';
 import type { Process } from '../protocol/process.js';
-import { RECHECK_MS, type BusMessage, type KernelBus } from './bus.js';
+import { RECHECK_MS, type BusMessage, type KernelBus } from '../bus/bus.js';
 
 export interface BridgedParts {
   kernel: Kernel;
