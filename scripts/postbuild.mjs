@@ -3,7 +3,7 @@
 import { chmodSync, copyFileSync, existsSync, mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 
-for (const bin of ['dist/cli/main.js', 'dist/dckinit/main.js', 'dist/sim/main.js']) {
+for (const bin of ['dist/cli/main.js', 'dist/dckinit/main.js']) {
   if (existsSync(bin)) chmodSync(bin, 0o755);
 }
 for (const [from, to] of [

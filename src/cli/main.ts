@@ -1,4 +1,6 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S node --max-semi-space-size=64
+// A larger young generation: `rack ps` of 10,000 processes parses megabytes of JSON into objects,
+// and with Node's default the collector took as long as the kernel's answer.
 import { isRackError } from '../common/errors.js';
 import { packageVersion } from '../common/package-info.js';
 import { UsageError, type Command } from './args.js';
