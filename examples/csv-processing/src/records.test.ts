@@ -1,11 +1,12 @@
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { isUtf8 } from 'node:buffer';
 import { describe, expect, it } from 'vitest';
 import { importFile } from './baseline.js';
 import { planFile } from './chunking.js';
 import { generateCsv } from './generate.js';
-import { scan, splitFields, type Reject, type Row } from './records.js';
+import { MAX_RECORD, rawLine, scan, splitFields, type Reject, type Row, type ScanState } from './records.js';
 
 function parseAll(text: string | Buffer, columns = 3): { rows: Row[]; rejects: Reject[] } {
   const rows: Row[] = [];
@@ -67,5 +68,189 @@ describe('RFC 4180 records', () => {
     await expect(importFile(join(dir, 'empty.csv'))).rejects.toThrow(/empty/);
     writeFileSync(join(dir, 'bad.csv'), '"a,b\n');
     await expect(importFile(join(dir, 'bad.csv'))).rejects.toThrow(/header/);
+  });
+});
+
+/**
+ * The record rule written the plain way (a byte loop for quoted records, the text split as a
+ * string): what records.ts did before it worked on bytes, kept here to check it against.
+ */
+function referenceScan(buf: Buffer, state: ScanState, opts: { final: boolean; columns: number }): { rows: Row[]; rejects: Reject[]; state: ScanState } {
+  const rows: Row[] = [];
+  const rejects: Reject[] = [];
+  const split = (s: string): string[] | string => {
+    const fields: string[] = [];
+    let i = 0;
+    for (;;) {
+      if (s.charCodeAt(i) === 0x22) {
+        let j = i + 1;
+        let val = '';
+        for (;;) {
+          const k = s.indexOf('"', j);
+          if (k < 0) return 'unterminated quoted field';
+          if (s.charCodeAt(k + 1) === 0x22) {
+            val += s.slice(j, k) + '"';
+            j = k + 2;
+            continue;
+          }
+          val += s.slice(j, k);
+          i = k + 1;
+          break;
+        }
+        if (i < s.length && s.charCodeAt(i) !== 0x2c) return 'text after a closing quote';
+        fields.push(val);
+      } else {
+        const k = s.indexOf(',', i);
+        const end = k < 0 ? s.length : k;
+        const val = s.slice(i, end);
+        if (val.includes('"')) return 'quote inside an unquoted field';
+        fields.push(val);
+        i = end;
+      }
+      if (i >= s.length) return fields;
+      i++;
+      if (i === s.length) {
+        fields.push('');
+        return fields;
+      }
+    }
+  };
+  let p = state.offset;
+  let line = state.line;
+  while (p < buf.length) {
+    let nl = buf.indexOf(0x0a, p);
+    if (nl < 0) {
+      if (!opts.final) break;
+      nl = buf.length;
+    }
+    const q = buf.indexOf(0x22, p);
+    const quoted = q >= 0 && q < nl;
+    let end = nl;
+    let lines = 1;
+    let error: string | null = null;
+    if (quoted) {
+      let inQuotes = false;
+      let i = p;
+      end = -1;
+      for (; i < buf.length && i - p <= MAX_RECORD; i++) {
+        if (buf[i] === 0x22) inQuotes = !inQuotes;
+        else if (buf[i] === 0x0a && !inQuotes) {
+          end = i;
+          break;
+        }
+      }
+      if (end < 0) {
+        if (i - p > MAX_RECORD) error = `a quoted field runs past ${MAX_RECORD} bytes`;
+        else if (!opts.final) break;
+        else if (inQuotes) error = 'unterminated quoted field';
+        else end = buf.length;
+      }
+      if (!error) lines = buf.subarray(p, end).toString('latin1').split('\n').length;
+    }
+    if (!error && end - p > MAX_RECORD) error = `a record runs past ${MAX_RECORD} bytes`;
+    if (!error) {
+      const stop = end > p && buf[end - 1] === 0x0d ? end - 1 : end;
+      if (stop === p && !quoted) {
+        p = nl + 1;
+        line++;
+        continue;
+      }
+      if (!isUtf8(buf.subarray(p, stop))) error = 'invalid UTF-8';
+      else {
+        const fields = split(buf.toString('utf8', p, stop));
+        if (typeof fields === 'string') error = fields;
+        else if (opts.columns > 0 && fields.length !== opts.columns) error = `expected ${opts.columns} fields, found ${fields.length}`;
+        else {
+          rows.push({ line, fields });
+          p = end + 1;
+          line += lines;
+          continue;
+        }
+      }
+    }
+    rejects.push({ line, reason: error!, raw: rawLine(buf, p, nl) });
+    p = nl + 1;
+    line++;
+  }
+  return { rows, rejects, state: { offset: p, line } };
+}
+
+/** A small deterministic PRNG (the tests' inputs are the same every run). */
+function prng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = Math.imul(a ^ (a >>> 15), a | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** Random CSV-ish bytes: mostly records of `columns` fields, with every kind of trouble mixed in. */
+function randomCsv(rand: () => number, records: number, columns: number): Buffer {
+  const pieces = ['a', 'bc', 'x y', '', 'é', '東京', '😀', '"', '""', ',', '\n', '\r\n', '"q,"', '"multi\nline"', '"say ""hi"""', ' '];
+  const parts: Buffer[] = [];
+  for (let r = 0; r < records; r++) {
+    const kind = rand();
+    if (kind < 0.75) {
+      // A well-formed record, fields quoted or not.
+      const fields = Array.from({ length: columns }, () => {
+        const v = Array.from({ length: Math.floor(rand() * 4) }, () => ['a', 'é', '😀', ',', '"', '\n', 'z9'][Math.floor(rand() * 7)]!).join('');
+        return /[",\r\n]/.test(v) || rand() < 0.2 ? `"${v.replace(/"/g, '""')}"` : v;
+      });
+      parts.push(Buffer.from(fields.join(',') + (rand() < 0.3 ? '\r\n' : '\n')));
+    } else if (kind < 0.97) {
+      // Noise.
+      parts.push(Buffer.from(Array.from({ length: 1 + Math.floor(rand() * 8) }, () => pieces[Math.floor(rand() * pieces.length)]).join('')));
+    } else parts.push(Buffer.from([0xff, 0xc3, 0x28, 0xe2, 0x82][Math.floor(rand() * 5)]!.toString(16) === 'ff' ? [0xff, 0x0a] : [0xc3, 0x28, 0x2c, 0x0a]));
+  }
+  return Buffer.concat(parts);
+}
+
+function scanAll(buf: Buffer, columns: number, final = true): { rows: Row[]; rejects: Reject[]; state: ScanState } {
+  const rows: Row[] = [];
+  const rejects: Reject[] = [];
+  const state = scan(buf, { offset: 0, line: 1 }, { final, columns }, { row: (r) => rows.push(r), reject: (r) => rejects.push(r) });
+  return { rows, rejects, state };
+}
+
+describe('the record rule on bytes', () => {
+  it('agrees with the plain byte-loop-and-string reference on random input, whole and read in pieces', () => {
+    const rand = prng(11);
+    for (let round = 0; round < 300; round++) {
+      const columns = 1 + Math.floor(rand() * 4);
+      const buf = randomCsv(rand, 1 + Math.floor(rand() * 40), columns);
+      const cols = rand() < 0.1 ? 0 : columns;
+      for (const final of [true, false]) expect(scanAll(buf, cols, final), `round ${round}`).toEqual(referenceScan(buf, { offset: 0, line: 1 }, { final, columns: cols }));
+      // In pieces, as the workers and the importer read: the same records.
+      const whole = scanAll(buf, cols);
+      const rows: Row[] = [];
+      const rejects: Reject[] = [];
+      let tail = Buffer.alloc(0);
+      let line = 1;
+      for (let at = 0; at < buf.length; ) {
+        const n = 1 + Math.floor(rand() * 64);
+        const piece = Buffer.concat([tail, buf.subarray(at, at + n)]);
+        at += n;
+        const s = scan(piece, { offset: 0, line }, { final: at >= buf.length, columns: cols }, { row: (r) => rows.push(r), reject: (r) => rejects.push(r) });
+        tail = piece.subarray(s.offset);
+        line = s.line;
+      }
+      expect({ rows, rejects }, `round ${round} in pieces`).toEqual({ rows: whole.rows, rejects: whole.rejects });
+    }
+  });
+
+  it('rejects a record longer than MAX_RECORD, quoted or not, and goes on at its next line', () => {
+    const long = 'x'.repeat(MAX_RECORD + 10);
+    const { rows, rejects } = parseAll(`1,a,b\n2,${long},c\n3,"${long}",d\n4,e,f\n`);
+    expect(rows.map((r) => r.line)).toEqual([1, 4]);
+    expect(rejects.map((r) => [r.line, r.reason, r.raw.length])).toEqual([
+      [2, `a record runs past ${MAX_RECORD} bytes`, 1000],
+      [3, `a quoted field runs past ${MAX_RECORD} bytes`, 1000],
+    ]);
+    // A record of exactly MAX_RECORD bytes is a record.
+    const exact = `5,${'y'.repeat(MAX_RECORD - 5)},z`;
+    expect(Buffer.byteLength(exact + '\n')).toBe(MAX_RECORD);
+    expect(parseAll(exact + '\n').rows.map((r) => r.line)).toEqual([1]);
   });
 });
