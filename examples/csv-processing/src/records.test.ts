@@ -3,10 +3,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { isUtf8 } from 'node:buffer';
 import { describe, expect, it } from 'vitest';
+import { MAX_MESSAGE as KERNEL_MAX_MESSAGE } from '../../../src/ipc/messaging.js';
 import { importFile } from './baseline.js';
+import { BatchReader, BatchWriter, MAX_MESSAGE } from './batch.js';
+import { RowChecksum } from './checksum.js';
 import { planFile } from './chunking.js';
+import { TargetDatabase } from './database.js';
 import { generateCsv } from './generate.js';
-import { MAX_RECORD, rawLine, scan, splitFields, type Reject, type Row, type ScanState } from './records.js';
+import { MAX_RECORD, rawLine, scan, splitFields, walk, type Reject, type Row, type ScanState } from './records.js';
 
 function parseAll(text: string | Buffer, columns = 3): { rows: Row[]; rejects: Reject[] } {
   const rows: Row[] = [];
@@ -252,5 +256,111 @@ describe('the record rule on bytes', () => {
     const exact = `5,${'y'.repeat(MAX_RECORD - 5)},z`;
     expect(Buffer.byteLength(exact + '\n')).toBe(MAX_RECORD);
     expect(parseAll(exact + '\n').rows.map((r) => r.line)).toEqual([1]);
+  });
+});
+
+/** Every record of `buf` through batches of at most `limit` bytes and back. */
+function roundTrip(buf: Buffer, columns: number, limit: number): { rows: Row[]; rejects: Reject[]; batches: Buffer[] } {
+  const batches: Buffer[] = [];
+  const w = new BatchWriter('job', 3, columns, limit);
+  const next = (): void => {
+    batches.push(w.encode());
+    w.reset();
+  };
+  walk(buf, { offset: 0, line: 1 }, { final: true, columns }, {
+    row(line, f) {
+      if (!w.addRecord(buf, f, line)) {
+        next();
+        expect(w.addRecord(buf, f, line)).toBe(true);
+      }
+    },
+    reject(line, reason, start, nl) {
+      const raw = rawLine(buf, start, nl);
+      if (!w.addReject(line, reason, raw)) {
+        next();
+        expect(w.addReject(line, reason, raw)).toBe(true);
+      }
+    },
+  });
+  if (!w.empty) next();
+  const rows: Row[] = [];
+  const rejects: Reject[] = [];
+  for (const b of batches) {
+    expect(b.length).toBeLessThanOrEqual(limit);
+    const r = new BatchReader(b);
+    expect(r.header).toMatchObject({ job: 'job', chunk: 3, columns });
+    for (let k = r.next(); k !== null; k = r.next()) {
+      if (k === 'row') rows.push({ line: r.line, fields: [...r.fields] });
+      else rejects.push({ line: r.line, reason: r.reason, raw: r.raw });
+    }
+  }
+  return { rows, rejects, batches };
+}
+
+describe('batches of rows (the binary messages)', () => {
+  it('carry every row and reject as the string parser reads them, in batches within their limit', () => {
+    expect(MAX_MESSAGE).toBe(KERNEL_MAX_MESSAGE);
+    const rand = prng(5);
+    for (let round = 0; round < 100; round++) {
+      const columns = 1 + Math.floor(rand() * 4);
+      const buf = randomCsv(rand, 200 + Math.floor(rand() * 400), columns);
+      const want = scanAll(buf, columns);
+      for (const limit of [5000, 64 * 1024, MAX_MESSAGE]) {
+        const got = roundTrip(buf, columns, limit);
+        expect({ rows: got.rows, rejects: got.rejects }, `round ${round}, limit ${limit}`).toEqual({ rows: want.rows, rejects: want.rejects });
+      }
+    }
+  });
+
+  it('text decoded in segments: a megabyte batch of a generated CSV', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'csv-'));
+    const file = join(dir, 'in.csv');
+    await generateCsv(file, { rows: 12_000, broken: 0.01 });
+    const { readFileSync } = await import('node:fs');
+    const bytes = readFileSync(file);
+    const body = bytes.subarray(bytes.indexOf(0x0a) + 1);
+    const want = scanAll(body, 7);
+    const got = roundTrip(body, 7, MAX_MESSAGE);
+    expect(got.batches.length).toBe(1);
+    expect(new BatchReader(got.batches[0]!).header.segments.length).toBeGreaterThan(10);
+    expect(got.rows).toEqual(want.rows);
+    expect(got.rejects).toEqual(want.rejects);
+    expect(want.rejects.length).toBeGreaterThan(50);
+  });
+
+  it('a record of MAX_RECORD bytes fits in one message, whatever its fields (up to the 1,998 a table can hold)', () => {
+    for (const columns of [1, 7, 300, 1998]) {
+      for (const char of ['x', 'é', '😀', '"']) {
+        // `columns` fields of about the same length, the record MAX_RECORD bytes with its newline.
+        const width = Math.floor((MAX_RECORD - columns) / columns / Buffer.byteLength(char === '"' ? '""' : char));
+        const field = char === '"' ? `"${'""'.repeat(width - 1)}"` : char.repeat(width);
+        let record = Array.from({ length: columns }, () => field).join(',');
+        const pad = 'z'.repeat(MAX_RECORD - 1 - Buffer.byteLength(record));
+        record = char === '"' ? record.slice(0, -1) + pad + '"' : record + pad;
+        const buf = Buffer.from(record + '\n');
+        expect(buf.length).toBe(MAX_RECORD);
+        const got = roundTrip(buf, columns, MAX_MESSAGE);
+        expect(got.rejects).toEqual([]);
+        expect(got.rows.length, `${columns} × ${char}`).toBe(1);
+        expect(got.batches.length).toBe(1);
+      }
+    }
+  });
+});
+
+describe('the Target Database', () => {
+  it('stores a batch sent twice once, and its running checksum is the table read back', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'csv-db-'));
+    const db = new TargetDatabase(join(dir, 't.db'));
+    db.prepare(['a', 'b', 'c']);
+    const buf = Buffer.from('1,x,y\n2,"é, ""q""",z\nbad\n3,,😀\n');
+    const { batches, rows } = roundTrip(buf, 3, MAX_MESSAGE);
+    for (const b of [...batches, ...batches]) db.insertBatch(new BatchReader(b));
+    const sum = new RowChecksum();
+    for (const r of rows) sum.add(r.fields);
+    expect(db.summary()).toEqual({ rows: 3, rejects: 1, checksum: sum.hex, chunks: 0 });
+    expect(db.tableChecksum()).toEqual({ rows: 3, checksum: sum.hex });
+    expect(db.rejectLines()).toEqual([3]);
+    db.close();
   });
 });
