@@ -24,9 +24,22 @@ export function childrenFor(size: number, chunkSize: number, max: number): numbe
   return Math.max(1, Math.min(max, Math.ceil(size / chunkSize)));
 }
 
-/** Who wants the plan as it is made: the header, and each chunk once its end is known. */
+/**
+ * A chunk as soon as its start is known. It ends where the next one starts: at the first record
+ * that starts at or after `cut` (after its own first record); null: at the end of the file. A
+ * worker that reads on from `start` finds that record as the plan does, by the same rule.
+ */
+export interface ChunkStart {
+  index: number;
+  start: number;
+  firstLine: number;
+  cut: number | null;
+}
+
+/** Who wants the plan as it is made: the header, each chunk once its start is known, and once its end is. */
 export interface PlanListener {
   header?(header: string[]): void;
+  start?(chunk: ChunkStart): void;
   chunk?(chunk: Chunk): void;
 }
 
@@ -53,6 +66,7 @@ export async function planChunks(source: AsyncIterable<Buffer> | Readable, size:
     chunks.push(c);
     on.chunk?.(c);
   };
+  // Chunk k + 1 starts at the first record at or after (k + 1) * target.
   const cut = (at: number, line: number): void => {
     if (starts.length === 0 || (at >= nextCut && starts.length < n)) {
       starts.push({ offset: at, line });
@@ -60,6 +74,7 @@ export async function planChunks(source: AsyncIterable<Buffer> | Readable, size:
         nextCut += target;
         known(at);
       }
+      on.start?.({ index: starts.length - 1, start: at, firstLine: line, cut: starts.length < n ? nextCut : null });
       // The last start: its chunk runs to the end of the file.
       if (starts.length === n) known(size);
     }
@@ -112,7 +127,10 @@ export async function planChunks(source: AsyncIterable<Buffer> | Readable, size:
     feed(true);
   }
   if (!header) throw new Error('the file is empty: no header');
-  if (starts.length === 0) starts.push({ offset: size, line: state.line });
+  if (starts.length === 0) {
+    starts.push({ offset: size, line: state.line });
+    on.start?.({ index: 0, start: size, firstLine: state.line, cut: null });
+  }
   if (chunks.length < starts.length) known(size);
   return { header, headerEnd: starts[0]!.offset, size, chunks };
 }

@@ -7,7 +7,7 @@
  */
 import { connect, type Rack } from 'rack/libdck';
 import { BatchReader } from './batch.js';
-import { childrenFor, planChunks, type Chunk } from './chunking.js';
+import { childrenFor, planChunks, type ChunkStart } from './chunking.js';
 import { TargetDatabase } from './database.js';
 import type { ChunkProgress, JobStatus, Message, PutFile } from './protocol.js';
 import { statusKey } from './protocol.js';
@@ -18,8 +18,8 @@ const MAX_CHILDREN = Number(process.env.RACK_ARG_MAX_CHILDREN ?? 4);
 interface Job {
   status: JobStatus;
   header: string[];
-  /** The chunks planned so far (all of them once status.state is no longer "planning"). */
-  chunks: Chunk[];
+  /** The chunks whose start is known (all of them once status.state is no longer "planning"); `end` once it is known. */
+  chunks: Array<ChunkStart & { end: number | null }>;
   db: TargetDatabase | null;
   /** Live child pid -> its chunk. */
   children: Map<number, number>;
@@ -52,7 +52,9 @@ async function main(): Promise<void> {
         path: `inbox/${job.status.job}.csv`,
         chunk: String(c.index),
         start: String(chunk.start),
-        end: String(chunk.end),
+        // Its end if the plan has found it, else where the child will find it.
+        ...(chunk.end !== null ? { end: String(chunk.end) } : chunk.cut !== null ? { cut: String(chunk.cut) } : {}),
+        size: String(job.status.size),
         first_line: String(chunk.firstLine),
         columns: String(job.header.length),
       },
@@ -101,8 +103,9 @@ async function main(): Promise<void> {
       const expected = childrenFor(m.size, CHUNK_SIZE, MAX_CHILDREN);
       const now = status.pool_free === null ? expected : Math.min(expected, status.pool_free);
       log('planning', { job: m.job, chunks: expected, size: m.size, pool_free: status.pool_free, fork_now: now, queue: expected - now });
-      // Each chunk is forked as soon as planning has found its end: the first children boot
-      // while the rest of the file is still being read. Forks go one after the other, in order.
+      // Each chunk is forked as soon as planning has found its start (the child finds its end
+      // itself, by the plan's rule): the first child boots while the rest of the file is still
+      // being read, as early as a job of one chunk. Forks go one after the other, in order.
       let forking = Promise.resolve();
       const plan = await planChunks(await rack.files.get(m.path), m.size, { chunkSize: CHUNK_SIZE, max: MAX_CHILDREN }, {
         header(h) {
@@ -110,11 +113,16 @@ async function main(): Promise<void> {
           job.db = new TargetDatabase(`target-${m.job}.db`);
           job.db.prepare(h);
         },
-        chunk(c) {
-          job.chunks.push(c);
-          const p: ChunkProgress = { index: c.index, pid: null, attempts: 0, rows: 0, bytes: c.end - c.start, done_bytes: 0, state: 'pending' };
+        start(c) {
+          const end = c.cut === null ? m.size : null;
+          job.chunks.push({ ...c, end });
+          const p: ChunkProgress = { index: c.index, pid: null, attempts: 0, rows: 0, bytes: (end ?? c.cut!) - c.start, done_bytes: 0, state: 'pending' };
           status.chunks.push(p);
           forking = forking.then(() => fork(job, p));
+        },
+        chunk(c) {
+          job.chunks[c.index]!.end = c.end;
+          status.chunks[c.index]!.bytes = c.end - c.start;
         },
       });
       await forking;

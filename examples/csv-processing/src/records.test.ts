@@ -7,7 +7,7 @@ import { MAX_MESSAGE as KERNEL_MAX_MESSAGE } from '../../../src/ipc/messaging.js
 import { importFile } from './baseline.js';
 import { BatchReader, BatchWriter, MAX_MESSAGE } from './batch.js';
 import { RowChecksum } from './checksum.js';
-import { planFile } from './chunking.js';
+import { planChunks, planFile, type ChunkStart } from './chunking.js';
 import { TargetDatabase } from './database.js';
 import { generateCsv } from './generate.js';
 import { MAX_RECORD, rawLine, scan, splitFields, walk, type Reject, type Row, type ScanState } from './records.js';
@@ -64,6 +64,32 @@ describe('RFC 4180 records', () => {
     expect(rejected).toEqual(gen.brokenLines);
     expect(lines.length).toBe(whole.rows);
     expect(new Set(lines).size).toBe(lines.length);
+  });
+
+  it('a child given only where its chunk starts and the cut finds the end the plan found', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'csv-'));
+    const { readFileSync, createReadStream } = await import('node:fs');
+    // A generated file, and one whose records are long next to the chunks (one spans several cuts).
+    const generated = join(dir, 'gen.csv');
+    await generateCsv(generated, { rows: 20_000, broken: 0.01 });
+    const long = join(dir, 'long.csv');
+    writeFileSync(long, `a,b\n1,x\n2,"${'y\n'.repeat(300)}"\n3,z\n4,${'w'.repeat(900)}\n5,v\n6,u\n`);
+    for (const [file, chunkSize, max] of [[generated, 100_000, 7], [long, 100, 9]] as const) {
+      const bytes = readFileSync(file);
+      const starts: ChunkStart[] = [];
+      const plan = await planChunks(createReadStream(file, { highWaterMark: 4096 }), bytes.length, { chunkSize, max }, { start: (c) => starts.push(c) });
+      expect(starts.map((c) => c.start)).toEqual(plan.chunks.map((c) => c.start));
+      // The last chunk runs to the end of the file (with fewer chunks than asked, no record starts past its cut).
+      if (plan.chunks.length === max) expect(starts.at(-1)!.cut).toBe(null);
+      else expect(plan.chunks.length).toBeLessThan(max);
+      for (const c of starts) {
+        const columns = plan.header.length;
+        const s = walk(bytes, { offset: c.start, line: c.firstLine }, { final: true, columns, limit: c.cut === null ? undefined : Math.max(c.cut, c.start + 1) }, { row() {}, reject() {} });
+        const next = plan.chunks[c.index + 1];
+        expect(s.offset, `${file} chunk ${c.index}`).toBe(next ? next.start : bytes.length);
+        if (next) expect(s.line).toBe(next.firstLine);
+      }
+    }
   });
 
   it('an empty file or a bad header is a clear error', async () => {

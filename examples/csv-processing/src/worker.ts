@@ -27,12 +27,15 @@ async function main(): Promise<void> {
   const job = a.job!;
   const chunk = Number(a.chunk);
   const start = Number(a.start);
-  const end = Number(a.end);
   const columns = Number(a.columns);
   const parent = rack.ppid!;
+  // Where the chunk ends: `end` when the plan knew it at the fork; else the first record that
+  // starts at or after `cut` (after the chunk's first one), found here by the plan's own rule.
+  const end = a.end !== undefined ? Number(a.end) : null;
+  const stopAt = end ?? (a.cut !== undefined ? Math.max(Number(a.cut), start + 1) : Infinity);
   // Batch k holds the records that start in bytes [k, k + 1) * BATCH_BYTES of the chunk: how many
   // there will be is known before reading (the app status shows it), unless one is cut early.
-  const planned = Math.max(1, Math.ceil((end - start) / BATCH_BYTES));
+  const planned = Math.max(1, Math.ceil((Math.min(stopAt, Number(a.size)) - start) / BATCH_BYTES));
   let made = 0;
   let sent = 0;
   let rows = 0;
@@ -114,25 +117,29 @@ async function main(): Promise<void> {
   let pieces: Buffer[] = [];
   let buffered = 0;
   let line = Number(a.first_line);
+  // Records that start at or past stopAt are the next chunk's (`limit` is relative to the buffer).
   const feed = (final: boolean): void => {
     buf = pieces.length ? Buffer.concat([tail, ...pieces]) : tail;
     pieces = [];
-    const s: ScanState = walk(buf, { offset: 0, line }, { final, columns }, sink);
+    const s: ScanState = walk(buf, { offset: 0, line }, { final, columns, limit: Math.max(0, stopAt - start - base) }, sink);
     base += s.offset;
     line = s.line;
     tail = buf.subarray(s.offset);
     buffered = tail.length;
   };
-  if (end > start) {
-    for await (const b of await rack.files.get(a.path!, { start, end: end - 1 })) {
+  const done = (): boolean => start + base >= stopAt;
+  if (end === null || end > start) {
+    let reached = false;
+    for await (const b of await rack.files.get(a.path!, end === null ? { start } : { start, end: end - 1 })) {
       pieces.push(b as Buffer);
       buffered += (b as Buffer).length;
       // A record longer than what is buffered waits for twice as much (not a rescan per piece).
       if (buffered < Math.max(READ_AHEAD, 2 * tail.length)) continue;
       feed(false);
       await pump();
+      if ((reached = done())) break; // the rest of the file is other chunks'
     }
-    feed(true);
+    if (!reached) feed(true);
   }
   finish();
   await pump();
