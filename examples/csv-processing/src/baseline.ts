@@ -35,8 +35,9 @@ export async function importFile(path: string, db?: TargetDatabase): Promise<Exp
         db?.prepare(header);
         return;
       }
-      sum.add(r.fields);
+      // With a database, its inserts keep the checksum of what they store (database.ts).
       if (db) rows.push(r);
+      else sum.add(r.fields);
     },
     reject(r: Reject) {
       if (!header) throw new Error(`the header (line ${r.line}) is not a valid CSV record`);
@@ -64,5 +65,9 @@ export async function importFile(path: string, db?: TargetDatabase): Promise<Exp
     await fh.close();
   }
   if (!header) throw new Error('the file is empty: no header');
+  if (db) {
+    const s = db.summary();
+    return { header, rows: s.rows, rejects: rejectLines.length, checksum: s.checksum, rejectLines };
+  }
   return { header, rows: sum.count, rejects: rejectLines.length, checksum: sum.hex, rejectLines };
 }

@@ -24,6 +24,17 @@ export class RowChecksum {
     this.count++;
   }
 
+  /** Adds another checksum's rows (a part of the same table). */
+  merge(a: number, b: number, count: number): void {
+    this.a = (this.a + a) >>> 0;
+    this.b = (this.b + b) >>> 0;
+    this.count += count;
+  }
+
+  get parts(): { a: number; b: number; count: number } {
+    return { a: this.a, b: this.b, count: this.count };
+  }
+
   get hex(): string {
     return this.a.toString(16).padStart(8, '0') + this.b.toString(16).padStart(8, '0');
   }

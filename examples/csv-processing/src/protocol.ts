@@ -8,16 +8,7 @@ export interface PutFile {
   size: number;
 }
 
-/** Worker -> File Catcher: parsed rows [line, ...fields] and rejects [line, reason, raw]. */
-export interface RowsBatch {
-  type: 'rows';
-  job: string;
-  chunk: number;
-  rows: Array<[number, ...string[]]>;
-  rejects: Array<[number, string, string]>;
-  /** How many bytes of the chunk this batch and the ones before it cover (for progress). */
-  upto: number;
-}
+/* Worker -> File Catcher: parsed rows and rejects travel as binary messages, batch.ts. */
 
 /** Worker -> File Catcher: the chunk is complete. */
 export interface ChunkDone {
@@ -28,7 +19,8 @@ export interface ChunkDone {
   rejects: number;
 }
 
-export type Message = PutFile | RowsBatch | ChunkDone;
+/** The JSON messages (a batch of rows is bytes: batch.ts). */
+export type Message = PutFile | ChunkDone;
 
 export interface ChunkProgress {
   index: number;
