@@ -78,8 +78,13 @@ export function redisServer() {
   return has() ? 'redis-server' : null;
 }
 
-export async function startRedis(port) {
-  const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
+/**
+ * A private redis-server on `port`: in memory only, or with `aof` (a directory) its append-only
+ * file there, written for every command and fsynced once a second (`appendfsync everysec`).
+ */
+export async function startRedis(port, { aof } = {}) {
+  const persistence = aof ? ['--appendonly', 'yes', '--appendfsync', 'everysec', '--dir', aof] : ['--appendonly', 'no'];
+  const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', ...persistence], { stdio: 'ignore' });
   for (let i = 0; i < 100; i++) {
     try {
       const c = await resp(port);
