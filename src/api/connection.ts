@@ -3,6 +3,7 @@ import type { WebSocket } from 'ws';
 import type { Principal } from '../auth/auth.js';
 import type { ClientLimits } from '../auth/limits.js';
 import { encodeBinaryFrame } from '../protocol/binary-frame.js';
+import { Liveness } from './liveness.js';
 
 export type Role = 'agent' | 'app' | 'admin';
 
@@ -28,6 +29,8 @@ const WRITE_SLICE = 256 * 1024;
  */
 export class Connection {
   role: Role | null = null;
+  /** Whether the client is still there (see Liveness; the WebSocket server looks every 15 s). */
+  readonly liveness = new Liveness();
   /** Per-connection state that operations keep (receivers, subscriptions), by owner. */
   readonly state = new Map<string, unknown>();
   private readonly cleanups: Array<() => void> = [];
@@ -113,6 +116,7 @@ export class Connection {
       this.outboxBytes -= data.length;
       this.writtenThisTurn += data.length;
       this.cork();
+      this.liveness.spoke = true;
       this.ws.send(data, { binary, fin }, () => this.flow());
     }
     // The next turn starts a new slice (and writes what waits): ask for it only when needed.
