@@ -210,11 +210,16 @@ export function freePort() {
   });
 }
 
-/** How startRedis runs redis-server: in memory only, as the references are measured. */
+/** How startRedis runs redis-server by default: in memory only, as the references are measured. */
 export const REDIS_ARGS = ['--save', '', '--appendonly', 'no'];
 
-export async function startRedis(port) {
-  const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', ...REDIS_ARGS], { stdio: 'ignore' });
+/**
+ * A private redis-server on `port`: in memory only, or with `aof` (a directory) its append-only
+ * file there, written for every command and fsynced once a second (`appendfsync everysec`).
+ */
+export async function startRedis(port, { aof } = {}) {
+  const persistence = aof ? ['--save', '', '--appendonly', 'yes', '--appendfsync', 'everysec', '--dir', aof] : REDIS_ARGS;
+  const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', ...persistence], { stdio: 'ignore' });
   for (let i = 0; i < 100; i++) {
     try {
       const c = await resp(port);

@@ -42,3 +42,40 @@ describe('connection writes', () => {
     expect(socket).toMatchObject({ corks: 2, uncorks: 2 });
   });
 });
+
+describe('connection turns', () => {
+  const turn = () => new Promise<void>((r) => setImmediate(r));
+
+  it("a connection's requests start one per turn of the event loop, each connection on its own", async () => {
+    const a = new Connection(fakeWs().ws, { kind: 'admin' } as never, limits);
+    const b = new Connection(fakeWs().ws, { kind: 'admin' } as never, limits);
+    const started: string[] = [];
+    const request = (name: string) => async () => void started.push(name);
+    for (const name of ['a1', 'a2', 'a3']) a.serve(request(name));
+    b.serve(request('b1'));
+    expect(started).toEqual(['a1', 'b1']);
+    await turn();
+    expect(started).toEqual(['a1', 'b1', 'a2']);
+    await turn();
+    expect(started).toEqual(['a1', 'b1', 'a2', 'a3']);
+    // A turn without a request of its own lets the next one start at once.
+    await turn();
+    a.serve(request('a4'));
+    expect(started.at(-1)).toBe('a4');
+  });
+
+  it('a large answer goes out a slice per turn, the last piece ending the message', async () => {
+    const { ws, frames } = fakeWs();
+    const conn = new Connection(ws, { kind: 'admin' } as never, limits);
+    conn.send(Buffer.alloc(600 * 1024));
+    const seen = () => frames.map((f) => f.data.length);
+    expect(seen()).toEqual([256 * 1024]);
+    await turn();
+    expect(seen()).toEqual([256 * 1024, 256 * 1024]);
+    // A small frame queued meanwhile waits behind the rest of the message.
+    conn.pushText('{"after":1}');
+    expect(seen()).toEqual([256 * 1024, 256 * 1024]);
+    await turn();
+    expect(seen()).toEqual([256 * 1024, 256 * 1024, 88 * 1024, 11]);
+  });
+});

@@ -3,6 +3,7 @@ import type { WebSocket } from 'ws';
 import type { Principal } from '../auth/auth.js';
 import type { ClientLimits } from '../auth/limits.js';
 import { encodeBinaryFrame } from '../protocol/binary-frame.js';
+import { Liveness } from './liveness.js';
 
 export type Role = 'agent' | 'app' | 'admin';
 
@@ -17,6 +18,41 @@ export const CLOSE_NOT_READING = 1008;
 const WRITE_SLICE = 256 * 1024;
 
 /**
+ * Turns of the event loop, counted once for every connection: a connection notes the turn in
+ * which it started a request or wrote, and compares. The count moves on in one setImmediate,
+ * asked for by the first connection that needs to know in a turn (not one per connection and per
+ * request: with 1,000 agents' heartbeats, those timers and their closures were part of what each
+ * cost), and the connections that wait for the next turn (a request not yet started, frames not
+ * yet written) are served by that same setImmediate.
+ */
+let turn = 0;
+let turnAsked = false;
+const waitingForTurn: Connection[] = [];
+
+/** This turn's number; the next turn will have another. */
+function thisTurn(): number {
+  if (!turnAsked) {
+    turnAsked = true;
+    setImmediate(endTurn);
+  }
+  return turn;
+}
+
+function endTurn(): void {
+  turn++;
+  turnAsked = false;
+  for (const conn of waitingForTurn.splice(0)) conn.onTurn();
+}
+
+/** ws's send options, allocated once (text or binary, last piece or not). */
+const SEND = { text: { binary: false, fin: true }, textPiece: { binary: false, fin: false }, binary: { binary: true, fin: true }, binaryPiece: { binary: true, fin: false } };
+
+function uncork(conn: Connection, socket: Socket): void {
+  conn.corked = null;
+  if (!socket.destroyed) socket.uncork();
+}
+
+/**
  * One client's WebSocket as the kernel sees it: who it is (its token, the role it said hello
  * with), how to send to it, and what to undo when it goes (subscriptions, receivers, pipe ends,
  * an agent's registration).
@@ -28,6 +64,8 @@ const WRITE_SLICE = 256 * 1024;
  */
 export class Connection {
   role: Role | null = null;
+  /** Whether the client is still there (see Liveness; the WebSocket server looks every 15 s). */
+  readonly liveness = new Liveness();
   /** Per-connection state that operations keep (receivers, subscriptions), by owner. */
   readonly state = new Map<string, unknown>();
   private readonly cleanups: Array<() => void> = [];
@@ -35,17 +73,26 @@ export class Connection {
   /** Requests read but not started: they wait while the connection is over its limits. */
   private readonly backlog: Array<() => Promise<void>> = [];
   private paused = false;
-  private turnAsked = false;
-  /** A request of this connection started in this turn of the event loop (see nextTurn). */
-  private startedThisTurn = false;
+  /** It waits in waitingForTurn. */
+  private waiting = false;
+  /** The turn in which a request of this connection last started (see flow). */
+  private startedTurn = -1;
   private dropping = false;
   /** Frames not yet handed to the socket (see write), and their bytes. */
   private readonly outbox: Array<{ data: string | Buffer; binary: boolean; fin: boolean }> = [];
   private outboxBytes = 0;
-  private writtenThisTurn = 0;
-  private writeTurnAsked = false;
+  /** Bytes written in the turn `writtenTurn`. */
+  private written = 0;
+  private writtenTurn = -1;
   /** The socket is corked until the current task's promise continuations have run (see write). */
-  private corked: Socket | null = null;
+  corked: Socket | null = null;
+  /** Callbacks made once, not per frame or per request. */
+  private readonly flowNow = (): void => this.flow();
+  private readonly requestDone = (): void => {
+    this.inFlight--;
+    // Something may start or resume now: on the next turn (see flow).
+    if (this.backlog.length > 0 || this.paused) this.waitForTurn();
+  };
 
   constructor(
     readonly ws: WebSocket,
@@ -94,16 +141,26 @@ export class Connection {
       for (let at = 0; at < bytes.length; at += WRITE_SLICE) {
         this.outbox.push({ data: bytes.subarray(at, at + WRITE_SLICE), binary, fin: fin && at + WRITE_SLICE >= bytes.length });
       }
+      this.outboxBytes += data.length;
+    } else if (this.outbox.length === 0 && this.writable() > 0) {
+      // Nothing waits and this turn has room: straight to the socket (the common case).
+      return this.hand(data, binary, fin);
     } else {
       this.outbox.push({ data, binary, fin });
+      this.outboxBytes += data.length;
     }
-    this.outboxBytes += data.length;
     this.write();
   }
 
-  /** Writes queued frames, up to WRITE_SLICE bytes in this turn of the event loop; the rest later. */
+  /** Bytes this turn's slice has left. */
+  private writable(): number {
+    if (this.writtenTurn !== turn) return WRITE_SLICE;
+    return WRITE_SLICE - this.written;
+  }
+
+  /** Writes queued frames, up to WRITE_SLICE bytes in this turn of the event loop; the rest on the next. */
   private write(): void {
-    while (this.outbox.length > 0 && this.writtenThisTurn < WRITE_SLICE) {
+    while (this.outbox.length > 0 && this.writable() > 0) {
       if (!this.open) {
         this.outbox.length = 0;
         this.outboxBytes = 0;
@@ -111,19 +168,22 @@ export class Connection {
       }
       const { data, binary, fin } = this.outbox.shift()!;
       this.outboxBytes -= data.length;
-      this.writtenThisTurn += data.length;
-      this.cork();
-      this.ws.send(data, { binary, fin }, () => this.flow());
+      this.hand(data, binary, fin);
     }
-    // The next turn starts a new slice (and writes what waits): ask for it only when needed.
-    if (this.writeTurnAsked || (this.outbox.length === 0 && this.writtenThisTurn === 0)) return;
-    this.writeTurnAsked = true;
-    setImmediate(() => {
-      this.writeTurnAsked = false;
-      this.writtenThisTurn = 0;
-      this.write();
-      this.flow();
-    });
+    if (this.outbox.length > 0) this.waitForTurn();
+  }
+
+  /** One frame to ws, counted in this turn's slice. */
+  private hand(data: string | Buffer, binary: boolean, fin: boolean): void {
+    const now = thisTurn();
+    if (this.writtenTurn !== now) {
+      this.writtenTurn = now;
+      this.written = 0;
+    }
+    this.written += data.length;
+    this.cork();
+    this.liveness.spoke = true;
+    this.ws.send(data, binary ? (fin ? SEND.binary : SEND.binaryPiece) : fin ? SEND.text : SEND.textPiece, this.flowNow);
   }
 
   /**
@@ -141,10 +201,7 @@ export class Connection {
     if (!socket || socket.destroyed) return;
     socket.cork();
     this.corked = socket;
-    process.nextTick(() => {
-      this.corked = null;
-      if (!socket.destroyed) socket.uncork();
-    });
+    process.nextTick(uncork, this, socket);
   }
 
   /** What waits to reach the client: in the socket and in the queue of slices. */
@@ -173,18 +230,18 @@ export class Connection {
       setTimeout(() => this.ws.terminate(), 5000).unref();
       return;
     }
-    const room = (): boolean => this.queued <= this.limits.outboundPause && this.inFlight < this.limits.connectionInFlight;
-    if (this.backlog.length > 0 && room() && !this.dropping && !this.startedThisTurn) {
+    const started = this.startedTurn === turn;
+    if (this.backlog.length > 0 && this.room() && !this.dropping && !started) {
       const request = this.backlog.shift()!;
       this.inFlight++;
-      this.startedThisTurn = true;
-      void request().finally(() => {
-        this.inFlight--;
-        this.nextTurn();
-      });
-      this.nextTurn();
-    } else if (this.backlog.length > 0 && this.startedThisTurn) this.nextTurn();
-    const over = this.backlog.length > 0 || !room();
+      // The next request starts on the next turn of the event loop, never in the same one: a
+      // burst of heavy requests on one connection (each answer a MiB) must not hold the loop from
+      // everyone else, /healthz and other clients.
+      this.startedTurn = thisTurn();
+      void request().then(this.requestDone, this.requestDone);
+      if (this.backlog.length > 0) this.waitForTurn();
+    } else if (this.backlog.length > 0 && started) this.waitForTurn();
+    const over = this.backlog.length > 0 || !this.room();
     if (over && !this.paused) {
       this.paused = true;
       this.ws.pause();
@@ -194,19 +251,22 @@ export class Connection {
     }
   }
 
-  /**
-   * The next request starts on the next turn of the event loop, never in the same one: a burst of
-   * heavy requests on one connection (each answer a MiB) must not hold the loop from everyone
-   * else, /healthz and other clients.
-   */
-  private nextTurn(): void {
-    if (this.turnAsked) return;
-    this.turnAsked = true;
-    setImmediate(() => {
-      this.turnAsked = false;
-      this.startedThisTurn = false;
-      this.flow();
-    });
+  private room(): boolean {
+    return this.queued <= this.limits.outboundPause && this.inFlight < this.limits.connectionInFlight;
+  }
+
+  private waitForTurn(): void {
+    if (this.waiting) return;
+    this.waiting = true;
+    thisTurn();
+    waitingForTurn.push(this);
+  }
+
+  /** The next turn of the event loop has come (it waited for it): write and serve what waits. */
+  onTurn(): void {
+    this.waiting = false;
+    this.write();
+    this.flow();
   }
 
   onClose(fn: () => void): void {

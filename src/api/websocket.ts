@@ -8,6 +8,7 @@ import type { Logger } from '../common/log.js';
 import { decodeBinaryFrame } from '../protocol/binary-frame.js';
 import { WS_PATH } from '../protocol/channel.js';
 import { Connection } from './connection.js';
+import { LOOK_EVERY_MS } from './liveness.js';
 import { type Answers, checkRid, requestKey } from './answers.js';
 import { admit, invoke, type CompiledOp } from './operation.js';
 import { encodeJson } from '../protocol/json-text.js';
@@ -36,25 +37,26 @@ export class KernelWebSocketServer {
   // A browser's page cannot set an Authorization header: it offers the token as a subprotocol
   // (see bearerOf), and the answer names only the protocol, never the token.
   private readonly wss = new WebSocketServer({ noServer: true, maxPayload: MAX_FRAME, handleProtocols: (offered) => (offered.has(UI_PROTOCOL) ? UI_PROTOCOL : false) });
-  private readonly heartbeat: NodeJS.Timeout;
-  private readonly alive = new WeakSet<WebSocket>();
+  private readonly looks: NodeJS.Timeout;
   private readonly connections = new Set<Connection>();
   /** Process connections by `gid/pid`: a revoked token finds its connections without a search. */
   private readonly byProcess = new Map<string, Set<Connection>>();
 
   constructor(private readonly opts: WsServerOptions) {
-    // Ping every 30 s and drop peers that did not answer the previous ping (half-open TCP).
-    this.heartbeat = setInterval(() => {
-      for (const ws of this.wss.clients) {
-        if (!this.alive.has(ws)) {
-          ws.terminate();
-          continue;
-        }
-        this.alive.delete(ws);
-        ws.ping();
-      }
-    }, 30_000);
-    this.heartbeat.unref();
+    this.looks = setInterval(() => this.lookAtPeers(), LOOK_EVERY_MS);
+    this.looks.unref();
+  }
+
+  /**
+   * Pings the peers that have been quiet since the last look and drops those that did not answer
+   * (half-open TCP); see Liveness. Runs every LOOK_EVERY_MS (tests call it themselves).
+   */
+  lookAtPeers(): void {
+    for (const conn of this.connections) {
+      const what = conn.liveness.look();
+      if (what === 'ping') conn.ws.ping();
+      else if (what === 'drop') conn.ws.terminate();
+    }
   }
 
   handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
@@ -112,10 +114,10 @@ export class KernelWebSocketServer {
         if (set!.size === 0 && this.byProcess.get(key) === set) this.byProcess.delete(key);
       });
     }
-    this.alive.add(ws);
     this.opts.onConnection?.(1);
-    ws.on('pong', () => this.alive.add(ws));
+    ws.on('pong', () => (conn.liveness.heard = true));
     ws.on('message', (data: RawData, isBinary: boolean) => {
+      conn.liveness.heard = true;
       const buf = Array.isArray(data) ? Buffer.concat(data) : Buffer.isBuffer(data) ? data : Buffer.from(data);
       conn.serve(() => this.dispatch(conn, buf, isBinary));
     });
@@ -159,7 +161,7 @@ export class KernelWebSocketServer {
   }
 
   close(): void {
-    clearInterval(this.heartbeat);
+    clearInterval(this.looks);
     for (const ws of this.wss.clients) ws.terminate();
     this.wss.close();
   }

@@ -20,6 +20,8 @@ export class JsonText {
  * in pieces, to be written one after the other: a MiB value is not copied into a new buffer.
  */
 export function encodeJson(value: unknown, depth = 2): string | Buffer[] {
+  // Most answers hold no JsonText (a heartbeat's, a send's): one JSON.stringify, nothing else made.
+  if (!(value instanceof JsonText) && !holdsText(value, depth)) return JSON.stringify(value);
   const parts: Array<string | Buffer> = [];
   encodeInto(parts, value, depth);
   return parts.every((p) => typeof p === 'string') ? parts.join('') : parts.map((p) => (typeof p === 'string' ? Buffer.from(p) : p));
@@ -46,7 +48,12 @@ function encodeInto(parts: Array<string | Buffer>, value: unknown, depth: number
 
 function holdsText(v: unknown, depth: number): boolean {
   if (depth === 0 || !isPlainObject(v)) return false;
-  return Object.values(v).some((f) => f instanceof JsonText || holdsText(f, depth - 1));
+  // A loop rather than Object.values(v).some(...): no array and no closure per answer.
+  for (const key in v) {
+    const f = v[key];
+    if (f instanceof JsonText || holdsText(f, depth - 1)) return true;
+  }
+  return false;
 }
 
 function isPlainObject(v: unknown): v is Record<string, unknown> {
