@@ -1,8 +1,9 @@
 #!/usr/bin/env node
-// `node bench/profile.mjs messages|shm|pipe [top]`: runs that kernel measure of bench/ipc.mjs alone
-// with the kernel under V8's CPU profiler (`node --cpu-prof`, written when the kernel exits), then
-// prints where the kernel's thread spent its time: the top functions by self time, and the files.
-// Only the samples taken while the measure ran are counted (bench/ipc.mjs writes when that was),
+// `node bench/profile.mjs messages|shm|pipe|agents [top]`: runs that kernel measure of bench/ipc.mjs
+// alone (or bench/agents.mjs, whose kernel runs in the bench's own process) with the kernel under
+// V8's CPU profiler (`node --cpu-prof`, written when the kernel exits), then prints where the
+// kernel's thread spent its time: the top functions by self time, and the files.
+// Only the samples taken while the measure ran are counted (the bench writes when that was),
 // not the kernel's start or the forking of the bench's VMs. The .cpuprofile stays in the printed
 // folder (Chrome DevTools opens it, whole).
 import { spawnSync } from 'node:child_process';
@@ -13,15 +14,19 @@ import { root } from './lib/common.mjs';
 
 const suite = process.argv[2];
 const top = Number(process.argv[3] ?? 25);
-if (!['messages', 'shm', 'pipe'].includes(suite)) {
-  console.error('usage: node bench/profile.mjs messages|shm|pipe [top]');
+if (!['messages', 'shm', 'pipe', 'agents'].includes(suite)) {
+  console.error('usage: node bench/profile.mjs messages|shm|pipe|agents [top]');
   process.exit(2);
 }
 const dir = mkdtempSync(join(tmpdir(), `rack-profile-${suite}-`));
 // A sample every 200 µs: the hot paths' calls take a few µs each, the default 1 ms is too coarse.
 const windowFile = join(dir, 'window.json');
-const env = { ...process.env, RACK_BENCH_KERNEL_NODE_ARGS: `--cpu-prof --cpu-prof-dir=${dir} --cpu-prof-interval=200`, RACK_BENCH_WINDOW: windowFile };
-const r = spawnSync(process.execPath, [join(import.meta.dirname, 'ipc.mjs'), '--only', suite], { stdio: 'inherit', env });
+const profArgs = ['--cpu-prof', `--cpu-prof-dir=${dir}`, '--cpu-prof-interval=200'];
+const env = { ...process.env, RACK_BENCH_KERNEL_NODE_ARGS: profArgs.join(' '), RACK_BENCH_WINDOW: windowFile };
+// agents.mjs runs its kernel in its own process (its agents in a child that is not profiled).
+const r = suite === 'agents'
+  ? spawnSync(process.execPath, ['--expose-gc', ...profArgs, join(import.meta.dirname, 'agents.mjs')], { stdio: 'inherit', env })
+  : spawnSync(process.execPath, [join(import.meta.dirname, 'ipc.mjs'), '--only', suite], { stdio: 'inherit', env });
 if (r.status !== 0) process.exit(r.status ?? 1);
 const file = readdirSync(dir).find((f) => f.endsWith('.cpuprofile'));
 if (!file) throw new Error(`no profile in ${dir}`);

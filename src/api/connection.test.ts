@@ -78,4 +78,14 @@ describe('connection turns', () => {
     await turn();
     expect(seen()).toEqual([256 * 1024, 256 * 1024, 88 * 1024, 11]);
   });
+
+  it("a pipe's 256 KiB chunk with its header goes as one frame, and the next waits for the next turn", async () => {
+    const { ws, frames } = fakeWs();
+    const conn = new Connection(ws, { kind: 'admin' } as never, limits);
+    conn.pushBinary({ event: 'pipe.data', end: 1 }, Buffer.alloc(256 * 1024));
+    conn.pushBinary({ event: 'pipe.data', end: 1 }, Buffer.alloc(256 * 1024));
+    expect(frames.map((f) => f.data.length)).toEqual([256 * 1024 + 33]);
+    await turn();
+    expect(frames.map((f) => f.data.length)).toEqual([256 * 1024 + 33, 256 * 1024 + 33]);
+  });
 });

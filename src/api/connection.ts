@@ -18,6 +18,13 @@ export const CLOSE_NOT_READING = 1008;
 const WRITE_SLICE = 256 * 1024;
 
 /**
+ * Room past a slice for a frame's own header: a pipe's 256 KiB chunk with its JSON header goes as
+ * one frame, not as a slice and a 40-byte tail that waits a turn (and that the client joins back
+ * to the slice, copying it). Binary frame headers are at most 64 KiB (src/protocol/binary-frame.ts).
+ */
+const HEADER_ROOM = 64 * 1024;
+
+/**
  * Turns of the event loop, counted once for every connection: a connection notes the turn in
  * which it started a request or wrote, and compares. The count moves on in one setImmediate,
  * asked for by the first connection that needs to know in a turn (not one per connection and per
@@ -132,11 +139,12 @@ export class Connection {
 
   /**
    * Queues one piece of a message (`fin`: its last) and writes what this turn allows. A piece
-   * larger than a slice goes out as several frames of one message, a slice per turn.
+   * larger than a slice (and its header's room) goes out as several frames of one message, a
+   * slice per turn.
    */
   private frame(data: string | Buffer, binary: boolean, fin: boolean): void {
     if (!this.open) return;
-    if (data.length > WRITE_SLICE) {
+    if (data.length > WRITE_SLICE + HEADER_ROOM) {
       const bytes = typeof data === 'string' ? Buffer.from(data) : data;
       for (let at = 0; at < bytes.length; at += WRITE_SLICE) {
         this.outbox.push({ data: bytes.subarray(at, at + WRITE_SLICE), binary, fin: fin && at + WRITE_SLICE >= bytes.length });

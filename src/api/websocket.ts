@@ -116,6 +116,12 @@ export class KernelWebSocketServer {
     }
     this.opts.onConnection?.(1);
     ws.on('pong', () => (conn.liveness.heard = true));
+    // A client's ping (the guest agent's heartbeat) is answered by ws itself with a pong: the
+    // client was heard, and heard from the kernel.
+    ws.on('ping', () => {
+      conn.liveness.heard = true;
+      conn.liveness.spoke = true;
+    });
     ws.on('message', (data: RawData, isBinary: boolean) => {
       conn.liveness.heard = true;
       const buf = Array.isArray(data) ? Buffer.concat(data) : Buffer.isBuffer(data) ? data : Buffer.from(data);

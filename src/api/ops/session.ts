@@ -42,7 +42,7 @@ export function sessionOps({ kernel }: Services): Operation[] {
     }),
     defineOp({
       name: 'heartbeat',
-      summary: 'Keep the session alive (the guest agent sends one every 15 s)',
+      summary: 'Keep the session alive (a WebSocket ping does as well, and costs the kernel less: the guest agent sends one every 15 s)',
       policy: 'any',
       input: { properties: {} },
       output: empty,
