@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { Revoked } from '../auth/auth.js';
 import type { ShmChange } from '../ipc/shared-memory.js';
 import type { Process } from '../protocol/process.js';
+import type { UsageSample } from '../protocol/resources.js';
 
 /**
  * What one kernel tells the others that share its store. Each is a wake-up about something the
@@ -20,7 +21,11 @@ export type BusMessage =
   /** Signals wait in the store for this agent: the kernel it is connected to delivers them. */
   | { t: 'signals'; gid: string; pid: number }
   /** A kill was recorded whose lease another kernel holds: that kernel runs it (a KILL after a TERM). */
-  | { t: 'kill'; gid: string; pid: number };
+  | { t: 'kill'; gid: string; pid: number }
+  /** Bytes went into or out of a pipe's buffer, or one of its ends closed: ends on it elsewhere look again. */
+  | { t: 'pipe'; gid: string; pipe: string }
+  /** An agent connected here sent a usage sample: every kernel shows it (samples are kept in memory, not stored). */
+  | { t: 'sample'; gid: string; pid: number; s: UsageSample };
 
 /** How often a kernel on a shared bus looks at the store again without being told (a lost publication costs at most this). */
 export const RECHECK_MS = 5000;

@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { RackError } from '../common/errors.js';
 import type { Principal } from '../auth/auth.js';
+import type { PipeStore } from '../store/store.js';
 
 export const PIPE_CAPACITY = 1024 * 1024;
 export const MAX_WRITE = 256 * 1024;
@@ -18,7 +19,9 @@ export interface ReaderSink {
 
 interface End {
   id: number;
-  pipe: Pipe;
+  /** Its name in the store: this kernel run's, then its id. */
+  name: string;
+  pipe: LocalPipe;
   gid: string;
   pid: number;
   mode: 'r' | 'w';
@@ -52,88 +55,104 @@ interface PendingWrite {
   data: Buffer;
   resolve(): void;
   reject(err: Error): void;
+  /** Settles with the write, either way (a closing writer waits for its last one). */
+  settled: Promise<void>;
 }
 
-class Pipe {
-  readonly owners = new Set<number>();
+/** This kernel's side of a pipe: its own ends on it, and its writes waiting for room. */
+class LocalPipe {
   readonly ends = new Set<End>();
-  chunks: Buffer[] = [];
-  size = 0;
-  everReader = false;
-  everWriter = false;
   readonly pending: PendingWrite[] = [];
+  /** A pump is under way; `again`: look once more when it is done (something changed meanwhile). */
+  running = false;
+  again = false;
 
   constructor(
-    readonly id: string,
     readonly gid: string,
+    readonly id: string,
   ) {}
+}
 
-  count(mode: 'r' | 'w'): number {
-    let n = 0;
-    for (const e of this.ends) if (e.mode === mode) n++;
-    return n;
-  }
+export interface PipesOptions {
+  /** This kernel's id: ends are named after it and its run. */
+  kernel?: string;
+  /** Other kernels share the store: tell them a pipe's buffer or ends changed. */
+  publish?(gid: string, pipe: string): void;
+  /** Whether a kernel still runs (its liveness lease): the ends of one that died are closed. */
+  alive?(kernel: string): Promise<boolean>;
+  onError?(err: unknown): void;
 }
 
 const FIFO_NAME = /^[A-Za-z0-9._-]{1,128}$/;
+const epipe = (): RackError => new RackError('epipe', 'broken pipe: no reader is left');
+const gone = (): RackError => new RackError('not_found', 'the pipe is gone (its group was deleted)');
 
 /**
- * Pipes: byte streams between processes of a group through a bounded buffer in the kernel.
- * Writers wait while the buffer is full (backpressure); readers get bytes pushed up to the credit
- * they granted, and EOF once every writer is gone and the buffer is empty.
+ * Pipes: byte streams between processes of a group through a bounded buffer. Writers wait while
+ * the buffer is full (backpressure); readers get bytes pushed up to the credit they granted,
+ * and EOF once every writer is gone and the buffer is empty.
+ *
+ * The buffer and the count of open ends are the PipeStore's (this kernel's memory, or a store
+ * other kernels share, so that a writer connected to one kernel and a reader connected to
+ * another use one pipe); what an end's connection needs (credit, bytes kept for a replay, the
+ * writes waiting for room) is this kernel's. A change to a pipe wakes this kernel's ends on it,
+ * and, through `publish`, the other kernels' (poke).
  */
 export class Pipes extends EventEmitter<{ opened: [{ gid: string; pipe: string; mode: 'r' | 'w' }] }> {
-  private readonly pipes = new Map<string, Pipe>();
+  private readonly pipes = new Map<string, LocalPipe>();
   private readonly ends = new Map<number, End>();
   private nextEnd = 1;
+  /** This kernel run: ends opened by an earlier run of the same kernel are over too. */
+  private readonly kernel: string;
+  private readonly run: string;
+
+  constructor(
+    private readonly store: PipeStore,
+    private readonly options: PipesOptions = {},
+  ) {
+    super();
+    this.kernel = options.kernel ?? 'kernel';
+    this.run = `${this.kernel}/${randomBytes(6).toString('hex')}`;
+  }
 
   private key(gid: string, id: string): string {
     return `${gid}/${id}`;
   }
 
-  /** Refuses a new pipe past the group's quota. */
-  private room(gid: string, max: number): void {
-    let n = 0;
-    for (const p of this.pipes.values()) if (p.gid === gid) n++;
-    if (n >= max) throw new RackError('quota_exceeded', `quota: the group may have ${max} pipes open at once; it has ${n}`);
-  }
-
-  create(who: Principal, gid: string, max: number): string {
-    this.room(gid, max);
+  async create(who: Principal, gid: string, max: number): Promise<string> {
     const id = randomBytes(8).toString('hex');
-    const p = new Pipe(id, gid);
-    if (who.kind === 'process') p.owners.add(who.pid);
-    this.pipes.set(this.key(gid, id), p);
+    await this.store.create(gid, id, max, who.kind === 'process' ? who.pid : null);
     return id;
   }
 
   /** A named FIFO of the group, created on first use. */
-  fifo(gid: string, name: string, max: number): string {
+  async fifo(gid: string, name: string, max: number): Promise<string> {
     if (typeof name !== 'string' || !FIFO_NAME.test(name)) throw new RackError('bad_request', 'a FIFO name is 1-128 letters, digits, ".", "_" or "-"');
     const id = `fifo:${name}`;
-    if (!this.pipes.has(this.key(gid, id))) {
-      this.room(gid, max);
-      this.pipes.set(this.key(gid, id), new Pipe(id, gid));
-    }
+    await this.store.fifo(gid, id, max);
     return id;
   }
 
   /** The anonymous pipes a process created or inherited from its parent at fork. */
-  list(gid: string, pid: number): string[] {
-    return [...this.pipes.values()].filter((p) => p.gid === gid && p.owners.has(pid)).map((p) => p.id);
+  list(gid: string, pid: number): Promise<string[]> {
+    return this.store.list(gid, pid);
   }
 
   /** fork(): the child inherits its parent's anonymous pipes, as a Unix child inherits descriptors. */
-  inherit(gid: string, ppid: number, pid: number): void {
-    for (const p of this.pipes.values()) if (p.gid === gid && p.owners.has(ppid)) p.owners.add(pid);
+  inherit(gid: string, ppid: number, pid: number): Promise<void> {
+    return this.store.inherit(gid, ppid, pid);
   }
 
-  open(who: Principal, gid: string, id: string, mode: 'r' | 'w', owner: object, resumable = false): number {
+  async open(who: Principal, gid: string, id: string, mode: 'r' | 'w', owner: object, resumable = false): Promise<number> {
     if (mode !== 'r' && mode !== 'w') throw new RackError('bad_request', '"mode" must be r or w');
-    const pipe = this.pipes.get(this.key(gid, id));
-    if (!pipe) throw new RackError('not_found', `no pipe ${String(id).slice(0, 80)} in group ${gid}`);
+    const n = this.nextEnd++;
+    const name = `${this.run}/${n}`;
+    if (!(await this.store.open(gid, id, name, mode))) throw new RackError('not_found', `no pipe ${String(id).slice(0, 80)} in group ${gid}`);
+    let pipe = this.pipes.get(this.key(gid, id));
+    if (!pipe) this.pipes.set(this.key(gid, id), (pipe = new LocalPipe(gid, id)));
     const end: End = {
-      id: this.nextEnd++,
+      id: n,
+      name,
       pipe,
       gid,
       pid: who.kind === 'process' ? who.pid : 0,
@@ -154,8 +173,6 @@ export class Pipes extends EventEmitter<{ opened: [{ gid: string; pipe: string; 
     };
     pipe.ends.add(end);
     this.ends.set(end.id, end);
-    if (mode === 'r') pipe.everReader = true;
-    else pipe.everWriter = true;
     this.emit('opened', { gid, pipe: id, mode });
     return end.id;
   }
@@ -208,7 +225,6 @@ export class Pipes extends EventEmitter<{ opened: [{ gid: string; pipe: string; 
    */
   write(who: Principal, endId: number, data: Buffer, offset?: number): Promise<void> {
     const e = this.end(who, endId, 'w');
-    const pipe = e.pipe;
     if (data.length > MAX_WRITE) throw new RackError('payload_too_large', `a pipe write is at most ${MAX_WRITE} bytes`);
     if (offset !== undefined) {
       if (!Number.isSafeInteger(offset) || offset < 0) throw new RackError('bad_request', '"offset" must be a non-negative integer');
@@ -217,14 +233,17 @@ export class Pipes extends EventEmitter<{ opened: [{ gid: string; pipe: string; 
       if (seen >= data.length) return this.admittedTo(e, offset + data.length);
       data = data.subarray(seen);
     }
-    if (pipe.everReader && pipe.count('r') === 0) throw new RackError('epipe', 'broken pipe: no reader is left');
     if (data.length === 0) return Promise.resolve();
     e.written += data.length;
-    return new Promise<void>((resolve, reject) => {
-      pipe.pending.push({ end: e, data, resolve, reject });
-      this.admit(pipe);
-      this.pump(pipe);
+    let resolve!: () => void;
+    let reject!: (err: Error) => void;
+    const done = new Promise<void>((ok, fail) => {
+      resolve = ok;
+      reject = fail;
     });
+    e.pipe.pending.push({ end: e, data, resolve, reject, settled: done.then(() => {}, () => {}) });
+    this.pump(e.pipe);
+    return done;
   }
 
   /** Resolves once this writer's bytes up to `upto` are in the buffer. */
@@ -269,68 +288,160 @@ export class Pipes extends EventEmitter<{ opened: [{ gid: string; pipe: string; 
   }
 
   /** Closes an end; closing one that is closed already is no error (a close sent again after a reconnect). */
-  close(who: Principal, endId: number): void {
+  async close(who: Principal, endId: number): Promise<void> {
     if (!this.ends.has(endId)) return;
-    this.drop(this.end(who, endId));
+    await this.drop(this.end(who, endId));
   }
 
   /** A connection dropped: its resumable ends wait LINGER_MS to be attached again, the others close. */
-  detachOwner(owner: object): void {
+  async detachOwner(owner: object): Promise<void> {
+    const closing: Array<Promise<void>> = [];
     for (const e of [...this.ends.values()]) {
       if (e.owner !== owner) continue;
       if (!e.resumable) {
-        this.drop(e);
+        closing.push(this.drop(e));
         continue;
       }
       e.owner = null;
       e.sink = null;
       e.credit = 0;
-      e.linger = setTimeout(() => this.drop(e), LINGER_MS);
+      e.linger = setTimeout(() => void this.drop(e), LINGER_MS);
       e.linger.unref();
     }
+    await Promise.all(closing);
   }
 
   /** Closes every end a connection or request opened. */
-  closeOwner(owner: object): void {
-    for (const e of [...this.ends.values()]) if (e.owner === owner) this.drop(e);
+  async closeOwner(owner: object): Promise<void> {
+    await Promise.all([...this.ends.values()].filter((e) => e.owner === owner).map((e) => this.drop(e)));
   }
 
-  /** A process ended: its ends close and it no longer holds its anonymous pipes. */
-  closeProcess(gid: string, pid: number): void {
-    for (const e of [...this.ends.values()]) if (e.gid === gid && e.pid === pid) this.drop(e);
-    for (const p of [...this.pipes.values()]) {
-      if (p.gid !== gid || !p.owners.delete(pid)) continue;
-      if (p.owners.size === 0 && p.ends.size === 0) this.pipes.delete(this.key(gid, p.id));
+  /**
+   * A process ended: its ends close, and it no longer holds its anonymous pipes (`stored`: this
+   * kernel says so to the store; false when another kernel saw the end and did).
+   */
+  async closeProcess(gid: string, pid: number, stored = true): Promise<void> {
+    await Promise.all([...this.ends.values()].filter((e) => e.gid === gid && e.pid === pid).map((e) => this.drop(e)));
+    if (stored) await this.store.release(gid, pid);
+  }
+
+  /** The group is gone: its ends here close (their writes fail), and its pipes (`stored`, as above). */
+  async closeGroup(gid: string, stored = true): Promise<void> {
+    for (const e of [...this.ends.values()]) {
+      if (e.gid !== gid) continue;
+      this.ends.delete(e.id);
+      if (e.linger) clearTimeout(e.linger);
+      for (const x of e.waiters.splice(0)) x.reject(gone());
     }
+    for (const [k, p] of this.pipes) {
+      if (p.gid !== gid) continue;
+      this.pipes.delete(k);
+      for (const w of p.pending.splice(0)) w.reject(gone());
+    }
+    if (stored) await this.store.deleteGroup(gid);
   }
 
-  closeGroup(gid: string): void {
-    for (const e of [...this.ends.values()]) if (e.gid === gid) this.drop(e);
-    for (const [k, p] of this.pipes) if (p.gid === gid) this.pipes.delete(k);
+  /** Another kernel changed the pipe (bytes in or out, an end closed): this kernel's ends on it look again. */
+  poke(gid: string, id: string): void {
+    const pipe = this.pipes.get(this.key(gid, id));
+    if (pipe) this.pump(pipe);
   }
 
-  private drop(e: End): void {
+  /**
+   * What other kernels said may have been lost (or a kernel died): every pipe here looks again,
+   * and the ends of kernel runs that are over are closed.
+   */
+  async recheck(): Promise<void> {
+    for (const pipe of this.pipes.values()) this.pump(pipe);
+    const { alive } = this.options;
+    if (!alive) return;
+    const closed = await this.store.sweep(async (run) => {
+      if (run === this.run) return false;
+      const kernel = run.slice(0, run.lastIndexOf('/'));
+      return kernel === this.kernel || !(await alive(kernel));
+    });
+    if (closed > 0) for (const pipe of this.pipes.values()) this.pump(pipe);
+  }
+
+  private async drop(e: End): Promise<void> {
     if (!this.ends.delete(e.id)) return;
     if (e.linger) clearTimeout(e.linger);
     const pipe = e.pipe;
     pipe.ends.delete(e);
-    if (e.mode === 'r' && pipe.count('r') === 0) {
-      // Nobody will read what is queued: writers waiting for room fail as a Unix writer would.
-      const broken = (): RackError => new RackError('epipe', 'broken pipe: no reader is left');
-      for (const w of pipe.pending.splice(0)) w.reject(broken());
-      for (const w of pipe.ends) for (const x of w.waiters.splice(0)) x.reject(broken());
+    // A writer's bytes already taken go in before it counts as closed: its reader's EOF comes after them.
+    const last = pipe.pending.filter((w) => w.end === e).at(-1);
+    if (last) await last.settled;
+    try {
+      await this.store.close(pipe.gid, pipe.id, e.name);
+    } catch (err) {
+      // The store is unreachable: the end stays counted there until this kernel's run is over.
+      this.options.onError?.(err);
+    } finally {
+      this.changed(pipe);
+      if (pipe.ends.size === 0 && pipe.pending.length === 0) this.pipes.delete(this.key(pipe.gid, pipe.id));
     }
+  }
+
+  /** This kernel changed the pipe: its ends here look again, and the other kernels are told. */
+  private changed(pipe: LocalPipe): void {
+    this.options.publish?.(pipe.gid, pipe.id);
     this.pump(pipe);
   }
 
-  /** Moves waiting writes into the buffer while it has room (one oversize write when it is empty). */
-  private admit(pipe: Pipe): void {
+  /**
+   * Moves this kernel's waiting writes into the buffer while it has room, then pushes what the
+   * buffer holds to this kernel's readers, up to their credit; EOF once it is empty and no
+   * writer is left. One pass at a time per pipe (a change meanwhile asks for one more).
+   */
+  private pump(pipe: LocalPipe): void {
+    if (pipe.running) {
+      pipe.again = true;
+      return;
+    }
+    pipe.running = true;
+    void (async () => {
+      try {
+        do {
+          pipe.again = false;
+          const admitted = await this.admit(pipe);
+          const delivered = await this.deliver(pipe);
+          if (admitted || delivered) {
+            this.options.publish?.(pipe.gid, pipe.id);
+            pipe.again = true;
+          }
+        } while (pipe.again);
+      } catch (err) {
+        this.options.onError?.(err);
+      } finally {
+        pipe.running = false;
+      }
+    })();
+  }
+
+  /** True if a write went in. */
+  private async admit(pipe: LocalPipe): Promise<boolean> {
+    let moved = false;
     while (pipe.pending.length > 0) {
       const w = pipe.pending[0]!;
-      if (pipe.size > 0 && pipe.size + w.data.length > PIPE_CAPACITY) break;
+      let answer: Awaited<ReturnType<PipeStore['write']>>;
+      try {
+        answer = await this.store.write(pipe.gid, pipe.id, w.data, PIPE_CAPACITY);
+      } catch (err) {
+        // The store is unreachable: this write fails (its writer may send it again, at its offset).
+        pipe.pending.shift();
+        w.reject(err instanceof RackError ? err : new RackError('unavailable', `the pipe's store: ${(err as Error).message}`));
+        continue;
+      }
+      if (answer === 'full') break;
+      if (answer !== 'ok') {
+        // Nobody will read what is queued: writers waiting for room fail as a Unix writer would.
+        const err = answer === 'epipe' ? epipe : gone;
+        for (const x of pipe.pending.splice(0)) x.reject(err());
+        for (const e of pipe.ends) for (const x of e.waiters.splice(0)) x.reject(err());
+        break;
+      }
       pipe.pending.shift();
-      pipe.chunks.push(w.data);
-      pipe.size += w.data.length;
+      moved = true;
       w.resolve();
       const e = w.end;
       e.admitted += w.data.length;
@@ -340,11 +451,14 @@ export class Pipes extends EventEmitter<{ opened: [{ gid: string; pipe: string; 
         for (const x of ready) x.resolve();
       }
     }
+    return moved;
   }
 
-  private pump(pipe: Pipe): void {
-    for (const e of pipe.ends) {
-      if (e.mode !== 'r' || !e.sink) continue;
+  /** True if bytes left the buffer. */
+  private async deliver(pipe: LocalPipe): Promise<boolean> {
+    let moved = false;
+    for (const e of [...pipe.ends]) {
+      if (e.mode !== 'r' || !e.sink || e.eofSent) continue;
       while (e.credit > 0 && e.replay.length > 0) {
         let chunk = e.replay.shift()!;
         if (chunk.length > e.credit) {
@@ -353,45 +467,28 @@ export class Pipes extends EventEmitter<{ opened: [{ gid: string; pipe: string; 
         }
         this.push(e, chunk);
       }
-      while (e.credit > 0 && pipe.size > 0) {
-        this.push(e, this.take(pipe, Math.min(e.credit, MAX_WRITE)));
-        this.admit(pipe);
+      if (e.replay.length > 0) continue;
+      // With no credit this only asks whether the pipe is at its end.
+      const { data, eof } = await this.store.take(pipe.gid, pipe.id, Math.min(e.credit, MAX_WRITE));
+      if (data.length > 0) {
+        moved = true;
+        // The end may have lost its connection meanwhile: a resumable one keeps the bytes for its
+        // next; a closed one's reader is gone, as a Unix reader's bytes in flight.
+        if (e.sink) this.push(e, data);
+        else if (this.ends.has(e.id)) e.replay.push(data);
       }
-    }
-    const done = pipe.everWriter && pipe.count('w') === 0 && pipe.size === 0 && pipe.pending.length === 0;
-    if (!done) return;
-    for (const e of pipe.ends) {
-      if (e.mode === 'r' && e.sink && !e.eofSent && e.replay.length === 0) {
+      if (eof && e.sink && !e.eofSent && e.replay.length === 0) {
         e.eofSent = true;
         e.sink.eof();
       }
     }
+    return moved;
   }
 
   private push(e: End, chunk: Buffer): void {
-    e.credit -= chunk.length;
+    e.credit = Math.max(0, e.credit - chunk.length);
     e.delivered += chunk.length;
     if (e.resumable) e.unacked.push(chunk);
     e.sink!.data(chunk);
-  }
-
-  private take(pipe: Pipe, max: number): Buffer {
-    const parts: Buffer[] = [];
-    let n = 0;
-    while (n < max && pipe.chunks.length > 0) {
-      const head = pipe.chunks[0]!;
-      const want = max - n;
-      if (head.length <= want) {
-        parts.push(head);
-        pipe.chunks.shift();
-        n += head.length;
-      } else {
-        parts.push(head.subarray(0, want));
-        pipe.chunks[0] = head.subarray(want);
-        n += want;
-      }
-    }
-    pipe.size -= n;
-    return parts.length === 1 ? parts[0]! : Buffer.concat(parts, n);
   }
 }

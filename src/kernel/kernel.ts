@@ -122,6 +122,8 @@ export class Kernel {
   private readonly held = new Map<string, { count: number; timer: NodeJS.Timeout }>();
   private leading = false;
   private leaderTimer: NodeJS.Timeout | null = null;
+  private syncing: Promise<void> | null = null;
+  private syncAgain = false;
 
   constructor(private readonly opts: KernelOptions) {
     this.store = opts.store;
@@ -429,7 +431,24 @@ export class Kernel {
   /** Another kernel changed a process: what is kept here for an ended one goes, then observers here hear of it. */
   async changedElsewhere(p: Process): Promise<void> {
     if (isTerminal(p.status)) await this.hooks.run('endedElsewhere', p);
+    // A fork through another kernel: it counts in the pools here too.
+    else if ((p.status === 'QUEUED' || p.status === 'BUILD') && !this.scheduler.knows(p.gid, p.pid)) this.syncPools();
     this.events.emit('process', p, true);
+  }
+
+  /** Brings the pools and the queue in line with the store (Scheduler.sync); one at a time, once more if asked meanwhile. */
+  private syncPools(): void {
+    if (this.syncing) {
+      this.syncAgain = true;
+      return;
+    }
+    this.syncing = (async () => {
+      do {
+        this.syncAgain = false;
+        await this.scheduler.sync();
+      } while (this.syncAgain);
+    })().finally(() => (this.syncing = null));
+    this.track(this.syncing);
   }
 
   /** Another kernel deleted a group (with its processes, each announced as it ended). */
@@ -446,6 +465,7 @@ export class Kernel {
   /** The periodic look at the store, for what a lost publication would have said. */
   recheck(): void {
     this.agents.recheck();
+    this.syncPools();
   }
 
   /** Another kernel recorded a kill whose lease this kernel holds (it runs a kill of the same process): it runs this one too. */

@@ -24,9 +24,9 @@ export type IpcKind = keyof IpcCounters;
  * guest agent measured of its VM and app), roll-ups per group, and counters of each group's IPC.
  * Everything is bounded: the history per process, the processes tracked, and the groups (a
  * process's track ends with it, a group's counters with the group). Event 'sample' (gid, pid,
- * Usage) for live views.
+ * Usage) for live views; 'recorded' (the sample as it came) for the other kernels on the store.
  */
-export class Monitor extends EventEmitter<{ sample: [string, number, Usage] }> {
+export class Monitor extends EventEmitter<{ sample: [string, number, Usage]; recorded: [string, number, UsageSample, boolean] }> {
   private readonly tracks = new Map<string, Track>();
   private readonly ipc = new Map<string, IpcCounters>();
   private readonly historySize: number;
@@ -39,8 +39,11 @@ export class Monitor extends EventEmitter<{ sample: [string, number, Usage] }> {
     this.maxProcesses = opts.maxProcesses ?? 20_000;
   }
 
-  /** A sample from a process's agent; answers it with the rates derived from the one before. */
-  record(gid: string, pid: number, s: UsageSample): Usage | null {
+  /**
+   * A sample from a process's agent; answers it with the rates derived from the one before.
+   * `elsewhere`: its agent is connected to another kernel on the store, which sent it on.
+   */
+  record(gid: string, pid: number, s: UsageSample, elsewhere = false): Usage | null {
     const k = `${gid}/${pid}`;
     let track = this.tracks.get(k);
     if (!track) {
@@ -59,6 +62,7 @@ export class Monitor extends EventEmitter<{ sample: [string, number, Usage] }> {
     else track.samples.push(u);
     if (track.samples.length > this.historySize) track.samples.splice(0, track.samples.length - this.historySize);
     this.emit('sample', gid, pid, u);
+    this.emit('recorded', gid, pid, s, elsewhere);
     return u;
   }
 

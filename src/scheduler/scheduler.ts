@@ -34,7 +34,9 @@ export interface Hold {
   readonly keys: readonly string[];
 }
 
-type Entry = ScheduleEntry & { size: Resources };
+/** `elsewhere`: learnt from the store (another kernel's fork), dropped when the store no longer has it. */
+type Entry = ScheduleEntry & { size: Resources; elsewhere?: boolean };
+type Holding = { gid: string; size: Resources; elsewhere?: boolean };
 
 const key = (gid: string, pid: number): string => `${gid}/${pid}`;
 
@@ -51,9 +53,9 @@ const before = (a: Entry, b: Entry): number => b.priority - a.priority || a.seq 
 export class Scheduler extends EventEmitter<{ freed: []; expired: [Array<{ gid: string; pid: number }>] }> {
   private readonly sizes: FlavorSizes;
   /** Processes whose VM is booting or booted, and holds of forks not yet recorded. */
-  private readonly holding = new Map<string, { gid: string; size: Resources }>();
+  private readonly holding = new Map<string, Holding>();
   private queue: Entry[] = [];
-  private readonly groups = new Map<string, Capacity>();
+  private groups = new Map<string, Capacity>();
   /** The project's limits less what others use in it (Nova); null when the driver has none. */
   private project: Capacity | null = null;
   private projectRaw: Awaited<ReturnType<NonNullable<ComputeDriver['limits']>>> = null;
@@ -86,6 +88,44 @@ export class Scheduler extends EventEmitter<{ freed: []; expired: [Array<{ gid: 
     }
     this.arm();
     if (this.queue.length > 0) this.opts.log.info({ queued: this.queue.length }, 'fork queue restored');
+  }
+
+  /**
+   * Other kernels on the store fork too, and the pools are the store's, not one kernel's: what
+   * they hold and queue counts here as well, their pool settings apply here, and a fork queued
+   * by a kernel that died boots here when it fits (the boot claim makes one kernel boot it).
+   * Adds what the store has that this kernel does not know; drops what it learnt so that the
+   * store no longer has (ended elsewhere, whether this kernel heard of it or not).
+   */
+  async sync(): Promise<void> {
+    const stored = await this.opts.store.list();
+    const seen = new Set<string>();
+    let changed = false;
+    for (const e of stored) {
+      const k = key(e.gid, e.pid);
+      seen.add(k);
+      const i = this.queue.findIndex((q) => q.gid === e.gid && q.pid === e.pid);
+      if (i >= 0 && !e.queued) {
+        // Taken out of the queue elsewhere: it holds its share now.
+        const [q] = this.queue.splice(i, 1);
+        this.holding.set(k, { gid: e.gid, size: q!.size, elsewhere: true });
+        changed = true;
+        continue;
+      }
+      if (i >= 0 || this.holding.has(k)) continue;
+      const size = vmOf(e);
+      if (e.queued) this.queue.push({ ...e, size, elsewhere: true });
+      else this.holding.set(k, { gid: e.gid, size, elsewhere: true });
+      changed = true;
+    }
+    for (const [k, h] of this.holding) if (h.elsewhere && !seen.has(k) && this.holding.delete(k)) changed = true;
+    const kept = this.queue.filter((e) => !e.elsewhere || seen.has(key(e.gid, e.pid)));
+    if (kept.length !== this.queue.length) changed = true;
+    this.queue = kept.sort(before);
+    this.groups = new Map((await this.opts.store.pools()).map((p) => [p.gid, p.capacity]));
+    this.arm();
+    // Capacity freed, or a fork this kernel did not know waits: the queue looks again.
+    if (changed) this.emit('freed');
   }
 
   /** What one VM of this template and flavor takes (a flavor the service lacks is bad_request). */
@@ -139,7 +179,10 @@ export class Scheduler extends EventEmitter<{ freed: []; expired: [Array<{ gid: 
       }),
     );
     for (const e of entries) {
-      if (e.queued) this.queue.push({ ...e, size: hold.size });
+      // sync() may have learnt it from the store already, while it was being added.
+      if (e.queued) {
+        if (!this.isQueued(e.gid, e.pid)) this.queue.push({ ...e, size: hold.size });
+      }
       else this.holding.set(key(e.gid, e.pid), { gid: e.gid, size: hold.size });
     }
     this.queue.sort(before);
@@ -149,6 +192,11 @@ export class Scheduler extends EventEmitter<{ freed: []; expired: [Array<{ gid: 
   /** Gives back a hold whose fork did not happen. */
   cancel(hold: Hold): void {
     for (const k of hold.keys) this.holding.delete(k);
+  }
+
+  /** Whether this kernel counts the process (holding or queued). */
+  knows(gid: string, pid: number): boolean {
+    return this.holding.has(key(gid, pid)) || this.isQueued(gid, pid);
   }
 
   isQueued(gid: string, pid: number): boolean {

@@ -1,8 +1,10 @@
 import type { Authenticator, Revoked } from '../auth/auth.js';
 import type { Logger } from '../common/log.js';
 import type { Messaging } from '../ipc/messaging.js';
+import type { Pipes } from '../ipc/pipes.js';
 import type { SharedMemory } from '../ipc/shared-memory.js';
 import type { Kernel } from '../kernel/kernel.js';
+import type { Monitor } from '../monitor/monitor.js';
 import type { Process } from '../protocol/process.js';
 import { RECHECK_MS, type BusMessage, type KernelBus } from '../bus/bus.js';
 
@@ -10,6 +12,8 @@ export interface BridgedParts {
   kernel: Kernel;
   messaging: Messaging;
   shm: SharedMemory;
+  pipes: Pipes;
+  monitor: Monitor;
   auth: Authenticator;
   log: Logger;
 }
@@ -22,11 +26,12 @@ export interface BridgedParts {
  */
 export function bridge(bus: KernelBus, parts: BridgedParts): () => void {
   if (!bus.shared) return () => {};
-  const { kernel, messaging, shm, auth, log } = parts;
+  const { kernel, messaging, shm, pipes, monitor, auth, log } = parts;
   kernel.events.on('process', (p: Process, elsewhere?: boolean) => elsewhere || bus.publish({ t: 'process', p }));
   kernel.events.on('group-deleted', (gid: string, elsewhere?: boolean) => elsewhere || bus.publish({ t: 'group-deleted', gid }));
   shm.on('change', (c, elsewhere) => elsewhere || bus.publish({ t: 'shm', c }));
   auth.on('revoked', (r: Revoked, elsewhere?: boolean) => elsewhere || bus.publish({ t: 'revoked', r }));
+  monitor.on('recorded', (gid, pid, s, elsewhere) => elsewhere || bus.publish({ t: 'sample', gid, pid, s }));
 
   // One at a time, in the order published: a process's changes reach observers here in order.
   let chain = Promise.resolve();
@@ -46,6 +51,10 @@ export function bridge(bus: KernelBus, parts: BridgedParts): () => void {
         return kernel.signalsQueuedElsewhere(m.gid, m.pid);
       case 'kill':
         return kernel.killRecordedElsewhere(m.gid, m.pid);
+      case 'pipe':
+        return pipes.poke(m.gid, m.pipe);
+      case 'sample':
+        return void monitor.record(m.gid, m.pid, m.s, true);
     }
   };
   bus.subscribe((m) => {
@@ -57,6 +66,7 @@ export function bridge(bus: KernelBus, parts: BridgedParts): () => void {
     messaging.recheck();
     auth.recheck();
     kernel.recheck();
+    pipes.recheck().catch((err: unknown) => log.warn({ err }, 'cannot look at the pipes again'));
   };
   bus.onGap(recheck);
   const timer = setInterval(recheck, RECHECK_MS);

@@ -9,7 +9,7 @@ import type { ComputeDriver } from '../compute/driver.js';
 import type { FileBackend } from '../files/backend.js';
 import { openStore } from '../store/open-store.js';
 import { bridge } from './bridge.js';
-import { RECHECK_MS, type KernelBus } from '../bus/bus.js';
+import { aliveLease, RECHECK_MS, type KernelBus } from '../bus/bus.js';
 import { openBus } from '../bus/open-bus.js';
 import type { Quotas } from '../protocol/process.js';
 import type { Store } from '../store/store.js';
@@ -18,6 +18,7 @@ import { DEFAULT_LIMITS, Limiter, type ClientLimits } from '../auth/limits.js';
 import { LocalFiles } from '../files/local.js';
 import { Messaging } from '../ipc/messaging.js';
 import { Pipes } from '../ipc/pipes.js';
+import { MemoryPipes } from '../store/memory-pipes.js';
 import { SharedMemory } from '../ipc/shared-memory.js';
 import { Kernel } from '../kernel/kernel.js';
 import { Monitor } from '../monitor/monitor.js';
@@ -141,7 +142,16 @@ export async function startKernel(cfg: KernelConfig): Promise<RunningKernel> {
       bus.shared ? (gid, to, seq) => bus.publish({ t: 'mail', gid, to, seq }) : undefined,
     ),
     shm: new SharedMemory(store.shm, async (gid) => (await quotas(gid)).shm_bytes, bus.shared ? RECHECK_MS : undefined),
-    pipes: new Pipes(),
+    pipes: new Pipes(store.pipes ?? new MemoryPipes(), {
+      onError: (err) => log.warn({ err }, 'a pipe operation failed'),
+      ...(bus.shared
+        ? {
+            kernel: bus.id,
+            publish: (gid: string, pipe: string) => bus.publish({ t: 'pipe', gid, pipe }),
+            alive: async (id: string) => (await bus.holder(aliveLease(id))) !== null,
+          }
+        : {}),
+    }),
     files: remoteFiles ?? (cfg.filesDir ? new LocalFiles(resolve(cfg.filesDir), { shared: true }) : new LocalFiles(join(dataDir, 'files'))),
     monitor: new Monitor(),
   };
@@ -156,8 +166,8 @@ export async function startKernel(cfg: KernelConfig): Promise<RunningKernel> {
     forked: (p) => (p.ppid === null ? undefined : pipes.inherit(p.gid, p.ppid, p.pid)),
     ended: (p) => pipes.closeProcess(p.gid, p.pid),
     groupDeleted: (gid) => pipes.closeGroup(gid),
-    endedElsewhere: (p) => pipes.closeProcess(p.gid, p.pid),
-    groupDeletedElsewhere: (gid) => pipes.closeGroup(gid),
+    endedElsewhere: (p) => pipes.closeProcess(p.gid, p.pid, false),
+    groupDeletedElsewhere: (gid) => pipes.closeGroup(gid, false),
   });
   kernel.use({ name: 'mailbox', ended: (p) => messaging.forget(p.gid, p.pid), endedElsewhere: (p) => messaging.forget(p.gid, p.pid) });
   // A process's app token ends with the process; its agent's, with its VM.
@@ -182,7 +192,7 @@ export async function startKernel(cfg: KernelConfig): Promise<RunningKernel> {
   // A revoked token's open connections close (their clients get 401 if they come back), on
   // every kernel: the bridge publishes revocations and hears the other kernels'.
   auth.on('revoked', (whose) => api.ws.disconnect(whose));
-  const unbridge = bridge(bus, { kernel, messaging, shm: services.shm, auth, log });
+  const unbridge = bridge(bus, { kernel, messaging, shm: services.shm, pipes, monitor, auth, log });
   await new Promise<void>((ok, fail) => {
     api.server.once('error', fail);
     api.server.listen(port, host, () => ok());

@@ -195,6 +195,42 @@ export interface ScheduleStore {
   pools(): Promise<Array<{ gid: string; capacity: Capacity }>>;
 }
 
+/**
+ * Pipes' shared state: which pipes a group has, who holds them, their open ends, and the bytes
+ * in each one's bounded buffer. The ends themselves (credit, replay) are each kernel's own; a
+ * kernel alone keeps this in its memory (pipes, as Unix pipes, do not outlive their kernel); an
+ * engine several kernels share keeps it where they all see it, so that a writer on one kernel
+ * and a reader on another use one buffer. An end is named `INCARNATION/N`: the kernel's id and
+ * run that opened it (see Pipes), so that the ends of a kernel that died can be forgotten.
+ */
+export interface PipeStore {
+  /** A new anonymous pipe, held by `owner` (a process; its children forked later hold it too). quota_exceeded past `max` pipes in the group. */
+  create(gid: string, id: string, max: number, owner: number | null): Promise<void>;
+  /** The group's FIFO `id`, made unless it is there (the same quota). */
+  fifo(gid: string, id: string, max: number): Promise<void>;
+  /** The anonymous pipes `pid` holds. */
+  list(gid: string, pid: number): Promise<string[]>;
+  /** `pid` holds what its parent holds. */
+  inherit(gid: string, ppid: number, pid: number): Promise<void>;
+  /** Records an open end; false if there is no such pipe. */
+  open(gid: string, id: string, end: string, mode: 'r' | 'w'): Promise<boolean>;
+  /** Forgets an end; an anonymous pipe nobody holds or has open any more is deleted with it. */
+  close(gid: string, id: string, end: string): Promise<void>;
+  /**
+   * Appends `data` to the buffer unless it holds bytes already and these would take it past
+   * `capacity` ('full': the writer waits). 'epipe': readers were open and none is left; 'gone':
+   * the pipe is not there.
+   */
+  write(gid: string, id: string, data: Buffer, capacity: number): Promise<'ok' | 'full' | 'epipe' | 'gone'>;
+  /** Takes up to `max` bytes from the buffer's head; eof: it is empty, writers were open and none is left (or the pipe is gone). */
+  take(gid: string, id: string, max: number): Promise<{ data: Buffer; eof: boolean }>;
+  /** A process ended: it holds its anonymous pipes no more (one nobody holds or has open is deleted). */
+  release(gid: string, pid: number): Promise<void>;
+  deleteGroup(gid: string): Promise<void>;
+  /** Forgets the ends opened by the kernel runs `dead` says are over; answers how many. */
+  sweep(dead: (incarnation: string) => Promise<boolean>): Promise<number>;
+}
+
 export interface Store {
   readonly groups: GroupStore;
   readonly processes: ProcessStore;
@@ -204,5 +240,7 @@ export interface Store {
   readonly mailboxes: MailboxStore;
   readonly shm: ShmStore;
   readonly schedule: ScheduleStore;
+  /** Only an engine several kernels share has one; a kernel alone keeps its pipes in memory. */
+  readonly pipes?: PipeStore;
   close(): Promise<void>;
 }

@@ -1,3 +1,4 @@
+import { createHash, randomBytes } from 'node:crypto';
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -133,6 +134,76 @@ describe('several kernels on one Redis store', () => {
     await Promise.all([onA.close(), onB.close()]);
   });
 
+  it('a pipe whose writer is on A and reader on B: bytes in order, held back by the buffer until B reads, EOF, then EPIPE', async () => {
+    const gid = await group('idle');
+    const callA = adminCall(a.url);
+    await callA('POST', `/v1/groups/${gid}/processes`, { process: {} });
+    const [child] = (await callA('POST', `/v1/groups/${gid}/processes`, { process: { ppid: 100 } })).body.processes as Process[];
+    const root = (await callA('GET', `/v1/groups/${gid}/processes/100`)).body.process as Process;
+    const w = await RawClient.connect(a.url, tokenOf(a, root));
+    const pipe = (await w.call('pipe.create')).result.pipe;
+    const r = await RawClient.connect(b.url, tokenOf(a, child!));
+    expect((await r.call('pipe.list')).result.pipes).toEqual([]); // forked before the pipe was made
+    const rEnd = (await r.call('pipe.open', { pipe, mode: 'r' })).result.end;
+    const wEnd = (await w.call('pipe.open', { pipe, mode: 'w' })).result.end;
+    const CHUNK = 256 * 1024;
+    const data = randomBytes(8 * 1024 * 1024);
+    let acked = 0;
+    const write = (i: number): Promise<void> =>
+      w.callBinary('pipe.write', { end: wEnd }, data.subarray(i * CHUNK, (i + 1) * CHUNK)).then((res) => {
+        expect(res.ok).toBe(true);
+        acked++;
+      });
+    // Nobody reads yet: the 1 MiB buffer takes four writes, and the fifth waits (a call sent
+    // after it on the same connection is answered before it).
+    const first = [0, 1, 2, 3, 4].map(write);
+    await Promise.all(first.slice(0, 4));
+    await w.call('pipe.list');
+    expect(acked).toBe(4);
+    const hash = createHash('sha256');
+    let received = 0;
+    const eof = new Promise<void>((resolve) =>
+      r.on((e, payload) => {
+        if (e.event === 'pipe.data' && payload) {
+          hash.update(payload);
+          received += payload.length;
+          void r.call('pipe.read', { end: rEnd, bytes: payload.length });
+        }
+        if (e.event === 'pipe.eof') resolve();
+      }),
+    );
+    await r.call('pipe.read', { end: rEnd, bytes: 64 * 1024 });
+    await first[4];
+    for (let i = 5; i < data.length / CHUNK; i++) await write(i);
+    await w.call('pipe.close', { end: wEnd });
+    await eof;
+    expect(received).toBe(data.length);
+    expect(hash.digest('hex')).toBe(createHash('sha256').update(data).digest('hex'));
+    // The reader on B closes: a writer on A gets a broken pipe.
+    await r.call('pipe.close', { end: rEnd });
+    const w2 = (await w.call('pipe.open', { pipe, mode: 'w' })).result.end;
+    expect((await w.callBinary('pipe.write', { end: w2 }, Buffer.from('x'))).error.code).toBe('epipe');
+    await Promise.all([w.close(), r.close()]);
+  });
+
+  it("an agent's usage sample reported to A shows on B", async () => {
+    const gid = await group('idle');
+    const [p] = (await adminCall(a.url)('POST', `/v1/groups/${gid}/processes`, { process: {} })).body.processes as Process[];
+    const vm = JSON.parse(readFileSync(join(a.dataDir, 'vms', p!.compute_id!, 'vm.json'), 'utf8'));
+    const agent = await RawClient.connect(a.url, credentialsOf(vm.userData)!.agent_token, 'agent');
+    const sample = { t: 1, cpu_pct: 7, cpus: 1, load: [0, 0, 0], mem_total: 1, mem_available: 1, disk_total: 1, disk_used: 1, net_rx: 0, net_tx: 0, app_procs: 1, app_cpu_pct: 3, app_rss: 1 };
+    const watcher = await RawClient.connect(b.url, tokenOf(a, p!));
+    let pushed: any;
+    expect((await watcher.call('usage.subscribe')).ok).toBe(true);
+    watcher.on((e) => e.event === 'usage' && (pushed = e));
+    const heard = whenEvent(watcher, () => pushed !== undefined);
+    expect((await agent.call('usage.report', sample)).ok).toBe(true);
+    await heard;
+    expect(pushed).toMatchObject({ pid: p!.pid, usage: { t: 1, cpu_pct: 7, app_cpu_pct: 3 } });
+    expect((await watcher.call('usage', { pid: p!.pid })).result.latest).toMatchObject({ t: 1, cpu_pct: 7 });
+    await Promise.all([agent.close(), watcher.close()]);
+  });
+
   it('a token revoked on A closes its WebSocket on B', async () => {
     const gid = await group('idle');
     const callA = adminCall(a.url);
@@ -198,10 +269,23 @@ describe('a kernel killed -9 beside another on the same store', () => {
       for (const p of (await callB('GET', `/v1/groups/${gid}/processes`)).body.processes as Process[]) vms.push(p.compute_id!);
       vms.push(bystander!.compute_id!);
 
+      // A FIFO read on A and written on B; the writer waits for room when A dies.
+      const reader = await RawClient.connect(a.url, tokenOf(a, bystander!));
+      const writer = await RawClient.connect(b.url, tokenOf(a, bystander!));
+      const fifo = (await writer.call('fifo.open', { name: 'across' })).result.pipe;
+      expect((await reader.call('pipe.open', { pipe: fifo, mode: 'r' })).ok).toBe(true);
+      const wEnd = (await writer.call('pipe.open', { pipe: fifo, mode: 'w' })).result.end;
+      for (let i = 0; i < 4; i++) expect((await writer.callBinary('pipe.write', { end: wEnd }, Buffer.alloc(256 * 1024))).ok).toBe(true);
+      const blocked = writer.callBinary('pipe.write', { end: wEnd }, Buffer.alloc(1));
+
       // The idle image has no agent to hear the TERM: the whole grace runs, and A dies in it.
       expect((await callA('DELETE', `/v1/groups/${gid}/processes/100?signal=TERM&grace=2`)).status).toBe(202);
       await stopKernelProcess(a.child, 'SIGKILL');
       for (const vm of vms) expect(osProcessesOfVm(vm).length).toBeGreaterThan(0);
+      // The reader's end died with A: once A's lease lapses, B closes it, and the write is refused.
+      expect((await blocked).error.code).toBe('epipe');
+      await writer.close();
+      await reader.close();
 
       // B takes over A's duties once A's leases lapse, and finishes the kill: the VMs A booted go.
       await watch.until((all) => [...all.values()].every((p) => p.status === 'KILLED'), 45_000);
@@ -217,6 +301,51 @@ describe('a kernel killed -9 beside another on the same store', () => {
       await watchOther.until((all) => all.get(100)?.status === 'KILLED');
       watchOther.close();
       expect(osProcessesOfVm(vms[3]!)).toEqual([]);
+    } finally {
+      await stopKernelProcess(a.child);
+      await stopKernelProcess(b.child, 'SIGTERM');
+      for (const vm of vms) for (const pid of osProcessesOfVm(vm)) process.kill(pid, 'SIGKILL');
+      rmSync(dirA, { recursive: true, force: true });
+      rmSync(dirB, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('resource pools across kernels', () => {
+  it("a fork through B counts what A holds; a fork A queued boots through B once A is killed -9 and room frees up", async () => {
+    const store = await freshStore(8);
+    const [dirA, dirB] = [mkdtempSync(join(tmpdir(), 'rack-pool-a-')), mkdtempSync(join(tmpdir(), 'rack-pool-b-'))];
+    const a = await startKernelOn(store, dirA);
+    const b = await startKernelOn(store, dirB);
+    const vms = new Set<string>();
+    try {
+      const [callA, callB] = [adminCall(a.url), adminCall(b.url)];
+      const gid = (await callA('POST', '/v1/groups', { group: { name: 'pool', template: 'idle' } })).body.group.gid;
+      expect((await callA('PUT', `/v1/groups/${gid}/pool`, { pool: { capacity: { instances: 1 } } })).status).toBe(200);
+      const watch = await watchGroup(b.url, ADMIN_TOKEN, gid);
+      const [first, queued] = (await callA('POST', `/v1/groups/${gid}/processes`, { process: { count: 2 } })).body.processes as Process[];
+      expect(first!.status).not.toBe('QUEUED');
+      expect(queued!.status).toBe('QUEUED');
+      // B learns A's holding and queue from the store (told by the bus, or at its next look).
+      const poolOnB = async (): Promise<any> => (await callB('GET', `/v1/groups/${gid}/pool`)).body.pool;
+      let pool = await poolOnB();
+      for (let i = 0; i < 500 && pool.queue.length === 0; i++) pool = await poolOnB();
+      expect(pool.group.used.instances).toBe(1);
+      expect(pool.queue.map((q: { pid: number }) => q.pid)).toEqual([queued!.pid]);
+      // A fork through B queues behind it: the group's one instance is A's.
+      const [third] = (await callB('POST', `/v1/groups/${gid}/processes`, { process: {} })).body.processes as Process[];
+      expect(third!.status).toBe('QUEUED');
+      await watch.until((all) => all.get(first!.pid)?.status === 'ACTIVE');
+      vms.add((await callB('GET', `/v1/groups/${gid}/processes/${first!.pid}`)).body.process.compute_id);
+
+      // A dies with a fork in its queue; room frees up through B: B boots A's queued fork, in order.
+      await stopKernelProcess(a.child, 'SIGKILL');
+      expect((await callB('DELETE', `/v1/groups/${gid}/processes/${first!.pid}?signal=KILL`)).status).toBe(202);
+      await watch.until((all) => all.get(first!.pid)?.status === 'KILLED' && all.get(queued!.pid)?.status === 'ACTIVE', 45_000);
+      expect(watch.latest.get(third!.pid)?.status ?? 'QUEUED').toBe('QUEUED');
+      for (const p of (await callB('GET', `/v1/groups/${gid}/processes`)).body.processes as Process[]) if (p.compute_id) vms.add(p.compute_id);
+      watch.close();
+      await callB('DELETE', `/v1/groups/${gid}`);
     } finally {
       await stopKernelProcess(a.child);
       await stopKernelProcess(b.child, 'SIGTERM');

@@ -2,7 +2,8 @@ import { randomUUID } from 'node:crypto';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { RackError } from '../../src/common/errors.js';
 import { DEFAULT_QUOTAS, type Group, type ProcessStatus } from '../../src/protocol/process.js';
-import type { NewProcess, Store } from '../../src/store/store.js';
+import { MemoryPipes } from '../../src/store/memory-pipes.js';
+import type { NewProcess, PipeStore, Store } from '../../src/store/store.js';
 
 const LIMITS = { maxCount: 100, maxBytes: 1 << 20 };
 const ROOMY = { processes: 1000, forks: 100_000 };
@@ -645,6 +646,77 @@ export function storeContract(name: string, make: () => Promise<Store>): void {
         ]);
         await store.schedule.setPool(g2!, null);
         expect((await store.schedule.pools()).map((p) => p.gid)).toEqual([g1]);
+      });
+    });
+
+    // A kernel alone keeps its pipes in memory (MemoryPipes); an engine kernels share has its own.
+    describe('pipes', () => {
+      const pipes = (): PipeStore => store.pipes ?? (memory ??= new MemoryPipes());
+      let memory: MemoryPipes | undefined;
+      beforeEach(() => {
+        memory = undefined;
+      });
+      const CAP = 1000;
+
+      it('create within the quota, FIFOs made once; who holds what, inherited at fork and released at the end', async () => {
+        const gid = await group();
+        await pipes().create(gid, 'a1', 3, 100);
+        await pipes().fifo(gid, 'fifo:x', 3);
+        await pipes().fifo(gid, 'fifo:x', 3);
+        await pipes().create(gid, 'a2', 3, null);
+        await rejectsWith(pipes().create(gid, 'a3', 3, 100), 'quota_exceeded');
+        await rejectsWith(pipes().fifo(gid, 'fifo:y', 3), 'quota_exceeded');
+        await pipes().inherit(gid, 100, 101);
+        expect(await pipes().list(gid, 101)).toEqual(['a1']);
+        await pipes().release(gid, 100);
+        expect(await pipes().open(gid, 'a1', 'k/r/1', 'r')).toBe(true);
+        // Its last holder ends while an end is open: the pipe goes with that end.
+        await pipes().release(gid, 101);
+        expect(await pipes().list(gid, 101)).toEqual([]);
+        await pipes().close(gid, 'a1', 'k/r/1');
+        expect(await pipes().open(gid, 'a1', 'k/r/2', 'r')).toBe(false);
+        await pipes().create(gid, 'a4', 3, 100); // room again
+        expect(await pipes().open(gid, 'fifo:x', 'k/r/3', 'w')).toBe(true);
+      });
+
+      it('bytes come out in order, split where asked; a full buffer refuses; EOF once writers are gone, EPIPE once readers are', async () => {
+        const gid = await group();
+        await pipes().create(gid, 'p', 8, null);
+        await pipes().open(gid, 'p', 'k/r/w', 'w');
+        await pipes().open(gid, 'p', 'k/r/r', 'r');
+        const all = Buffer.from(Array.from({ length: 256 }, (_, i) => i));
+        expect(await pipes().write(gid, 'p', all, CAP)).toBe('ok');
+        expect(await pipes().write(gid, 'p', Buffer.alloc(CAP - 256, 7), CAP)).toBe('ok');
+        expect(await pipes().write(gid, 'p', Buffer.from('x'), CAP)).toBe('full');
+        const first = await pipes().take(gid, 'p', 100);
+        expect(first).toEqual({ data: all.subarray(0, 100), eof: false });
+        expect((await pipes().take(gid, 'p', 200)).data).toEqual(Buffer.concat([all.subarray(100), Buffer.alloc(44, 7)]));
+        expect(await pipes().write(gid, 'p', Buffer.from('x'), CAP)).toBe('ok');
+        await pipes().close(gid, 'p', 'k/r/w');
+        const rest = await pipes().take(gid, 'p', 10_000);
+        expect(rest.data.length).toBe(CAP - 300 + 1);
+        expect(rest.eof).toBe(true);
+        expect(await pipes().take(gid, 'p', 0)).toEqual({ data: Buffer.alloc(0), eof: true });
+        await pipes().close(gid, 'p', 'k/r/r');
+        expect(await pipes().write(gid, 'p', Buffer.from('y'), CAP)).toBe('epipe');
+        // A buffer that is empty takes one write bigger than it.
+        await pipes().create(gid, 'big', 8, null);
+        expect(await pipes().write(gid, 'big', Buffer.alloc(CAP * 2), CAP)).toBe('ok');
+        expect(await pipes().take(gid, 'big', 0)).toEqual({ data: Buffer.alloc(0), eof: false });
+      });
+
+      it("sweep closes the ends of the runs it is told are over; deleteGroup leaves nothing", async () => {
+        const gid = await group();
+        await pipes().create(gid, 'p', 8, null);
+        await pipes().open(gid, 'p', 'dead/1/1', 'r');
+        await pipes().open(gid, 'p', 'live/1/1', 'w');
+        expect(await pipes().sweep(async (run) => run === 'dead/1')).toBe(1);
+        expect(await pipes().write(gid, 'p', Buffer.from('x'), CAP)).toBe('epipe');
+        expect(await pipes().sweep(async (run) => run === 'dead/1')).toBe(0);
+        await pipes().deleteGroup(gid);
+        expect(await pipes().write(gid, 'p', Buffer.from('x'), CAP)).toBe('gone');
+        expect(await pipes().take(gid, 'p', 10)).toEqual({ data: Buffer.alloc(0), eof: true });
+        expect(await pipes().open(gid, 'p', 'live/1/2', 'w')).toBe(false);
       });
     });
   });

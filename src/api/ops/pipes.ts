@@ -14,7 +14,7 @@ const ENDS_BOUND = 'a pipe end belongs to the connection that opened it';
 
 /** The pipe a REST call names: an anonymous pipe's id, or a FIFO by name (made on first use). */
 async function pipeId(pipes: Pipes, kernel: Kernel, ctx: OpContext, id: string): Promise<string> {
-  if (id.startsWith('fifo:')) return pipes.fifo(ctx.gid, id.slice(5), (await kernel.quotas(ctx.gid)).pipes);
+  if (id.startsWith('fifo:')) return await pipes.fifo(ctx.gid, id.slice(5), (await kernel.quotas(ctx.gid)).pipes);
   if (!/^[0-9a-f]{16}$/.test(id)) throw new RackError('bad_request', 'a pipe id is 16 hex digits, or fifo:NAME');
   return id;
 }
@@ -23,7 +23,7 @@ async function pipeId(pipes: Pipes, kernel: Kernel, ctx: OpContext, id: string):
 function watch(pipes: Pipes, conn: Connection): void {
   if (conn.state.has('pipes')) return;
   conn.state.set('pipes', true);
-  conn.onClose(() => pipes.detachOwner(conn));
+  conn.onClose(() => void pipes.detachOwner(conn));
 }
 
 /** Pipes: byte streams between the processes of a group, with backpressure. */
@@ -39,7 +39,7 @@ export function pipeOps({ kernel, pipes }: Services): Operation[] {
       errors: ['quota_exceeded'],
       idempotent: false,
       rest: { method: 'POST', path: '/v1/groups/{gid}/pipes', status: 201 },
-      handler: async (ctx) => ({ pipe: pipes.create(ctx.who, ctx.gid, (await kernel.quotas(ctx.gid)).pipes) }),
+      handler: async (ctx) => ({ pipe: await pipes.create(ctx.who, ctx.gid, (await kernel.quotas(ctx.gid)).pipes) }),
     }),
     defineOp({
       name: 'pipe.list',
@@ -49,7 +49,7 @@ export function pipeOps({ kernel, pipes }: Services): Operation[] {
       output: object({ pipes: { type: 'array', items: { type: 'string' } } }, ['pipes']),
       idempotent: true,
       rest: { method: 'GET', path: '/v1/self/pipes' },
-      handler: async (ctx, input: { pid: number }) => ({ pipes: pipes.list(ctx.gid, input.pid) }),
+      handler: async (ctx, input: { pid: number }) => ({ pipes: await pipes.list(ctx.gid, input.pid) }),
     }),
     defineOp({
       name: 'fifo.open',
@@ -60,7 +60,7 @@ export function pipeOps({ kernel, pipes }: Services): Operation[] {
       errors: ['quota_exceeded'],
       idempotent: true,
       rest: { method: 'PUT', path: '/v1/groups/{gid}/fifos/{name}' },
-      handler: async (ctx, input: { name: string }) => ({ pipe: pipes.fifo(ctx.gid, input.name, (await kernel.quotas(ctx.gid)).pipes) }),
+      handler: async (ctx, input: { name: string }) => ({ pipe: await pipes.fifo(ctx.gid, input.name, (await kernel.quotas(ctx.gid)).pipes) }),
     }),
     defineOp({
       name: 'pipe.open',
@@ -75,7 +75,7 @@ export function pipeOps({ kernel, pipes }: Services): Operation[] {
       wsOnly: ENDS_BOUND,
       handler: async (ctx, input: { pipe: string; mode: 'r' | 'w'; resume?: boolean }) => {
         const conn = connOf(ctx);
-        const end = pipes.open(ctx.who, ctx.gid, input.pipe, input.mode, conn, input.resume === true);
+        const end = await pipes.open(ctx.who, ctx.gid, input.pipe, input.mode, conn, input.resume === true);
         watch(pipes, conn);
         return { end };
       },
@@ -143,7 +143,7 @@ export function pipeOps({ kernel, pipes }: Services): Operation[] {
       rest: null,
       wsOnly: ENDS_BOUND,
       handler: async (ctx, input: { end: number }) => {
-        pipes.close(ctx.who, input.end);
+        await pipes.close(ctx.who, input.end);
         return {};
       },
     }),
@@ -158,7 +158,7 @@ export function pipeOps({ kernel, pipes }: Services): Operation[] {
       rest: { method: 'PUT', path: '/v1/groups/{gid}/pipes/{id}', status: 204, raw: true, rawRequest: 'application/octet-stream' },
       handler: async (ctx, input: { id: string }) => {
         const req = ctx.http!.req;
-        const end = pipes.open(ctx.who, ctx.gid, await pipeId(pipes, kernel, ctx, input.id), 'w', req);
+        const end = await pipes.open(ctx.who, ctx.gid, await pipeId(pipes, kernel, ctx, input.id), 'w', req);
         try {
           let pending: Buffer = Buffer.alloc(0);
           for await (const chunk of req as AsyncIterable<Buffer>) {
@@ -170,7 +170,7 @@ export function pipeOps({ kernel, pipes }: Services): Operation[] {
           }
           if (pending.length) await pipes.write(ctx.who, end, pending);
         } finally {
-          pipes.closeOwner(req);
+          await pipes.closeOwner(req);
         }
         return {};
       },
@@ -186,9 +186,9 @@ export function pipeOps({ kernel, pipes }: Services): Operation[] {
       rest: { method: 'GET', path: '/v1/groups/{gid}/pipes/{id}', raw: true, rawResponse: 'application/octet-stream' },
       handler: async (ctx, input: { id: string }) => {
         const { req, res } = ctx.http!;
-        const end = pipes.open(ctx.who, ctx.gid, await pipeId(pipes, kernel, ctx, input.id), 'r', req);
+        const end = await pipes.open(ctx.who, ctx.gid, await pipeId(pipes, kernel, ctx, input.id), 'r', req);
         res.writeHead(200, { 'content-type': 'application/octet-stream' });
-        res.on('close', () => pipes.closeOwner(req));
+        res.on('close', () => void pipes.closeOwner(req));
         await new Promise<void>((resolve) => {
           const sink = {
             data: (chunk: Buffer) => {

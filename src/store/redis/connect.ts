@@ -53,16 +53,21 @@ type Arg = string | number | Buffer;
  */
 export interface Scripts<N extends string> {
   run(name: N, base: string, ...args: Arg[]): Promise<unknown>;
+  /** The same, answering bulk strings as Buffers (binary data). */
+  runBuffer(name: N, base: string, ...args: Arg[]): Promise<unknown>;
 }
 
 export function scripts<N extends string>(client: Client, family: string, lua: Record<N, string>): Scripts<N> {
   for (const [name, body] of Object.entries<string>(lua)) client.defineCommand(`rack_${family}_${name}`, { numberOfKeys: 1, lua: body });
   const commands = client as unknown as Record<string, (...args: Arg[]) => Promise<unknown>>;
+  const call = (command: string, base: string, args: Arg[]): Promise<unknown> =>
+    commands[command]!(base, ...args).catch((err: Error) => {
+      const m = /^RACK ([a-z_]+) ([\s\S]*)$/.exec(err.message);
+      throw m ? new RackError(m[1] as RackError['code'], m[2]!) : err;
+    });
   return {
-    run: (name, base, ...args) =>
-      commands[`rack_${family}_${name}`]!(base, ...args).catch((err: Error) => {
-        const m = /^RACK ([a-z_]+) ([\s\S]*)$/.exec(err.message);
-        throw m ? new RackError(m[1] as RackError['code'], m[2]!) : err;
-      }),
+    run: (name, base, ...args) => call(`rack_${family}_${name}`, base, args),
+    // ioredis defines NAMEBuffer beside each command.
+    runBuffer: (name, base, ...args) => call(`rack_${family}_${name}Buffer`, base, args),
   };
 }

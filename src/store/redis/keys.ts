@@ -10,11 +10,19 @@ export class Keys {
   readonly shmExpiring: string;
   /** The Resource Scheduler's fork order, across groups. */
   readonly scheduleSeq: string;
+  /** The kernel runs that have pipe ends open (see pipeEnds). */
+  readonly pipeRuns: string;
 
   constructor(private readonly prefix: string) {
     this.groups = `${prefix}:groups`;
     this.shmExpiring = `${prefix}:shm-expiring`;
     this.scheduleSeq = `${prefix}:schedule-seq`;
+    this.pipeRuns = `${prefix}:pipe-runs`;
+  }
+
+  /** The pipe ends a kernel run has open, each `gid NL pipe NL end`: forgotten when the run is over. */
+  pipeEnds(run: string): string {
+    return `${this.prefix}:pipe-ends:${run}`;
   }
 
   group(gid: string): string {

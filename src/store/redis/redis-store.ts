@@ -3,6 +3,7 @@ import type {
   GroupStore,
   KillStore,
   MailboxStore,
+  PipeStore,
   NewProcess,
   PendingKill,
   ProcessFilter,
@@ -19,6 +20,7 @@ import type {
 import { connectRedis, scripts, type Client, type Scripts } from './connect.js';
 import { Keys } from './keys.js';
 import { RedisMailboxes } from './mailbox-store.js';
+import { RedisPipes } from './pipe-store.js';
 import { RedisSchedule } from './schedule-store.js';
 import { PROCESS_SCRIPTS } from './scripts.js';
 import { RedisShm } from './shm-store.js';
@@ -254,6 +256,7 @@ export class RedisStore implements Store {
   readonly mailboxes: MailboxStore;
   readonly shm: ShmStore;
   readonly schedule: ScheduleStore;
+  readonly pipes: PipeStore;
 
   private constructor(private readonly redis: Client, prefix: string) {
     const keys = new Keys(prefix);
@@ -266,6 +269,7 @@ export class RedisStore implements Store {
     this.mailboxes = new RedisMailboxes(redis, keys);
     this.shm = new RedisShm(redis, keys);
     this.schedule = new RedisSchedule(redis, keys, lua, () => allGroups(redis, keys));
+    this.pipes = new RedisPipes(redis, keys);
   }
 
   static async open(url: string, prefix = 'rack', onError?: (err: Error) => void): Promise<RedisStore> {
