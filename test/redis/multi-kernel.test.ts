@@ -7,10 +7,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { inject } from 'vitest';
 import { RECHECK_MS } from '../../src/bus/bus.js';
 import type { Process } from '../../src/protocol/process.js';
-import { credentialsOf } from '../../src/protocol/user-data.js';
 import { untilFile } from '../support/files.js';
 import { osProcessesOfVm } from '../support/kernel.js';
-import { ADMIN_TOKEN, adminCall, freePort, startKernelOn, stopKernelProcess, type KernelOnStore } from '../support/kernel-process.js';
+import { ADMIN_TOKEN, adminCall, credentialsOfVm, freePort, startKernelOn, stopKernelProcess, type KernelOnStore } from '../support/kernel-process.js';
 import { watchGroup } from '../support/watch.js';
 import { RawClient } from '../support/ws-client.js';
 
@@ -23,10 +22,9 @@ async function freshStore(db: number): Promise<string> {
   return url;
 }
 
-/** A process's app token, where its VM gets it: the user_data the booting kernel's sim driver wrote. */
+/** A process's app token. */
 function tokenOf(k: KernelOnStore, p: Process): string {
-  const vm = JSON.parse(readFileSync(join(k.dataDir, 'vms', p.compute_id!, 'vm.json'), 'utf8'));
-  return credentialsOf(vm.userData)!.token;
+  return credentialsOfVm(k, p).token;
 }
 
 /** Resolves once `check` answers true, checking after each event of `client` (and at once). */
@@ -189,8 +187,7 @@ describe('several kernels on one Redis store', () => {
   it("an agent's usage sample reported to A shows on B", async () => {
     const gid = await group('idle');
     const [p] = (await adminCall(a.url)('POST', `/v1/groups/${gid}/processes`, { process: {} })).body.processes as Process[];
-    const vm = JSON.parse(readFileSync(join(a.dataDir, 'vms', p!.compute_id!, 'vm.json'), 'utf8'));
-    const agent = await RawClient.connect(a.url, credentialsOf(vm.userData)!.agent_token, 'agent');
+    const agent = await RawClient.connect(a.url, credentialsOfVm(a, p!).agent_token, 'agent');
     const sample = { t: 1, cpu_pct: 7, cpus: 1, load: [0, 0, 0], mem_total: 1, mem_available: 1, disk_total: 1, disk_used: 1, net_rx: 0, net_tx: 0, app_procs: 1, app_cpu_pct: 3, app_rss: 1 };
     const watcher = await RawClient.connect(b.url, tokenOf(a, p!));
     let pushed: any;

@@ -1,7 +1,10 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
+import { join } from 'node:path';
 import { inject } from 'vitest';
+import type { Process } from '../../src/protocol/process.js';
+import { credentialsOf, type Credentials } from '../../src/protocol/user-data.js';
 import { FIXTURES } from './kernel.js';
 
 export const ADMIN_TOKEN = 'process-admin-token-0123456789';
@@ -90,4 +93,10 @@ export function startKernelOn(store: string, dataDir: string, extra: readonly st
     });
     child.once('exit', (code) => reject(new Error(`kernel exited early (${code})`)));
   });
+}
+
+/** A process's tokens, where its VM gets them: the user_data the booting kernel's sim driver wrote. */
+export function credentialsOfVm(k: KernelOnStore, p: Process): Credentials {
+  const vm = JSON.parse(readFileSync(join(k.dataDir, 'vms', p.compute_id!, 'vm.json'), 'utf8'));
+  return credentialsOf(vm.userData)!;
 }
