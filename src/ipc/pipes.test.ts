@@ -66,6 +66,20 @@ describe('pipes (kernel side)', () => {
   });
 });
 
+describe('pipes: ends of a process that ended', () => {
+  it("its writes waiting for room fail, and closing its ends does not wait for them", async () => {
+    const pipes = new Pipes(new MemoryPipes());
+    const proc: Principal = { kind: 'process', gid: 'g', pid: 101, role: 'app' };
+    const id = await pipes.create(admin, 'g', 16);
+    await pipes.open(admin, 'g', id, 'r', {});
+    const w = await pipes.open(proc, 'g', id, 'w', {});
+    for (let n = 0; n < PIPE_CAPACITY; n += MAX_WRITE) await pipes.write(proc, w, Buffer.alloc(MAX_WRITE));
+    const blocked = pipes.write(proc, w, Buffer.alloc(1));
+    await pipes.closeProcess('g', 101);
+    await expect(blocked).rejects.toThrow(/the writing process ended/);
+  });
+});
+
 describe('pipes on a store two kernels share (fake: one MemoryPipes)', () => {
   /** Two kernels' Pipes on one store, each telling the other of its changes as the bus would. */
   function twoKernels(alive = new Set(['a', 'b'])): { a: Pipes; b: Pipes; alive: Set<string> } {

@@ -321,7 +321,7 @@ export class Pipes extends EventEmitter<{ opened: [{ gid: string; pipe: string; 
    * kernel says so to the store; false when another kernel saw the end and did).
    */
   async closeProcess(gid: string, pid: number, stored = true): Promise<void> {
-    await Promise.all([...this.ends.values()].filter((e) => e.gid === gid && e.pid === pid).map((e) => this.drop(e)));
+    await Promise.all([...this.ends.values()].filter((e) => e.gid === gid && e.pid === pid).map((e) => this.drop(e, false)));
     if (stored) await this.store.release(gid, pid);
   }
 
@@ -363,14 +363,22 @@ export class Pipes extends EventEmitter<{ opened: [{ gid: string; pipe: string; 
     if (closed > 0) for (const pipe of this.pipes.values()) this.pump(pipe);
   }
 
-  private async drop(e: End): Promise<void> {
+  /**
+   * Closes an end here and in the store. A writer's bytes already taken go in first (`flush`),
+   * so that its reader's EOF comes after them; without `flush` (its process ended) the writes
+   * still waiting for room fail, as an interrupted write does.
+   */
+  private async drop(e: End, flush = true): Promise<void> {
     if (!this.ends.delete(e.id)) return;
     if (e.linger) clearTimeout(e.linger);
     const pipe = e.pipe;
     pipe.ends.delete(e);
-    // A writer's bytes already taken go in before it counts as closed: its reader's EOF comes after them.
-    const last = pipe.pending.filter((w) => w.end === e).at(-1);
-    if (last) await last.settled;
+    const mine = pipe.pending.filter((w) => w.end === e);
+    if (flush && mine.length > 0) await mine.at(-1)!.settled;
+    else if (mine.length > 0) {
+      pipe.pending.splice(0, pipe.pending.length, ...pipe.pending.filter((w) => w.end !== e));
+      for (const w of mine) w.reject(new RackError('epipe', 'the writing process ended'));
+    }
     try {
       await this.store.close(pipe.gid, pipe.id, e.name);
     } catch (err) {
@@ -428,7 +436,7 @@ export class Pipes extends EventEmitter<{ opened: [{ gid: string; pipe: string; 
         answer = await this.store.write(pipe.gid, pipe.id, w.data, PIPE_CAPACITY);
       } catch (err) {
         // The store is unreachable: this write fails (its writer may send it again, at its offset).
-        pipe.pending.shift();
+        this.unpend(pipe, w);
         w.reject(err instanceof RackError ? err : new RackError('unavailable', `the pipe's store: ${(err as Error).message}`));
         continue;
       }
@@ -440,7 +448,7 @@ export class Pipes extends EventEmitter<{ opened: [{ gid: string; pipe: string; 
         for (const e of pipe.ends) for (const x of e.waiters.splice(0)) x.reject(err());
         break;
       }
-      pipe.pending.shift();
+      this.unpend(pipe, w);
       moved = true;
       w.resolve();
       const e = w.end;
@@ -452,6 +460,12 @@ export class Pipes extends EventEmitter<{ opened: [{ gid: string; pipe: string; 
       }
     }
     return moved;
+  }
+
+  /** Takes a write off the waiting list (its end may have closed while the store had it: then it is off already). */
+  private unpend(pipe: LocalPipe, w: PendingWrite): void {
+    const i = pipe.pending.indexOf(w);
+    if (i >= 0) pipe.pending.splice(i, 1);
   }
 
   /** True if bytes left the buffer. */
