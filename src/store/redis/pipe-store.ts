@@ -56,8 +56,11 @@ export class RedisPipes implements PipeStore {
   async open(gid: string, id: string, end: string, mode: 'r' | 'w'): Promise<boolean> {
     const run = runOf(end);
     await this.redis.sadd(this.keys.pipeRuns, run);
-    await this.redis.sadd(this.keys.pipeEnds(run), `${gid}\n${id}\n${end}`);
-    return (await this.run('open', gid, id, end, mode)) === 1;
+    const entry = `${gid}\n${id}\n${end}`;
+    await this.redis.sadd(this.keys.pipeEnds(run), entry);
+    if ((await this.run('open', gid, id, end, mode)) === 1) return true;
+    await this.redis.srem(this.keys.pipeEnds(run), entry);
+    return false;
   }
 
   async close(gid: string, id: string, end: string): Promise<void> {
