@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import type { Logger } from '../../common/log.js';
+import { python3 } from '../../common/python.js';
 
 /**
  * The receiving end of the app's NOTIFY_SOCKET. Node cannot bind a unix datagram socket, and the
@@ -62,7 +63,8 @@ export class NotifyRelay extends EventEmitter<{ message: [Notification] }> {
     const dir = mkdtempSync(join(process.env.RUNTIME_DIRECTORY || tmpdir(), 'dckinit-'));
     if (owner) chownSync(dir, owner.uid, owner.gid);
     const path = join(dir, 'notify.sock');
-    const helper = spawn('python3', ['-c', HELPER, path], { stdio: ['pipe', 'pipe', 'pipe'] });
+    const py = python3();
+    const helper = spawn(py.file, [...py.args, '-c', HELPER, path], { stdio: ['pipe', 'pipe', 'pipe'] });
     const lines = createInterface({ input: helper.stdout! });
     let stderr = '';
     helper.stderr!.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-500)));
