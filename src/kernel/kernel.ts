@@ -17,6 +17,7 @@ import {
   type WaitResult,
 } from '../protocol/process.js';
 import type { Capacity, PoolView, QueuedFork } from '../protocol/resources.js';
+import type { JsonText } from '../protocol/json-text.js';
 import { Scheduler } from '../scheduler/scheduler.js';
 import { aliveLease, BOOT_LEASE_MS, bootLease, LEASE_RENEW_MS, LEASE_TTL_MS, LocalBus, RECHECK_MS, type KernelBus } from '../bus/bus.js';
 import type { NewProcess, ProcessFilter, Store } from '../store/store.js';
@@ -232,6 +233,12 @@ export class Kernel {
   async listProcesses(gid: string, filter: ProcessFilter = {}): Promise<Process[]> {
     await this.getGroup(gid);
     return this.store.processes.list(gid, filter);
+  }
+
+  /** listProcesses as JSON text, for an answer that passes it on. */
+  async listProcessesText(gid: string, filter: ProcessFilter = {}): Promise<JsonText> {
+    await this.getGroup(gid);
+    return this.store.processes.listText(gid, filter);
   }
 
   async getProcess(gid: string, pid: number): Promise<Process> {

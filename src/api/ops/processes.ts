@@ -49,7 +49,7 @@ export function processOps({ kernel }: Services): Operation[] {
       idempotent: true,
       rest: { method: 'GET', path: P, query: ['ppid', 'status'] },
       handler: async (ctx, input: { ppid?: number; status?: ProcessStatus[] }) => ({
-        processes: await kernel.listProcesses(ctx.gid, { ppid: input.ppid, status: input.status }),
+        processes: await kernel.listProcessesText(ctx.gid, { ppid: input.ppid, status: input.status }),
       }),
     }),
     defineOp({

@@ -1,3 +1,4 @@
+import { JsonText } from '../../protocol/json-text.js';
 import { DEFAULT_QUOTAS, LIVE_STATUSES, type Group, type Process, type ProcessStatus, type Quotas } from '../../protocol/process.js';
 import type {
   GroupStore,
@@ -108,6 +109,10 @@ class RedisProcesses implements ProcessStore {
     const all = (await mget(this.redis, pids.map((pid) => `${base}p:${pid}`))).map(toProcess).filter((p): p is Process => p !== null);
     const wanted = filter.status && filter.status.length > 0 ? new Set<string>(filter.status) : null;
     return wanted ? all.filter((p) => wanted.has(p.status)) : all;
+  }
+
+  async listText(gid: string, filter: ProcessFilter = {}): Promise<JsonText> {
+    return new JsonText(JSON.stringify(await this.list(gid, filter)));
   }
 
   async listLive(): Promise<Process[]> {
