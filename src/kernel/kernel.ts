@@ -11,6 +11,7 @@ import {
   type Args,
   type Group,
   type Process,
+  type ProcessField,
   type ProcessStatus,
   type Quotas,
   type SignalName,
@@ -235,10 +236,10 @@ export class Kernel {
     return this.store.processes.list(gid, filter);
   }
 
-  /** listProcesses as JSON text, for an answer that passes it on. */
-  async listProcessesText(gid: string, filter: ProcessFilter = {}): Promise<JsonText> {
+  /** listProcesses as JSON text, for an answer that passes it on; `fields`: only these of each process. */
+  async listProcessesText(gid: string, filter: ProcessFilter = {}, fields?: readonly ProcessField[]): Promise<JsonText> {
     await this.getGroup(gid);
-    return this.store.processes.listText(gid, filter);
+    return this.store.processes.listText(gid, filter, fields);
   }
 
   async getProcess(gid: string, pid: number): Promise<Process> {

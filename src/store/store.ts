@@ -5,7 +5,7 @@
  */
 import type { RackError } from '../common/errors.js';
 import type { JsonText } from '../protocol/json-text.js';
-import type { Group, Process, ProcessStatus, Quotas } from '../protocol/process.js';
+import type { Group, Process, ProcessField, ProcessStatus, Quotas } from '../protocol/process.js';
 import type { Capacity } from '../protocol/resources.js';
 
 export type NewProcess = Omit<Process, 'pid' | 'created_at' | 'updated_at' | 'ended_at'>;
@@ -43,9 +43,10 @@ export interface ProcessStore {
   list(gid: string, filter?: ProcessFilter): Promise<Process[]>;
   /**
    * The same list as JSON text (an array, as JSON.stringify would write it), for answers that only
-   * pass it on: a store that can write it without making an object per process does.
+   * pass it on: a store that can write it without making an object per process does. `fields`:
+   * only these of each process, in their usual order (default all).
    */
-  listText(gid: string, filter?: ProcessFilter): Promise<JsonText>;
+  listText(gid: string, filter?: ProcessFilter, fields?: readonly ProcessField[]): Promise<JsonText>;
   /** Every process of every group that is not terminal, QUEUED included (for reconciliation at start). */
   listLive(): Promise<Process[]>;
   /** Applies the patch; `updated_at` is set by the store. Returns the new row (null if unknown). */

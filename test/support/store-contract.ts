@@ -223,6 +223,10 @@ export function storeContract(name: string, make: () => Promise<Store>): void {
         const [listed] = await store.processes.list(gid, { ppid: 100, status: ['EXITED'] });
         expect(Object.keys(JSON.parse((await store.processes.listText(gid, { ppid: 100, status: ['EXITED'] })).text.toString())[0])).toEqual(Object.keys(listed!));
         expect((await store.processes.listText('nope')).text.toString()).toBe('[]');
+        // Some fields only: those, in the usual order whatever order they are asked in.
+        const some = JSON.parse((await store.processes.listText(gid, { ppid: 100 }, ['status', 'pid', 'args', 'app_status'])).text.toString()) as Array<Record<string, unknown>>;
+        expect(some).toEqual((await store.processes.list(gid, { ppid: 100 })).map((p) => ({ pid: p.pid, args: p.args, status: p.status, app_status: p.app_status })));
+        expect(Object.keys(some[0]!)).toEqual(['pid', 'args', 'status', 'app_status']);
       });
 
       it('update applies a patch and sets updated_at; any status, even out of a terminal one', async () => {

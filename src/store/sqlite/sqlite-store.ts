@@ -1,5 +1,5 @@
 import { RackError } from '../../common/errors.js';
-import { DEFAULT_QUOTAS, type Group, type Process, type ProcessStatus, type Quotas } from '../../protocol/process.js';
+import { DEFAULT_QUOTAS, PROCESS_FIELDS, type Group, type Process, type ProcessField, type ProcessStatus, type Quotas } from '../../protocol/process.js';
 import type {
   GroupStore,
   KillStore,
@@ -55,8 +55,11 @@ function toProcess(row: ProcessRow | undefined): Process | null {
   };
 }
 
-/** A process row as JSON, the fields and their order toProcess's. */
-const PROCESS_JSON = `json_object('gid', gid, 'pid', pid, 'ppid', ppid, 'name', name, 'template', template, 'flavor', flavor, 'args', json(args), 'status', status, 'app_state', app_state, 'app_status', app_status, 'exit_code', exit_code, 'signal', signal, 'error', error, 'compute_id', compute_id, 'created_at', created_at, 'updated_at', updated_at, 'ended_at', ended_at)`;
+/** A process row as JSON: these fields of it, in toProcess's order (PROCESS_FIELDS's, also the columns' names). */
+function processJson(fields: readonly ProcessField[]): string {
+  const pairs = PROCESS_FIELDS.filter((f) => fields.includes(f)).map((f) => `'${f}', ${f === 'args' ? 'json(args)' : f}`);
+  return `json_object(${pairs.join(', ')})`;
+}
 
 /** The WHERE clause of a ProcessFilter, with its values. */
 function processWhere(gid: string, filter: ProcessFilter): { where: string; values: unknown[] } {
@@ -197,10 +200,10 @@ class SqliteProcesses implements ProcessStore {
    * statement takes 10-30 ms. The fields are toProcess's, in its order (what JSON.stringify of a
    * list() writes).
    */
-  async listText(gid: string, filter: ProcessFilter = {}): Promise<JsonText> {
+  async listText(gid: string, filter: ProcessFilter = {}, fields: readonly ProcessField[] = PROCESS_FIELDS): Promise<JsonText> {
     const { where, values } = processWhere(gid, filter);
     const json = this.db
-      .prepare(`SELECT CAST(json_group_array(${PROCESS_JSON} ORDER BY pid) AS BLOB) FROM processes WHERE ${where}`)
+      .prepare(`SELECT CAST(json_group_array(${processJson(fields)} ORDER BY pid) AS BLOB) FROM processes WHERE ${where}`)
       .pluck()
       .get(...values) as Buffer;
     return new JsonText(json);
