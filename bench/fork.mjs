@@ -6,7 +6,7 @@
 // service or channel. ACTIVE is beside the agent's process having started; app running beside the
 // app having started. Limits: 1.3x for 1 VM, 2x for 100 (10 is shown, with the 100 limit).
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { jsonOut, root, startKernel, table, writeJson } from './lib/common.mjs';
@@ -24,6 +24,36 @@ const out = mkdtempSync(join(tmpdir(), 'rack-bench-fork-'));
 const app = ['/bin/sh', join(root, 'test/fixtures/templates/agent-app/opt/app/app.sh')];
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
+// bench/profile.mjs fork: RACK_BENCH_AGENT_NODE_ARGS are node options for the VMs' agents (the
+// profiler's), given by a copy of the template whose image.yaml runs the agent with them; each
+// agent is stopped with TERM once its app runs, so that it writes its profile, before its group
+// goes. RACK_BENCH_WINDOW=file: when each fork through the kernel started and ended
+// (CLOCK_MONOTONIC µs, the profiler's clock).
+const agentArgs = (process.env.RACK_BENCH_AGENT_NODE_ARGS ?? '').split(' ').filter(Boolean);
+let templates = join(root, 'test/fixtures/templates');
+if (agentArgs.length > 0) {
+  templates = join(out, 'templates');
+  cpSync(join(root, 'test/fixtures/templates/agent-app'), join(templates, 'agent-app'), { recursive: true });
+  writeFileSync(join(templates, 'agent-app', 'image.yaml'), `init: ${JSON.stringify([process.execPath, ...AGENT_NODE_FLAGS, ...agentArgs, join(root, 'dist/dckinit/main.js')])}\n`);
+}
+const windows = [];
+const now = () => Number(process.hrtime.bigint() / 1000n);
+
+/** TERM to each VM's agent, then until each has ended (the sim driver, in this process, reaps it). */
+async function stopAgents(k, procs) {
+  const pids = procs.map((p) => JSON.parse(readFileSync(join(k.dataDir, 'vms', p.compute_id, 'vm.json'), 'utf8')).pid);
+  for (const pid of pids) process.kill(pid, 'SIGTERM');
+  const alive = (pid) => {
+    try {
+      process.kill(pid, 0);
+      return true;
+    } catch {
+      return false;
+    }
+  };
+  while (pids.some(alive)) await new Promise((r) => setTimeout(r, 20));
+}
+
 /** The kernel's way: one fork of n processes; when each is ACTIVE, when each app runs. */
 async function viaKernel(k, n) {
   const { gid } = await k.kernel.createGroup({ name: `fork-${n}`, template: 'agent-app', args: { out }, quotas: { processes: n + 1 } });
@@ -36,10 +66,13 @@ async function viaKernel(k, n) {
     if (active.size === n) allActive = performance.now() - t0;
   };
   k.kernel.events.on('process', onEvent);
+  const start = now();
   const procs = await k.kernel.fork(ADMIN, gid, { count: n });
-  await k.kernel.waitRunning(gid, procs.map((p) => p.pid), 300_000);
+  const booted = await k.kernel.waitRunning(gid, procs.map((p) => p.pid), 300_000);
   const running = performance.now() - t0;
+  windows.push({ start, end: now() });
   k.kernel.events.off('process', onEvent);
+  if (agentArgs.length > 0) await stopAgents(k, booted);
   await k.kernel.deleteGroup(gid);
   return { active: allActive ?? running, running };
 }
@@ -79,7 +112,7 @@ async function direct(n) {
   return { active: allStarted, running };
 }
 
-const k = await startKernel([join(root, 'test/fixtures/templates')]);
+const k = await startKernel([templates]);
 const rows = [];
 try {
   await viaKernel(k, 1); // warm up: the kernel's code paths, the page cache of node and the agent
@@ -114,4 +147,5 @@ table('fork, sim VMs (agent + app), beside spawning the same processes directly;
   r.n, ms(r.fork_active_ms), ms(r.direct_started_ms), `${r.active_ratio.toFixed(2)}x`, ms(r.fork_running_ms), ms(r.direct_running_ms), `${r.running_ratio.toFixed(2)}x`, `≤ ${r.limit}x`,
 ]));
 writeJson(jsonOut(), { rows });
+writeJson(process.env.RACK_BENCH_WINDOW, { fork: windows });
 process.exit(0);

@@ -9,6 +9,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { jsonOut, root, table, writeJson } from './lib/common.mjs';
 
+// --only ps: the `rack ps` measure alone (bench/profile.mjs ps runs it so).
+const onlyPs = process.argv.includes('--only') && process.argv[process.argv.indexOf('--only') + 1] === 'ps';
 const { Kernel } = await import(join(root, 'dist/kernel/kernel.js'));
 const { SqliteStore } = await import(join(root, 'dist/store/sqlite/sqlite-store.js'));
 const { FakeDriver } = await import(join(root, 'dist/compute/fake/fake-driver.js'));
@@ -41,19 +43,27 @@ async function perVm(n) {
   return { fork: (f.user + f.system) / n, del: (d.user + d.system) / n };
 }
 
-await perVm(200); // the JIT warms up first
-const sizes = [500, 2000, 5000];
 const fake = [];
-for (const n of sizes) fake.push({ n, ...(await perVm(n)) });
-const base = fake[0];
-table('kernel CPU per VM, fake compute driver', ['VMs', 'fork µs/VM', 'ratio', 'delete µs/VM', 'ratio', 'limit'], fake.map((r) => [
-  r.n, r.fork.toFixed(0), (r.fork / base.fork).toFixed(2), r.del.toFixed(0), (r.del / base.del).toFixed(2), `≤ ${LIMIT}`,
-]));
+if (!onlyPs) {
+  await perVm(200); // the JIT warms up first
+  for (const n of [500, 2000, 5000]) fake.push({ n, ...(await perVm(n)) });
+  const base = fake[0];
+  table('kernel CPU per VM, fake compute driver', ['VMs', 'fork µs/VM', 'ratio', 'delete µs/VM', 'ratio', 'limit'], fake.map((r) => [
+    r.n, r.fork.toFixed(0), (r.fork / base.fork).toFixed(2), r.del.toFixed(0), (r.del / base.del).toFixed(2), `≤ ${LIMIT}`,
+  ]));
+}
 
 // `rack ps` of 10,000 processes (one group, fake driver, the kernel in this process) beside the
 // REST list it is built on, fetched by curl: both are a process started, a request, an answer.
 const PS_N = 10_000;
 const PS_LIMIT_S = 0.5;
+// bench/profile.mjs ps: RACK_BENCH_CLI_NODE_ARGS are node options for the CLI (the profiler's),
+// added to its #! line's; RACK_BENCH_WINDOW=file: when the CLI runs started and ended
+// (CLOCK_MONOTONIC µs, the profiler's clock).
+const cliArgs = (process.env.RACK_BENCH_CLI_NODE_ARGS ?? '').split(' ').filter(Boolean);
+const cli = join(root, 'dist/cli/main.js');
+const cliFlags = readFileSync(cli, 'utf8').split('\n', 1)[0].split(' ').filter((a) => a.startsWith('--'));
+const rack = (args) => (cliArgs.length > 0 ? [process.execPath, [...cliFlags, ...cliArgs, cli, ...args]] : [cli, args]);
 async function psOf(n) {
   const { startKernel } = await import(join(root, 'dist/server/start.js'));
   const k = await startKernel({ listen: '127.0.0.1:0', dataDir: mkdtempSync(join(tmpdir(), 'rack-bench-ps-')), adminToken: 'bench-admin-token-0123456789', log: silentLogger(), compute: new FakeDriver(), forkLimit: 1000, quotas: { processes: n + 10 } });
@@ -76,9 +86,11 @@ async function psOf(n) {
       return runs.sort((a, b) => a.s - b.s)[0];
     };
     // As a user runs it: the script itself, so that its #! line's node flags apply.
-    const ps = await best(() => wall(join(root, 'dist/cli/main.js'), ['ps', '--gid', gid]));
+    const start = Number(process.hrtime.bigint() / 1000n);
+    const ps = await best(() => wall(...rack(['ps', '--gid', gid])));
     if (ps.lines < n) throw new Error(`rack ps printed ${ps.lines} lines for ${n} processes`);
-    const tree = await best(() => wall(join(root, 'dist/cli/main.js'), ['ps', '--gid', gid, '--tree']));
+    const tree = await best(() => wall(...rack(['ps', '--gid', gid, '--tree'])));
+    writeJson(process.env.RACK_BENCH_WINDOW, { ps: { start, end: Number(process.hrtime.bigint() / 1000n) } });
     const rest = await best(() => wall('curl', ['-sf', '-o', '/dev/null', '-H', `authorization: Bearer ${k.adminToken}`, `${k.url}/v1/groups/${gid}/processes`]));
     return { n, ps_s: ps.s, tree_s: tree.s, rest_s: rest.s };
   } finally {
@@ -91,6 +103,7 @@ table(`rack ps of ${PS_N.toLocaleString('en')} processes (best of 5)`, ['command
   ['rack ps --tree', ps.tree_s.toFixed(2), `≤ ${PS_LIMIT_S} s`, (ps.tree_s / PS_LIMIT_S).toFixed(2)],
   ['curl of the REST list (reference)', ps.rest_s.toFixed(2), '', ''],
 ]);
+if (onlyPs) process.exit(0);
 
 // A kernel in its own process deleting a group of sim VMs (each an agent + app OS process tree).
 const cpuOf = (pid) => {

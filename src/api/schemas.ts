@@ -19,6 +19,27 @@ export const MAX_WAIT_SECONDS = 300;
 export const MAX_GRACE_SECONDS = 3600;
 export const MAX_TTL_SECONDS = 31_536_000;
 
+/** A process as the API shows it: all of these (Process), or some (ProcessFields, the list with `fields`). */
+const PROCESS_PROPERTIES: Record<string, Schema> = {
+  gid: { type: 'string' },
+  pid: { type: 'integer' },
+  ppid: { type: ['integer', 'null'] },
+  name: { type: 'string' },
+  template: { type: ['string', 'null'] },
+  flavor: { type: ['string', 'null'] },
+  args: { type: 'object', additionalProperties: { type: 'string' } },
+  status: { type: 'string', enum: PROCESS_STATUSES },
+  app_state: { type: 'string', enum: APP_STATES },
+  app_status: { type: 'string' },
+  exit_code: { type: ['integer', 'null'] },
+  signal: { type: ['string', 'null'] },
+  error: { type: ['string', 'null'] },
+  compute_id: { type: ['string', 'null'] },
+  created_at: { type: 'string' },
+  updated_at: { type: 'string' },
+  ended_at: { type: ['string', 'null'] },
+};
+
 export const COMPONENTS = {
   Error: {
     type: 'object',
@@ -70,25 +91,13 @@ export const COMPONENTS = {
   Process: {
     type: 'object',
     required: ['gid', 'pid', 'ppid', 'name', 'template', 'flavor', 'args', 'status', 'app_state', 'app_status', 'exit_code', 'signal', 'error', 'compute_id', 'created_at', 'updated_at', 'ended_at'],
-    properties: {
-      gid: { type: 'string' },
-      pid: { type: 'integer' },
-      ppid: { type: ['integer', 'null'] },
-      name: { type: 'string' },
-      template: { type: ['string', 'null'] },
-      flavor: { type: ['string', 'null'] },
-      args: { type: 'object', additionalProperties: { type: 'string' } },
-      status: { type: 'string', enum: PROCESS_STATUSES },
-      app_state: { type: 'string', enum: APP_STATES },
-      app_status: { type: 'string' },
-      exit_code: { type: ['integer', 'null'] },
-      signal: { type: ['string', 'null'] },
-      error: { type: ['string', 'null'] },
-      compute_id: { type: ['string', 'null'] },
-      created_at: { type: 'string' },
-      updated_at: { type: 'string' },
-      ended_at: { type: ['string', 'null'] },
-    },
+    properties: PROCESS_PROPERTIES,
+  },
+  ProcessFields: {
+    type: 'object',
+    description: 'Some fields of a process: what the process list answers with `fields`',
+    additionalProperties: false,
+    properties: PROCESS_PROPERTIES,
   },
   WaitResult: {
     type: 'object',
@@ -207,4 +216,6 @@ export function object(properties: Record<string, Schema>, required: string[] = 
 
 export const processOut = object({ process: ref('Process') }, ['process']);
 export const processesOut = object({ processes: { type: 'array', items: ref('Process') } }, ['processes']);
+/** The process list: whole processes, or (asked with `fields`) only those fields of each. */
+export const processListOut = object({ processes: { type: 'array', items: { anyOf: [ref('Process'), ref('ProcessFields')] } } }, ['processes']);
 export const empty = object({});

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { SIGNAL_TABLE, type Group, type Process, type WaitResult } from '../protocol/process.js';
 import { argsOf, client, gidOf, int, parse, print, quotasOf, seconds, UsageError, userDataOf, type Command } from './args.js';
-import { gatherPs, psText } from './ps.js';
+import { gatherPs, psText, PS_FIELDS } from './ps.js';
 import { checkStoreUrl, STORE_HELP } from '../store/open-store.js';
 
 /** Shell convention: the exit code, or 128 + signal number for a killed child. */
@@ -149,8 +149,8 @@ export const PROCESS_COMMANDS: Record<string, Command> = {
       const { values } = parse(argv, { gid: { type: 'string' }, ppid: { type: 'string' }, tree: { type: 'boolean', default: false } });
       const c = client(values);
       const gids = values.gid !== undefined || process.env.RACK_GID ? [gidOf(values)] : (await c.call<{ groups: Group[] }>('GET', '/v1/groups')).groups.map((g) => g.gid);
-      const q = values.ppid === undefined ? '' : `?ppid=${int(values.ppid as string, '--ppid')}`;
-      const { processes, queue } = await gatherPs(c, gids, q);
+      const q = values.ppid === undefined ? '' : `ppid=${int(values.ppid as string, '--ppid')}`;
+      const { processes, queue } = await gatherPs(c, gids, q, values.json ? undefined : PS_FIELDS);
       print(values.json as boolean, processes, () => psText({ gids, processes, queue }, values.tree as boolean));
       return 0;
     },

@@ -1,11 +1,18 @@
-import type { Process } from '../protocol/process.js';
+import { isRackError } from '../common/errors.js';
+import type { Process, ProcessField } from '../protocol/process.js';
 import type { GroupUsage, QueuedFork, Usage } from '../protocol/resources.js';
 import type { RestClient } from './client.js';
 import { formatBytes } from './format.js';
 import { drawTree, shorten } from './tree.js';
 
-/** A process as `rack ps` shows it: with its app's latest usage sample (null: none yet). */
-export type PsProcess = Process & { usage: Usage | null };
+/**
+ * The fields of a process the table and the tree show. Asking the kernel for only these halves
+ * what it sends and what `rack ps` parses (10,000 processes: 1.7 MB of JSON instead of 3.5 MB).
+ */
+export const PS_FIELDS = ['gid', 'pid', 'ppid', 'name', 'status', 'app_state', 'app_status', 'exit_code', 'signal'] as const satisfies readonly ProcessField[];
+
+/** A process as `rack ps` shows it (every field for --json): with its app's latest usage sample (null: none yet). */
+export type PsProcess = Pick<Process, (typeof PS_FIELDS)[number]> & Partial<Process> & { usage: Usage | null };
 
 /** What `rack ps` gathered: the groups in order, their processes, and the fork queues (by group, then PID). */
 export interface PsView {
@@ -58,19 +65,32 @@ export function psText(view: PsView, tree: boolean): string {
 /** Groups asked at once: their three calls each overlap, and a kernel with many groups is not asked one group at a time. */
 const GROUPS_IN_FLIGHT = 4;
 
-/** Each group's processes (with `query`, e.g. `?ppid=N`), their latest usage and the fork queue, in the order of `gids`. */
-export async function gatherPs(c: RestClient, gids: readonly string[], query = ''): Promise<Pick<PsView, 'processes' | 'queue'>> {
+/**
+ * Each group's processes (`query`: e.g. `ppid=N`; `fields`: only these of each process), their
+ * latest usage and the fork queue, in the order of `gids`.
+ */
+export async function gatherPs(c: RestClient, gids: readonly string[], query = '', fields?: readonly ProcessField[]): Promise<Pick<PsView, 'processes' | 'queue'>> {
+  const list = async (g: string): Promise<{ processes: PsProcess[] }> => {
+    const params = [query, fields ? `fields=${fields.join(',')}` : ''].filter(Boolean).join('&');
+    try {
+      return await c.call('GET', `${g}/processes${params ? `?${params}` : ''}`);
+    } catch (err) {
+      // A kernel from before `fields` refuses it as an unknown query parameter: it is asked for all of them.
+      if (!fields || !isRackError(err) || err.code !== 'bad_request') throw err;
+      return c.call('GET', `${g}/processes${query ? `?${query}` : ''}`);
+    }
+  };
   const one = async (gid: string): Promise<{ processes: PsProcess[]; queue: QueuedFork[] }> => {
     const g = `/v1/groups/${encodeURIComponent(gid)}`;
-    const [list, usage, pool] = await Promise.all([
-      c.call<{ processes: Process[] }>('GET', `${g}/processes${query}`),
+    const [listed, usage, pool] = await Promise.all([
+      list(g),
       c.call<{ usage: GroupUsage }>('GET', `${g}/usage`),
       c.call<{ pool: { queue: QueuedFork[] } }>('GET', `${g}/pool`),
     ]);
     const latest = new Map<number, Usage | null>();
     for (const u of usage.usage.processes) latest.set(u.pid, u.latest);
     // Each process gets its usage in place: copying 10,000 objects cost more than listing them.
-    const processes = list.processes as PsProcess[];
+    const processes = listed.processes;
     for (const p of processes) p.usage = latest.get(p.pid) ?? null;
     return { processes, queue: pool.pool.queue };
   };

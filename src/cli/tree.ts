@@ -1,11 +1,14 @@
 import type { Process } from '../protocol/process.js';
 
-export interface TreeOptions<P extends Process = Process> {
+/** What a tree draws of a process. */
+export type TreeProcess = Pick<Process, 'pid' | 'ppid' | 'name' | 'status' | 'app_state' | 'exit_code' | 'signal' | 'app_status'>;
+
+export interface TreeOptions<P extends TreeProcess = Process> {
   /** Text shown after the PID and name of each process. */
   label?: (p: P) => string;
 }
 
-const defaultLabel = (p: Process): string =>
+const defaultLabel = (p: TreeProcess): string =>
   `${p.status}${p.app_state !== 'pending' ? ` app:${p.app_state}` : ''}${p.exit_code !== null ? ` exit:${p.exit_code}` : ''}${p.signal ? ` sig:${p.signal}` : ''}${p.app_status ? `  "${shorten(p.app_status)}"` : ''}`;
 
 /**
@@ -13,7 +16,7 @@ const defaultLabel = (p: Process): string =>
  * The walk keeps its own stack, so a chain of any depth draws (recursion ran out of stack at a
  * few thousand generations).
  */
-export function drawTree<P extends Process>(processes: readonly P[], opts: TreeOptions<P> = {}): string {
+export function drawTree<P extends TreeProcess>(processes: readonly P[], opts: TreeOptions<P> = {}): string {
   const label = (opts.label ?? defaultLabel) as (p: P) => string;
   // The kernel lists by PID already; sort only when the input is not in order.
   let sorted = true;

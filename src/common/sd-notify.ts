@@ -1,4 +1,5 @@
 import { execFile } from 'node:child_process';
+import { python3 } from './python.js';
 
 /**
  * Sends one sd_notify(3) datagram (READY=1, STATUS=..., ...) to `socket`. Node has no unix
@@ -17,7 +18,8 @@ export function sdNotify(socket: string, fields: Record<string, string>, opts: {
     if (!err) return;
     if (err.code !== 'ENOENT') throw new Error(`systemd-notify failed: ${err.message.split('\n')[0]}`);
     const msg = [...(opts.pid ? [`MAINPID=${opts.pid}`] : []), ...lines].join('\n');
-    const py = await run('python3', ['-c', PY_SEND, socket, msg]);
+    const { file, args } = python3();
+    const py = await run(file, [...args, '-c', PY_SEND, socket, msg]);
     if (py) throw new Error(`cannot send to NOTIFY_SOCKET: neither systemd-notify nor python3 could (${py.message.split('\n')[0]})`);
   })();
 }

@@ -11,7 +11,7 @@ import { readInstanceData, LINK_LOCAL } from './metadata/source.js';
 import type { InstanceData } from './metadata/openstack.js';
 import { startUsageReports } from './monitor/reporter.js';
 import { Notifier } from './notify/notify.js';
-import { NotifyRelay } from './notify/relay.js';
+import type { NotifyRelay } from './notify/relay.js';
 import { decideRole } from './role/role.js';
 import { AppRecord } from './state/app-record.js';
 import { saveKernelCa } from './state/kernel-ca.js';
@@ -21,6 +21,11 @@ export interface AgentOptions {
   configFile?: string;
   metadataUrl?: string;
   log: Logger;
+  /**
+   * The app's NOTIFY_SOCKET relay, started by the caller before this module loaded (see main.ts)
+   * and closed by it when the agent is done; the agent closes it sooner when there is no app to run.
+   */
+  relay: Promise<NotifyRelay | null>;
 }
 
 /** How the agent process ends: 0 for "not a RACK VM" and for a stop by systemd; 1 for a bad config or metadata. */
@@ -115,7 +120,12 @@ export async function runAgent(opts: AgentOptions): Promise<AgentResult> {
   // An agent restarted by systemd after its app ended does not run the app again.
   let exit: AppExit | null = record.exited();
   // The app's NOTIFY_SOCKET (READY=1, STATUS=), never the agent's own from systemd.
-  const relay = roleConfig && !exit ? await NotifyRelay.start(alog, ownerOf(roleConfig.user)) : null;
+  let relay: NotifyRelay | null = null;
+  if (roleConfig && !exit) {
+    relay = await opts.relay;
+    const owner = ownerOf(roleConfig.user);
+    if (relay && owner) relay.giveTo(owner);
+  } else void opts.relay.then((r) => r?.close());
   const env = { ...appEnvironment(meta, role, credentials.token, caFile), NOTIFY_SOCKET: relay?.socketPath ?? '' };
   const supervisor = roleConfig ? new Supervisor(roleConfig, env, alog) : null;
   let state: 'starting' | 'running' | 'ready' | 'exited' = exit ? 'exited' : 'starting';
@@ -228,7 +238,6 @@ export async function runAgent(opts: AgentOptions): Promise<AgentResult> {
   // Stay until systemd stops the agent (or the VM goes): signals and kills still reach it.
   await stopped;
   stopUsage();
-  relay?.close();
   notifier.stop();
   channel.close();
   return { code: 0, reason: `stopped; the app had exited (${exit?.code ?? exit?.signal})` };

@@ -2,9 +2,7 @@
 import { parseArgs } from 'node:util';
 import { createLogger } from '../common/log.js';
 import { packageVersion } from '../common/package-info.js';
-import { runAgent } from './agent.js';
-import { ConfigError } from './config/config.js';
-import { MetadataError } from './metadata/http-reader.js';
+import { NotifyRelay } from './notify/relay.js';
 
 /** `dckinit`: the RACK guest agent. Thin entry: flags, logger, then the agent. */
 const USAGE = 'usage: dckinit [--config FILE] [--metadata-url URL] [--version]';
@@ -26,8 +24,14 @@ async function main(): Promise<number> {
     return 0;
   }
   const log = createLogger({ name: 'dckinit' });
+  // The app's NOTIFY_SOCKET helper is a python3 process: started first, it comes up while the rest
+  // of the agent loads and reads its metadata, where after them it was the longest step between a
+  // sim VM's start and its app's. It is closed here when the agent is done (by the agent sooner,
+  // when there is no app to run).
+  const relay = NotifyRelay.start(log);
+  const [{ runAgent }, { ConfigError }, { MetadataError }] = await Promise.all([import('./agent.js'), import('./config/config.js'), import('./metadata/http-reader.js')]);
   try {
-    const r = await runAgent({ configFile: values.config, metadataUrl: values['metadata-url'], log });
+    const r = await runAgent({ configFile: values.config, metadataUrl: values['metadata-url'], log, relay });
     log.info({ code: r.code }, r.reason);
     return r.code;
   } catch (err) {
@@ -38,6 +42,8 @@ async function main(): Promise<number> {
     }
     log.error({ err }, 'dckinit failed');
     return 1;
+  } finally {
+    (await relay)?.close();
   }
 }
 

@@ -11,12 +11,14 @@ import {
   type Args,
   type Group,
   type Process,
+  type ProcessField,
   type ProcessStatus,
   type Quotas,
   type SignalName,
   type WaitResult,
 } from '../protocol/process.js';
 import type { Capacity, PoolView, QueuedFork } from '../protocol/resources.js';
+import type { JsonText } from '../protocol/json-text.js';
 import { Scheduler } from '../scheduler/scheduler.js';
 import { aliveLease, BOOT_LEASE_MS, bootLease, LEASE_RENEW_MS, LEASE_TTL_MS, LocalBus, RECHECK_MS, type KernelBus } from '../bus/bus.js';
 import type { NewProcess, ProcessFilter, Store } from '../store/store.js';
@@ -234,6 +236,12 @@ export class Kernel {
   async listProcesses(gid: string, filter: ProcessFilter = {}): Promise<Process[]> {
     await this.getGroup(gid);
     return this.store.processes.list(gid, filter);
+  }
+
+  /** listProcesses as JSON text, for an answer that passes it on; `fields`: only these of each process. */
+  async listProcessesText(gid: string, filter: ProcessFilter = {}, fields?: readonly ProcessField[]): Promise<JsonText> {
+    await this.getGroup(gid);
+    return this.store.processes.listText(gid, filter, fields);
   }
 
   async getProcess(gid: string, pid: number): Promise<Process> {

@@ -85,6 +85,10 @@ export interface Group {
   created_at: string;
 }
 
+/** A process's fields, in the order an answer writes them. */
+export const PROCESS_FIELDS = ['gid', 'pid', 'ppid', 'name', 'template', 'flavor', 'args', 'status', 'app_state', 'app_status', 'exit_code', 'signal', 'error', 'compute_id', 'created_at', 'updated_at', 'ended_at'] as const;
+export type ProcessField = (typeof PROCESS_FIELDS)[number];
+
 export interface Process {
   gid: string;
   pid: number;

@@ -4,7 +4,8 @@
  * Methods are async even where SQLite is synchronous, because a networked engine is not.
  */
 import type { RackError } from '../common/errors.js';
-import type { Group, Process, ProcessStatus, Quotas } from '../protocol/process.js';
+import type { JsonText } from '../protocol/json-text.js';
+import type { Group, Process, ProcessField, ProcessStatus, Quotas } from '../protocol/process.js';
 import type { Capacity } from '../protocol/resources.js';
 
 export type NewProcess = Omit<Process, 'pid' | 'created_at' | 'updated_at' | 'ended_at'>;
@@ -40,6 +41,12 @@ export interface ProcessStore {
   insert(gid: string, rows: readonly NewProcess[], quotas: Pick<Quotas, 'processes' | 'forks'>, rid?: string | null): Promise<{ processes: Process[]; replayed: boolean }>;
   get(gid: string, pid: number): Promise<Process | null>;
   list(gid: string, filter?: ProcessFilter): Promise<Process[]>;
+  /**
+   * The same list as JSON text (an array, as JSON.stringify would write it), for answers that only
+   * pass it on: a store that can write it without making an object per process does. `fields`:
+   * only these of each process, in their usual order (default all).
+   */
+  listText(gid: string, filter?: ProcessFilter, fields?: readonly ProcessField[]): Promise<JsonText>;
   /** Every process of every group that is not terminal, QUEUED included (for reconciliation at start). */
   listLive(): Promise<Process[]>;
   /** Applies the patch; `updated_at` is set by the store. Returns the new row (null if unknown). */

@@ -70,14 +70,24 @@ describe('rack ps output', () => {
   let server: Server;
   let url: string;
   const asked: string[] = [];
+  const queries: string[] = [];
+  // A kernel from before the list's `fields`: it refuses the parameter, as any unknown one.
+  const OLD = 'g-old';
+  const old = { ...GROUPS['g-b']!, processes: GROUPS['g-b']!.processes.map((p) => ({ ...p, gid: OLD })), queue: GROUPS['g-b']!.queue.map((q) => ({ ...q, gid: OLD })) };
 
   beforeAll(async () => {
     server = createServer((req, res) => {
-      const path = new URL(req.url!, 'http://stub').pathname;
+      const { pathname: path, searchParams } = new URL(req.url!, 'http://stub');
       asked.push(`${req.method} ${path}`);
       let body: unknown;
       const m = /^\/v1\/groups\/([^/]+)\/(processes|usage|pool)$/.exec(path);
-      const g = m ? GROUPS[decodeURIComponent(m[1]!)] : undefined;
+      const gid = m ? decodeURIComponent(m[1]!) : '';
+      const g = gid === OLD ? old : GROUPS[gid];
+      if (m?.[2] === 'processes') queries.push(searchParams.toString());
+      if (gid === OLD && searchParams.has('fields')) {
+        res.writeHead(400, { 'content-type': 'application/json' });
+        return void res.end(JSON.stringify({ error: { code: 'bad_request', message: 'unknown query parameter "fields"; allowed: ppid, status' } }));
+      }
       if (path === '/v1/groups') body = { groups: Object.keys(GROUPS).map((gid) => ({ gid, name: gid })) };
       else if (g && m![2] === 'processes') body = { processes: g.processes };
       else if (g && m![2] === 'usage') body = { usage: { gid: m![1], reporting: 0, processes: g.usage.map(([pid, latest]) => ({ gid: m![1], pid, latest, history: [] })) } };
@@ -112,6 +122,17 @@ describe('rack ps output', () => {
     asked.length = 0;
     expect(await rack('ps', '--gid', 'g-b')).toBe(TABLE.split('\n').filter((l) => !/^10[0-9] /.test(l)).join('\n').replace(/^queue: .*$/m, "queue: 201 #1 (priority 0, waits for the group's pool)"));
     expect(asked.sort()).toEqual(['GET /v1/groups/g-b/pool', 'GET /v1/groups/g-b/processes', 'GET /v1/groups/g-b/usage']);
+  });
+
+  it('the table and the tree ask for the fields they show, --json for every field; a kernel that refuses fields is asked again without', async () => {
+    queries.length = 0;
+    await rack('ps', '--gid', 'g-b', '--ppid', '200');
+    await rack('ps', '--gid', 'g-b', '--tree');
+    await rack('ps', '--gid', 'g-b', '--json');
+    const fields = 'fields=gid%2Cpid%2Cppid%2Cname%2Cstatus%2Capp_state%2Capp_status%2Cexit_code%2Csignal';
+    expect(queries).toEqual([`ppid=200&${fields}`, fields, '']);
+    const table = await rack('ps', '--gid', OLD);
+    expect(table).toBe(TABLE.split('\n').filter((l) => !/^10[0-9] /.test(l)).join('\n').replace(/^queue: .*$/m, "queue: 201 #1 (priority 0, waits for the group's pool)"));
   });
 
   it('a short-lived command loads no HTTP library beyond Node its own, and no store engine', async () => {

@@ -70,6 +70,7 @@ describe('openapi.yaml matches the server', () => {
     const [child] = (await check('POST', P, `/v1/groups/${gid}/processes`, { process: {} }, token)).processes;
     await check('POST', P, `/v1/groups/${gid}/processes`, { process: { ppid: 12345 } });
     await check('GET', P, `/v1/groups/${gid}/processes?ppid=${root.pid}`);
+    await check('GET', P, `/v1/groups/${gid}/processes?fields=status,pid`);
     await check('GET', PP, `/v1/groups/${gid}/processes/${child.pid}`);
     await check('PUT', PP, `/v1/groups/${gid}/processes/${root.pid}`, { process: { app_status: 'hi' } }, token);
     await check('POST', `${PP}/signal`, `/v1/groups/${gid}/processes/${child.pid}/signal`, { signal: { name: 'USR1' } });

@@ -42,6 +42,12 @@ describe('process tree: fork, list, ps --tree, kill cascade', () => {
     ]);
     const filtered = await k.call('GET', `/v1/groups/${gid}/processes?ppid=101`);
     expect(filtered.body.processes.map((p: Process) => p.pid)).toEqual([104, 105]);
+    // Only the fields asked for, in their usual order; an unknown or repeated field is refused.
+    const some = await k.call('GET', `/v1/groups/${gid}/processes?ppid=101&fields=status,pid,args`);
+    expect(some.body.processes).toEqual([{ pid: 104, args: { role: 'worker' }, status: 'ACTIVE' }, { pid: 105, args: { role: 'worker' }, status: 'ACTIVE' }]);
+    expect(Object.keys(some.body.processes[0])).toEqual(['pid', 'args', 'status']);
+    expect((await k.call('GET', `/v1/groups/${gid}/processes?fields=pid,secret`)).status).toBe(400);
+    expect((await k.call('GET', `/v1/groups/${gid}/processes?fields=pid,pid`)).status).toBe(400);
     for (const p of all) expect(osProcessesOfVm(p.compute_id!).length).toBeGreaterThan(0);
   });
 

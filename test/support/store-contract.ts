@@ -209,6 +209,27 @@ export function storeContract(name: string, make: () => Promise<Store>): void {
         expect(await pids({ status: [] })).toEqual([100, 101, 102, 103, 104]);
       });
 
+      it('listText is the list as JSON, field for field and in PID order, for every filter', async () => {
+        const gid = await group();
+        await fork(gid, null, 2);
+        await fork(gid, 100, 2);
+        await store.processes.update(gid, 102, { status: 'EXITED', exit_code: 3, app_status: 'a "quoted"\\ line\n\u0001 é 😀', error: 'e', compute_id: 'vm-1', ended_at: '2030-01-01T00:00:00.000Z' });
+        await store.processes.update(gid, 103, { status: 'KILLED', signal: 'KILL' });
+        const filters = [undefined, { ppid: null }, { ppid: 100 }, { ppid: 100, status: ['EXITED' as const] }, { status: ['KILLED' as const, 'BUILD' as const] }, { ppid: 999 }];
+        for (const f of filters) {
+          const text = (await store.processes.listText(gid, f)).text.toString();
+          expect(JSON.parse(text)).toEqual(await store.processes.list(gid, f));
+        }
+        // What an answer puts on the wire: the same keys in the same order as the objects'.
+        const [listed] = await store.processes.list(gid, { ppid: 100, status: ['EXITED'] });
+        expect(Object.keys(JSON.parse((await store.processes.listText(gid, { ppid: 100, status: ['EXITED'] })).text.toString())[0])).toEqual(Object.keys(listed!));
+        expect((await store.processes.listText('nope')).text.toString()).toBe('[]');
+        // Some fields only: those, in the usual order whatever order they are asked in.
+        const some = JSON.parse((await store.processes.listText(gid, { ppid: 100 }, ['status', 'pid', 'args', 'app_status'])).text.toString()) as Array<Record<string, unknown>>;
+        expect(some).toEqual((await store.processes.list(gid, { ppid: 100 })).map((p) => ({ pid: p.pid, args: p.args, status: p.status, app_status: p.app_status })));
+        expect(Object.keys(some[0]!)).toEqual(['pid', 'args', 'status', 'app_status']);
+      });
+
       it('update applies a patch and sets updated_at; any status, even out of a terminal one', async () => {
         vi.useFakeTimers({ toFake: ['Date'] });
         vi.setSystemTime(Date.parse('2030-05-01T00:00:00Z'));

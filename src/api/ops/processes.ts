@@ -1,7 +1,7 @@
 import { RackError } from '../../common/errors.js';
-import { PROCESS_STATUSES, type ProcessStatus, type SignalName } from '../../protocol/process.js';
+import { PROCESS_FIELDS, PROCESS_STATUSES, type ProcessField, type ProcessStatus, type SignalName } from '../../protocol/process.js';
 import { defineOp, type Operation } from '../operation.js';
-import { MAX_GRACE_SECONDS, MAX_WAIT_SECONDS, empty, object, processesOut, processOut, ref } from '../schemas.js';
+import { MAX_GRACE_SECONDS, MAX_WAIT_SECONDS, empty, object, processesOut, processListOut, processOut, ref } from '../schemas.js';
 import type { Services } from './services.js';
 
 const MAX_CONSOLE_LINES = 10_000;
@@ -41,15 +41,23 @@ export function processOps({ kernel }: Services): Operation[] {
           gid: ref('Gid'),
           ppid: ref('Pid'),
           status: { type: 'array', items: { type: 'string', enum: PROCESS_STATUSES }, maxItems: PROCESS_STATUSES.length, description: 'comma-separated statuses' },
+          fields: {
+            type: 'array',
+            items: { type: 'string', enum: PROCESS_FIELDS },
+            minItems: 1,
+            maxItems: PROCESS_FIELDS.length,
+            uniqueItems: true,
+            description: 'comma-separated: only these fields of each process, in their usual order (default all; `rack ps` asks for the ones it shows)',
+          },
         },
         required: ['gid'],
       },
-      output: processesOut,
+      output: processListOut,
       errors: ['not_found'],
       idempotent: true,
-      rest: { method: 'GET', path: P, query: ['ppid', 'status'] },
-      handler: async (ctx, input: { ppid?: number; status?: ProcessStatus[] }) => ({
-        processes: await kernel.listProcesses(ctx.gid, { ppid: input.ppid, status: input.status }),
+      rest: { method: 'GET', path: P, query: ['ppid', 'status', 'fields'] },
+      handler: async (ctx, input: { ppid?: number; status?: ProcessStatus[]; fields?: ProcessField[] }) => ({
+        processes: await kernel.listProcessesText(ctx.gid, { ppid: input.ppid, status: input.status }, input.fields),
       }),
     }),
     defineOp({

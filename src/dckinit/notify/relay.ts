@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import type { Logger } from '../../common/log.js';
+import { python3 } from '../../common/python.js';
 
 /**
  * The receiving end of the app's NOTIFY_SOCKET. Node cannot bind a unix datagram socket, and the
@@ -54,15 +55,15 @@ export class NotifyRelay extends EventEmitter<{ message: [Notification] }> {
   }
 
   /**
-   * Binds a NOTIFY_SOCKET for the app (owned by `owner` when the app runs as another user);
-   * null when no helper can (no python3): the app then runs without one, and the log says so.
+   * Binds a NOTIFY_SOCKET for the app; null when no helper can (no python3): the app then runs
+   * without one, and the log says so.
    */
-  static async start(log: Logger, owner?: { uid: number; gid: number }): Promise<NotifyRelay | null> {
+  static async start(log: Logger): Promise<NotifyRelay | null> {
     // A short path: a unix socket's path has at most 107 bytes.
     const dir = mkdtempSync(join(process.env.RUNTIME_DIRECTORY || tmpdir(), 'dckinit-'));
-    if (owner) chownSync(dir, owner.uid, owner.gid);
     const path = join(dir, 'notify.sock');
-    const helper = spawn('python3', ['-c', HELPER, path], { stdio: ['pipe', 'pipe', 'pipe'] });
+    const py = python3();
+    const helper = spawn(py.file, [...py.args, '-c', HELPER, path], { stdio: ['pipe', 'pipe', 'pipe'] });
     const lines = createInterface({ input: helper.stdout! });
     let stderr = '';
     helper.stderr!.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-500)));
@@ -89,6 +90,12 @@ export class NotifyRelay extends EventEmitter<{ message: [Notification] }> {
     return relay;
   }
 
+  /** For an app that runs as another user: the socket's directory (mode 0700, what guards it) becomes theirs. */
+  giveTo(owner: { uid: number; gid: number }): void {
+    chownSync(this.dir, owner.uid, owner.gid);
+  }
+
+  /** Ends the helper and removes the socket; again is harmless. */
   close(): void {
     this.helper.stdin?.end();
     this.helper.kill();

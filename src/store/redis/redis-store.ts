@@ -1,4 +1,5 @@
-import { DEFAULT_QUOTAS, LIVE_STATUSES, type Group, type Process, type ProcessStatus, type Quotas } from '../../protocol/process.js';
+import { JsonText } from '../../protocol/json-text.js';
+import { DEFAULT_QUOTAS, LIVE_STATUSES, PROCESS_FIELDS, type Group, type Process, type ProcessField, type ProcessStatus, type Quotas } from '../../protocol/process.js';
 import type {
   GroupStore,
   KillStore,
@@ -110,6 +111,13 @@ class RedisProcesses implements ProcessStore {
     const all = (await mget(this.redis, pids.map((pid) => `${base}p:${pid}`))).map(toProcess).filter((p): p is Process => p !== null);
     const wanted = filter.status && filter.status.length > 0 ? new Set<string>(filter.status) : null;
     return wanted ? all.filter((p) => wanted.has(p.status)) : all;
+  }
+
+  async listText(gid: string, filter: ProcessFilter = {}, fields: readonly ProcessField[] = PROCESS_FIELDS): Promise<JsonText> {
+    const list = await this.list(gid, filter);
+    if (fields.length === PROCESS_FIELDS.length) return new JsonText(JSON.stringify(list));
+    const keep = PROCESS_FIELDS.filter((f) => fields.includes(f));
+    return new JsonText(JSON.stringify(list.map((p) => Object.fromEntries(keep.map((f) => [f, p[f]])))));
   }
 
   async listLive(): Promise<Process[]> {
