@@ -1,6 +1,7 @@
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { EventEmitter } from 'node:events';
 import { createInterface } from 'node:readline';
+import { execa, type ResultPromise } from 'execa';
 import type { Logger } from '../../common/log.js';
 import type { RoleConfig } from '../config/config.js';
 
@@ -30,7 +31,7 @@ export function userIds(user: string): { uid: number; gid: number } {
  * ('starting' | 'running'), 'exit' (AppExit, final after restarts).
  */
 export class Supervisor extends EventEmitter {
-  private child: ChildProcess | null = null;
+  private child: ResultPromise | null = null;
   private stopping = false;
   private restarts = 0;
 
@@ -50,28 +51,20 @@ export class Supervisor extends EventEmitter {
     const cwd = this.role.workdir ? expand(this.role.workdir, env) : process.cwd();
     const ids = this.role.user ? userIds(this.role.user) : {};
     const [file, ...args] = typeof this.role.command === 'string' ? ['/bin/sh', '-c', this.role.command] : this.role.command.map((a) => expand(a, env));
-    // Own process group (detached), so signals reach everything the app starts. Node's own spawn,
-    // not a process library: loading one (execa) was about a third of the agent's module loading,
-    // 0.1-0.15 s of every VM's boot on a 2-vCPU machine, for what these few lines do.
-    const child = spawn(file!, args, { cwd, env, detached: true, stdio: ['ignore', 'pipe', 'pipe'], ...ids });
+    // Own process group (detached), so signals reach everything the app starts.
+    const child = execa(file!, args, { cwd, env, extendEnv: false, detached: true, reject: false, stdin: 'ignore', buffer: false, ...ids });
     this.child = child;
-    for (const [name, stream] of [['stdout', child.stdout!], ['stderr', child.stderr!]] as const) {
+    for (const [name, stream] of [['stdout', child.stdout], ['stderr', child.stderr]] as const) {
+      if (!stream) continue;
       createInterface({ input: stream }).on('line', (line) => this.log.info({ stream: name, app_pid: child.pid }, line));
     }
-    let started = false;
-    let failure: Error | null = null;
     child.once('spawn', () => {
-      started = true;
       this.log.info({ app_pid: child.pid, command: file }, 'app started');
       this.emit('state', 'running');
     });
-    // An app that cannot start (no such file, not executable, no such workdir) exits 127, as a shell says.
-    child.on('error', (err) => (failure ??= err));
-    // 'close' rather than 'exit': the app's output is read to its end (a process it left behind may
-    // hold the pipes a while), so its last lines are logged before its exit is reported.
-    child.once('close', (code, signal) => {
-      if (!started) this.log.error({ err: failure?.message }, 'app could not start');
-      const exit: AppExit = signal ? { code: null, signal: signal.replace(/^SIG/, '') } : { code: started ? (code ?? 0) : 127, signal: null };
+    void child.then((r) => {
+      const exit: AppExit = r.signal ? { code: null, signal: r.signal.replace(/^SIG/, '') } : { code: r.exitCode ?? (r.failed ? 127 : 0), signal: null };
+      if (r.failed && r.exitCode === undefined && !r.signal) this.log.error({ err: r.shortMessage }, 'app could not start');
       this.child = null;
       this.onExit(exit);
     });
