@@ -24,6 +24,8 @@ export type BusMessage =
   | { t: 'kill'; gid: string; pid: number }
   /** Bytes went into or out of a pipe's buffer, or one of its ends closed: ends on it elsewhere look again. */
   | { t: 'pipe'; gid: string; pipe: string }
+  /** A fork's holdings and queued processes, or a pool's bounds, were stored: every kernel's pools count them. */
+  | { t: 'schedule' }
   /** An agent connected here sent a usage sample: every kernel shows it (samples are kept in memory, not stored). */
   | { t: 'sample'; gid: string; pid: number; s: UsageSample };
 

@@ -159,7 +159,13 @@ export class Kernel {
       log: this.log,
       track: (w) => this.track(w),
       // Every kernel restores the whole queue from the store: the one that takes this lease boots the fork.
-      claim: (gid, pid) => (this.bus.shared ? this.bus.acquire(bootLease(gid, pid), BOOT_LEASE_MS) : Promise.resolve(true)),
+      claim: async (gid, pid) => {
+        if (!this.bus.shared) return true;
+        if (!(await this.bus.acquire(bootLease(gid, pid), BOOT_LEASE_MS))) return false;
+        // Out of the queue, holding its share: the other kernels count it so.
+        this.bus.publish({ t: 'schedule' });
+        return true;
+      },
     });
     this.killer = new Killer({ processes: this.store.processes, kills: this.store.kills, table: this.table, agents: this.agents, compute: this.compute, events: this.events, log: this.log, queue: this.scheduler, recheckMs });
     this.waits = new Waits(this.store.processes, this.events, recheckMs);
@@ -324,6 +330,8 @@ export class Kernel {
       if (this.bus.shared) await Promise.all(created.slice(0, hold.now).map((p) => this.bus.acquire(bootLease(gid, p.pid), BOOT_LEASE_MS)));
       const deadline = input.timeoutMs === undefined ? null : Date.now() + input.timeoutMs;
       await this.scheduler.record(hold, created.map((p) => p.pid), { priority, deadline, userdata: input.userdata ?? null });
+      // The other kernels count these in their pools (and queue the queued ones) once they have looked.
+      if (this.bus.shared) this.bus.publish({ t: 'schedule' });
       const now = created.slice(0, hold.now);
       if (now.length < created.length) this.log.info({ gid, ppid, queued: created.length - now.length, priority }, 'fork queued for capacity');
       const tokens = await Promise.all(now.map((p) => this.opts.tokens.issue(gid, p.pid)));
@@ -422,6 +430,7 @@ export class Kernel {
   async setPool(gid: string, capacity: Capacity | null): Promise<void> {
     await this.getGroup(gid);
     await this.scheduler.setPool(gid, capacity);
+    if (this.bus.shared) this.bus.publish({ t: 'schedule' });
   }
 
   // ---- guest agents -------------------------------------------------------------------------
@@ -439,9 +448,12 @@ export class Kernel {
   /** Another kernel changed a process: what is kept here for an ended one goes, then observers here hear of it. */
   async changedElsewhere(p: Process): Promise<void> {
     if (isTerminal(p.status)) await this.hooks.run('endedElsewhere', p);
-    // A fork through another kernel: it counts in the pools here too.
-    else if ((p.status === 'QUEUED' || p.status === 'BUILD') && !this.scheduler.knows(p.gid, p.pid)) this.syncPools();
     this.events.emit('process', p, true);
+  }
+
+  /** Another kernel recorded a fork or set a pool: the pools and the queue here look at the store. */
+  scheduleChangedElsewhere(): void {
+    this.syncPools();
   }
 
   /** Brings the pools and the queue in line with the store (Scheduler.sync); one at a time, once more if asked meanwhile. */

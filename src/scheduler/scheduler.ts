@@ -194,11 +194,6 @@ export class Scheduler extends EventEmitter<{ freed: []; expired: [Array<{ gid: 
     for (const k of hold.keys) this.holding.delete(k);
   }
 
-  /** Whether this kernel counts the process (holding or queued). */
-  knows(gid: string, pid: number): boolean {
-    return this.holding.has(key(gid, pid)) || this.isQueued(gid, pid);
-  }
-
   isQueued(gid: string, pid: number): boolean {
     return this.queue.some((e) => e.gid === gid && e.pid === pid);
   }

@@ -53,6 +53,8 @@ export function bridge(bus: KernelBus, parts: BridgedParts): () => void {
         return kernel.killRecordedElsewhere(m.gid, m.pid);
       case 'pipe':
         return pipes.poke(m.gid, m.pipe);
+      case 'schedule':
+        return kernel.scheduleChangedElsewhere();
       case 'sample':
         return void monitor.record(m.gid, m.pid, m.s, true);
     }

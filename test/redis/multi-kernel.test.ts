@@ -323,10 +323,11 @@ describe('resource pools across kernels', () => {
       const [first, queued] = (await callA('POST', `/v1/groups/${gid}/processes`, { process: { count: 2 } })).body.processes as Process[];
       expect(first!.status).not.toBe('QUEUED');
       expect(queued!.status).toBe('QUEUED');
-      // B learns A's holding and queue from the store (told by the bus, or at its next look).
+      // B learns A's holding and queue from the store (told by the bus, or at its next look):
+      // nothing to wait on through B's API, so it is asked again, for at most two such looks.
       const poolOnB = async (): Promise<any> => (await callB('GET', `/v1/groups/${gid}/pool`)).body.pool;
       let pool = await poolOnB();
-      for (let i = 0; i < 500 && pool.queue.length === 0; i++) pool = await poolOnB();
+      for (const until = Date.now() + 2 * RECHECK_MS; pool.queue.length === 0 && Date.now() < until; ) pool = await poolOnB();
       expect(pool.group.used.instances).toBe(1);
       expect(pool.queue.map((q: { pid: number }) => q.pid)).toEqual([queued!.pid]);
       // A fork through B queues behind it: the group's one instance is A's.
